@@ -1,0 +1,292 @@
+"""Command line: ``brainmets features`` and ``brainmets cohort``; the one place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .errors import BrainmetsError, ConfigError
+
+log = logging.getLogger("brainmets")
+
+EXIT_DATA_ERROR = 1
+EXIT_USAGE = 2
+
+#: Command-line options that set a value of the config's ``features`` section: (dest, config path).
+FEATURE_OPTIONS = {
+    "scheme": ("label_scheme",),
+    "connectivity": ("connectivity",),
+    "min_lesion_volume_mm3": ("min_lesion_volume_mm3",),
+    "min_edema_volume_mm3": ("min_edema_component_volume_mm3",),
+    "merge_distance_mm": ("merge_distance_mm",),
+    "rano_min_longest_mm": ("rano_bm", "min_longest_diameter_mm"),
+    "rano_min_perpendicular_mm": ("rano_bm", "min_perpendicular_diameter_mm"),
+    "rano_min_slices": ("rano_bm", "min_axial_slices"),
+    "rano_max_targets": ("rano_bm", "max_target_lesions"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brainmets",
+        description="Brain-metastasis lesion features from segmentation label maps (research use only).",
+    )
+    parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    feat = sub.add_parser(
+        "features",
+        parents=[common],
+        help="measure every lesion of one segmentation",
+        description="Measure every lesion of one segmentation label map and summarise the study.",
+    )
+    feat.add_argument("segmentation", metavar="SEG", help="label map: NIfTI (.nii, .nii.gz), NRRD or MetaImage")
+    out = feat.add_argument_group("outputs (at least one)")
+    out.add_argument(
+        "--out-json", metavar="PATH", help="the JSON document: study, lesions, edema_only_components, provenance"
+    )
+    out.add_argument(
+        "--out-tsv", metavar="PATH", help="one row per lesion (TSV); its data dictionary is written beside it as .json"
+    )
+    out.add_argument(
+        "--out-instances", metavar="PATH", help="lesion instance label map (NIfTI): core voxels carry their lesion_id"
+    )
+    out.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write all three under DIR with BIDS-Derivatives style names "
+        "(<base>_desc-brainmets_features.json, <base>_desc-lesions_features.tsv/.json, <base>_desc-lesions_dseg.nii.gz)",
+    )
+    ident = feat.add_argument_group("study identity (recorded in the outputs)")
+    ident.add_argument("--subject", help="subject label")
+    ident.add_argument("--session", help="session label")
+    par = feat.add_argument_group("parameters (defaults: see README; command-line values override --config)")
+    par.add_argument("--config", metavar="YAML", help="config file; its 'features' section sets the parameters")
+    par.add_argument(
+        "--scheme", metavar="NAME", help="label scheme: brats-mets-2023 (default), brats-2021, brats-2015, binary"
+    )
+    par.add_argument(
+        "--custom-labels",
+        metavar="SPEC",
+        help='custom label scheme, e.g. "enhancing=3;necrotic=1;edema=2;cavity=4" (roles: enhancing, necrotic, core, edema, cavity, ignored)',
+    )
+    par.add_argument("--connectivity", type=int, choices=(6, 18, 26), help="lesion voxel connectivity (default 26)")
+    par.add_argument("--min-lesion-volume-mm3", type=float, metavar="MM3", help="smallest lesion kept (default 20)")
+    par.add_argument(
+        "--min-edema-volume-mm3", type=float, metavar="MM3", help="smallest edema-only component kept (default 20)"
+    )
+    par.add_argument(
+        "--merge-distance-mm", type=float, metavar="MM", help="merge cores at most this far apart (default 0: off)"
+    )
+    par.add_argument(
+        "--rano-min-longest-mm", type=float, metavar="MM", help="RANO-BM measurable longest diameter (default 10)"
+    )
+    par.add_argument(
+        "--rano-min-perpendicular-mm",
+        type=float,
+        metavar="MM",
+        help="RANO-BM measurable perpendicular diameter (default 5)",
+    )
+    par.add_argument(
+        "--rano-min-slices", type=int, metavar="N", help="RANO-BM measurable axial slice count (default 2)"
+    )
+    par.add_argument("--rano-max-targets", type=int, metavar="N", help="RANO-BM target lesions at most (default 5)")
+    feat.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        metavar="N",
+        help="threads measuring lesions (default: the CPUs this process may use, at most 4; results do not depend on it)",
+    )
+    feat.set_defaults(func=run_features)
+
+    coh = sub.add_parser(
+        "cohort",
+        parents=[common],
+        help="gather per-study feature documents into cohort tables",
+        description="Gather the JSON documents of 'brainmets features' into one lesion table and one study table.",
+    )
+    coh.add_argument("documents", nargs="+", metavar="FEATURES_JSON")
+    coh.add_argument(
+        "--out-lesions", required=True, metavar="TSV", help="one row per lesion (data dictionary beside it)"
+    )
+    coh.add_argument(
+        "--out-studies", required=True, metavar="TSV", help="one row per study (data dictionary beside it)"
+    )
+    coh.set_defaults(func=run_cohort)
+    return parser
+
+
+def default_threads() -> int:
+    """CPUs this process may use (respects affinity masks such as SLURM's), at most 4."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(4, available))
+
+
+def _feature_config(args: argparse.Namespace) -> dict:
+    """The ``features`` config section: --config first, then explicit options on top."""
+    section: dict = {}
+    if args.config:
+        from .config import read_config_file
+
+        section = dict(read_config_file(args.config).get("features") or {})
+    if args.custom_labels:
+        if args.scheme:
+            raise ConfigError("give either --scheme or --custom-labels, not both")
+        from .labels import parse_custom_labels
+
+        section["label_scheme"] = parse_custom_labels(args.custom_labels)
+    for dest, path in FEATURE_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            target = section
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = value
+    return section
+
+
+SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd)$", re.IGNORECASE)
+
+
+def output_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """Resolve the requested outputs; refuse duplicates and any output that is the input itself."""
+    paths = {}
+    if args.out_dir:
+        if args.subject:
+            base = f"sub-{args.subject}" + (f"_ses-{args.session}" if args.session else "")
+        else:
+            base = SEG_SUFFIX.sub("", Path(args.segmentation).name)
+        out_dir = Path(args.out_dir)
+        paths = {
+            "json": out_dir / f"{base}_desc-brainmets_features.json",
+            "tsv": out_dir / f"{base}_desc-lesions_features.tsv",
+            "instances": out_dir / f"{base}_desc-lesions_dseg.nii.gz",
+        }
+    for key in ("json", "tsv", "instances"):
+        value = getattr(args, f"out_{key}")
+        if value:
+            paths[key] = Path(value)
+    if not paths:
+        raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances or --out-dir")
+    if "tsv" in paths:
+        paths["dictionary"] = paths["tsv"].with_suffix(".json")
+    resolved = [p.resolve() for p in paths.values()]
+    if len(set(resolved)) != len(resolved):
+        raise ConfigError("two outputs would be written to the same file")
+    seg = Path(args.segmentation).resolve()
+    if seg in resolved:
+        raise ConfigError(f"{args.segmentation}: refusing to overwrite the input segmentation")
+    return paths
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from .config import FeatureParameters
+    from .features import LESION_FIELDS, compute_features, data_dictionary
+    from .io import load_segmentation
+    from .io.writers import atomic_outputs, write_json, write_nifti, write_tsv
+
+    paths = output_paths(args)
+    params = FeatureParameters.from_config(_feature_config(args))
+    label_map = load_segmentation(args.segmentation)
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, not {args.threads}")
+    result = compute_features(label_map, params, subject=args.subject, session=args.session, threads=args.threads)
+    keys = list(paths)
+    with atomic_outputs(*paths.values()) as tmp_paths:
+        tmp = dict(zip(keys, tmp_paths))
+        if "json" in tmp:
+            write_json(tmp["json"], result.document)
+        if "tsv" in tmp:
+            key_cols = [c for c in ("subject", "session") if result.study.get(c) is not None]
+            rows = [{**{c: result.study[c] for c in key_cols}, **row} for row in result.lesions]
+            write_tsv(tmp["tsv"], key_cols + [f.name for f in LESION_FIELDS], rows)
+            write_json(tmp["dictionary"], data_dictionary(LESION_FIELDS))
+        if "instances" in tmp:
+            write_nifti(tmp["instances"], result.instances, result.affine)
+    log.info(
+        "%s: %d lesion(s), cumulative tumour volume %.3f mL",
+        args.segmentation,
+        result.study["lesion_count"],
+        result.study["cumulative_tumor_volume_ml"],
+    )
+    return 0
+
+
+def run_cohort(args: argparse.Namespace) -> int:
+    from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
+    from .io.writers import atomic_outputs, write_json, write_tsv
+
+    lesion_rows, study_rows = [], []
+    for path in args.documents:
+        try:
+            document = json.loads(Path(path).read_text(encoding="utf-8"))
+            study = document["study"]
+            lesions = document["lesions"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a brainmets features document ({type(exc).__name__}: {exc})") from None
+        study_rows.append(study)
+        keys = {"subject": study.get("subject"), "session": study.get("session")}
+        lesion_rows.extend({**keys, **lesion} for lesion in lesions)
+    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
+    lesion_fields = key_fields + LESION_FIELDS
+    with atomic_outputs(
+        args.out_lesions,
+        Path(args.out_lesions).with_suffix(".json"),
+        args.out_studies,
+        Path(args.out_studies).with_suffix(".json"),
+    ) as (lesions_tsv, lesions_dict, studies_tsv, studies_dict):
+        write_tsv(lesions_tsv, [f.name for f in lesion_fields], lesion_rows)
+        write_json(lesions_dict, data_dictionary(lesion_fields))
+        write_tsv(studies_tsv, [f.name for f in STUDY_FIELDS], study_rows)
+        write_json(studies_dict, data_dictionary(STUDY_FIELDS))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``brainmets`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="brainmets: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"brainmets: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrainmetsError as exc:
+        print(f"brainmets: error: {exc}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except OSError as exc:
+        where = exc.filename or getattr(args, "segmentation", "")
+        print(f"brainmets: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except Exception as exc:  # a bug: say so in one line, show the traceback with --verbose
+        if args.verbose:
+            raise
+        target = getattr(args, "segmentation", None) or ""
+        print(
+            f"brainmets: internal error while processing {target}: {type(exc).__name__}: {exc} "
+            "(rerun with --verbose for the traceback; please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_DATA_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

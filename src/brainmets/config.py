@@ -1,0 +1,119 @@
+"""Configuration: one JSON schema (``schemas/config.schema.yaml``) for the CLI and the workflow."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from .errors import ConfigError
+from .labels import LabelScheme, get_scheme
+
+SCHEMA_FILE = "config.schema.yaml"
+
+
+def schema_path() -> Path:
+    """Filesystem path of the config schema (the workflow hands it to ``snakemake.utils.validate``)."""
+    return Path(str(resources.files("brainmets") / "schemas" / SCHEMA_FILE))
+
+
+@cache
+def load_schema() -> dict:
+    return yaml.safe_load(schema_path().read_text(encoding="utf-8"))
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills in schema defaults, as ``snakemake.utils.validate(set_default=True)`` does."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(name, copy.deepcopy(sub["default"]))
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
+    """Validate (a copy of) ``config`` and return it with every default filled in."""
+    config = copy.deepcopy(config)
+    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise ConfigError(f"{source}: {where}: {err.message}")
+    return config
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file (not yet validated)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+@dataclass(frozen=True)
+class FeatureParameters:
+    """Every parameter of the feature computation (recorded in each output's provenance)."""
+
+    scheme: LabelScheme
+    connectivity: int
+    min_lesion_volume_mm3: float
+    min_edema_component_volume_mm3: float
+    merge_distance_mm: float
+    rano_min_longest_mm: float
+    rano_min_perpendicular_mm: float
+    rano_min_slices: int
+    rano_max_targets: int
+
+    @classmethod
+    def from_config(cls, features: dict[str, Any] | None = None) -> FeatureParameters:
+        """From the ``features`` section of a config (validated here, defaults filled in)."""
+        section = validate_config({"features": features or {}})["features"]
+        rano = section["rano_bm"]
+        return cls(
+            scheme=get_scheme(section["label_scheme"]),
+            connectivity=section["connectivity"],
+            min_lesion_volume_mm3=float(section["min_lesion_volume_mm3"]),
+            min_edema_component_volume_mm3=float(section["min_edema_component_volume_mm3"]),
+            merge_distance_mm=float(section["merge_distance_mm"]),
+            rano_min_longest_mm=float(rano["min_longest_diameter_mm"]),
+            rano_min_perpendicular_mm=float(rano["min_perpendicular_diameter_mm"]),
+            rano_min_slices=int(rano["min_axial_slices"]),
+            rano_max_targets=int(rano["max_target_lesions"]),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready record of every parameter, in config terms."""
+        return {
+            "label_scheme": self.scheme.as_dict(),
+            "connectivity": self.connectivity,
+            "min_lesion_volume_mm3": self.min_lesion_volume_mm3,
+            "min_edema_component_volume_mm3": self.min_edema_component_volume_mm3,
+            "merge_distance_mm": self.merge_distance_mm,
+            "rano_bm": {
+                "min_longest_diameter_mm": self.rano_min_longest_mm,
+                "min_perpendicular_diameter_mm": self.rano_min_perpendicular_mm,
+                "min_axial_slices": self.rano_min_slices,
+                "max_target_lesions": self.rano_max_targets,
+            },
+        }

@@ -1,0 +1,93 @@
+"""Writers, and atomic output: files are written to temporary names beside their targets, then renamed into place."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+MISSING = "n/a"
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the target's folder; rename it onto ``target`` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".gz") else target.suffix
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, 0o644)
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def to_jsonable(value: object) -> object:
+    """Plain JSON values: numpy scalars unwrapped, non-finite floats as null."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [to_jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+@contextlib.contextmanager
+def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs: all are renamed into place if the block succeeds, none otherwise."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(t)) for t in targets]
+
+
+def write_json(path: str | Path, document: object) -> None:
+    """Sorted, indented JSON with no NaN (non-finite floats become null)."""
+    text = json.dumps(to_jsonable(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def tsv_cell(value: object) -> str:
+    """One TSV cell: ``n/a`` for missing, ``true``/``false`` for booleans, lists joined by commas."""
+    value = to_jsonable(value)
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(tsv_cell(v) for v in value) if value else MISSING
+    return str(value)
+
+
+def write_tsv(path: str | Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """A tab-separated table with a header row."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([tsv_cell(row.get(c)) for c in columns])
+
+
+def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
+    """A NIfTI image (compressed when the name ends in .gz)."""
+    import nibabel as nib
+
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    nib.save(img, str(path))

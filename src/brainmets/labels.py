@@ -1,0 +1,200 @@
+"""Label schemes: which label values mean enhancing tumour, necrotic core, edema or resection cavity.
+
+A scheme maps each *role* to a set of label values. Tumour core is enhancing + necrotic/non-enhancing
+(+ undifferentiated core for schemes such as ``binary`` that cannot tell them apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+
+from .errors import LabelSchemeError
+
+
+class Role(IntEnum):
+    """What a label value means."""
+
+    BACKGROUND = 0
+    ENHANCING = 1
+    NECROTIC = 2  # necrotic / non-enhancing tumour core
+    CORE = 3  # tumour core whose sub-regions the scheme does not distinguish
+    EDEMA = 4  # peritumoural edema / SNFH
+    CAVITY = 5  # resection cavity
+    IGNORED = 6  # a known label that is none of the above (e.g. a brain-mask label in a custom map)
+
+
+CORE_ROLES = (Role.ENHANCING, Role.NECROTIC, Role.CORE)
+ROLE_NAMES = {r.name.lower(): r for r in Role if r is not Role.BACKGROUND}
+
+
+@dataclass(frozen=True)
+class LabelScheme:
+    """A named mapping of label values to roles; ``nonzero_role`` catches every non-zero value."""
+
+    name: str
+    values: Mapping[Role, frozenset[int]] = field(default_factory=dict)
+    nonzero_role: Role | None = None
+    description: str = ""
+
+    def has(self, role: Role) -> bool:
+        """Whether this scheme can tell voxels of ``role`` apart (else the feature is unknown, not zero)."""
+        return bool(self.values.get(role)) or self.nonzero_role is role
+
+    def as_dict(self) -> dict:
+        """JSON-ready description for provenance."""
+        out: dict = {"name": self.name}
+        for role in Role:
+            if self.values.get(role):
+                out[role.name.lower()] = sorted(self.values[role])
+        if self.nonzero_role is not None:
+            out[self.nonzero_role.name.lower()] = "any non-zero value"
+        return out
+
+
+def _scheme(name: str, description: str, **roles: tuple[int, ...]) -> LabelScheme:
+    return LabelScheme(
+        name=name,
+        values={ROLE_NAMES[r]: frozenset(v) for r, v in roles.items()},
+        description=description,
+    )
+
+
+SCHEMES: dict[str, LabelScheme] = {
+    s.name: s
+    for s in (
+        _scheme(
+            "brats-mets-2023",
+            "BraTS-METS 2023/2024: 1 necrotic/non-enhancing core (NETC), 2 edema (SNFH), 3 enhancing (ET), "
+            "4 resection cavity (RC)",
+            necrotic=(1,),
+            edema=(2,),
+            enhancing=(3,),
+            cavity=(4,),
+        ),
+        _scheme(
+            "brats-2021",
+            "BraTS 2017-2021: 1 necrotic core (NCR), 2 edema (ED), 4 enhancing (ET)",
+            necrotic=(1,),
+            edema=(2,),
+            enhancing=(4,),
+        ),
+        _scheme(
+            "brats-2015",
+            "BraTS 2012-2015: 1 necrosis, 2 edema, 3 non-enhancing tumour, 4 enhancing",
+            necrotic=(1, 3),
+            edema=(2,),
+            enhancing=(4,),
+        ),
+        LabelScheme(
+            name="binary",
+            nonzero_role=Role.CORE,
+            description="any non-zero value is tumour core; no edema or sub-region information",
+        ),
+    )
+}
+
+
+def custom_scheme(mapping: Mapping[str, object], name: str = "custom") -> LabelScheme:
+    """Build a scheme from ``{role: value or [values]}`` (roles: enhancing, necrotic, core, edema, cavity, ignored)."""
+    values: dict[Role, frozenset[int]] = {}
+    seen: dict[int, str] = {}
+    for role_name, raw in mapping.items():
+        role = ROLE_NAMES.get(str(role_name).lower())
+        if role is None:
+            raise LabelSchemeError(f"custom label scheme: unknown role {role_name!r} (known: {', '.join(ROLE_NAMES)})")
+        items = raw if isinstance(raw, list | tuple | set | frozenset) else [raw]
+        vals = set()
+        for item in items:
+            if isinstance(item, bool) or not isinstance(item, int | np.integer) or item <= 0:
+                raise LabelSchemeError(
+                    f"custom label scheme: role {role_name!r} has {item!r}; label values are integers >= 1"
+                )
+            if int(item) in seen and seen[int(item)] != role_name:
+                raise LabelSchemeError(
+                    f"custom label scheme: value {item} is given to both {seen[int(item)]!r} and {role_name!r}"
+                )
+            seen[int(item)] = str(role_name)
+            vals.add(int(item))
+        values[role] = values.get(role, frozenset()) | frozenset(vals)
+    if not any(values.get(r) for r in CORE_ROLES):
+        raise LabelSchemeError("custom label scheme: no tumour-core value (enhancing, necrotic or core) is given")
+    return LabelScheme(name=name, values=values, description="custom mapping from configuration")
+
+
+def parse_custom_labels(text: str) -> dict[str, list[int]]:
+    """Parse the command-line form ``"enhancing=3;necrotic=1,5;edema=2"`` into a role mapping."""
+    mapping: dict[str, list[int]] = {}
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        role, sep, vals = part.partition("=")
+        if not sep:
+            raise LabelSchemeError(f"custom labels: expected role=values, got {part!r}")
+        try:
+            mapping[role.strip()] = [int(v) for v in vals.split(",") if v.strip()]
+        except ValueError:
+            raise LabelSchemeError(
+                f"custom labels: values of {role.strip()!r} must be integers, got {vals!r}"
+            ) from None
+    return mapping
+
+
+def get_scheme(spec: str | Mapping[str, object]) -> LabelScheme:
+    """A scheme by name, or a custom scheme from a role mapping."""
+    if isinstance(spec, Mapping):
+        return custom_scheme(spec)
+    try:
+        return SCHEMES[spec]
+    except KeyError:
+        raise LabelSchemeError(
+            f"unknown label scheme {spec!r}; known schemes: {', '.join(SCHEMES)} (or a custom role mapping)"
+        ) from None
+
+
+def value_mask(labels: np.ndarray, values: frozenset[int] | set[int]) -> np.ndarray:
+    """Boolean mask of the voxels holding any of ``values`` (a few vectorised comparisons)."""
+    if not values:
+        return np.zeros(labels.shape, dtype=bool)
+    values = sorted(values)
+    if len(values) > 8:
+        return np.isin(labels, values)
+    mask = labels == values[0]
+    for v in values[1:]:
+        mask |= labels == v
+    return mask
+
+
+def count_values(values: np.ndarray) -> dict[int, int]:
+    """Voxel count of every value in a 1D array (bincount when the values allow it)."""
+    if values.size == 0:
+        return {}
+    lo, hi = int(values.min()), int(values.max())
+    if lo >= 0 and hi <= 1 << 16:
+        counts = np.bincount(values, minlength=hi + 1)
+        return {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
+    uniq, counts = np.unique(values, return_counts=True)
+    return {int(v): int(c) for v, c in zip(uniq, counts)}
+
+
+def check_values(counts: dict[int, int], scheme: LabelScheme) -> None:
+    """Raise :class:`LabelSchemeError` naming every value present that ``scheme`` does not know."""
+    if scheme.nonzero_role is not None:
+        return
+    known = {v for vals in scheme.values.values() for v in vals}
+    unknown = sorted(v for v in counts if v != 0 and v not in known)
+    if unknown:
+        shown = ", ".join(f"{v} ({counts[v]} voxels)" for v in unknown[:10])
+        more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        raise LabelSchemeError(
+            f"label value(s) {shown}{more} not in label scheme {scheme.name!r} "
+            f"(known: {', '.join(str(v) for v in sorted(known))})"
+        )
+
+
+def role_mask(labels: np.ndarray, scheme: LabelScheme, *roles: Role) -> np.ndarray:
+    """Voxels whose label has one of ``roles`` under ``scheme``."""
+    if scheme.nonzero_role is not None:
+        return labels != 0 if scheme.nonzero_role in roles else np.zeros(labels.shape, dtype=bool)
+    return value_mask(labels, frozenset().union(*(scheme.values.get(r, frozenset()) for r in roles)))

@@ -1,0 +1,217 @@
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainmets import __version__
+from brainmets.cli import main
+
+from .conftest import PHANTOMS
+
+
+def _run(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"brainmets {__version__}"
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("brainmets") or str(__import__("pathlib").Path(sys.executable).with_name("brainmets"))
+    out = subprocess.run([exe, "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"brainmets {__version__}"
+
+
+def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
+    seg = PHANTOMS / "two_lesions_shared_edema.nii.gz"
+    code, _, err = _run(
+        [
+            "features",
+            seg,
+            "--out-json",
+            tmp_path / "f.json",
+            "--out-tsv",
+            tmp_path / "l.tsv",
+            "--out-instances",
+            tmp_path / "i.nii.gz",
+            "--subject",
+            "07",
+            "--session",
+            "pre",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    document = json.loads((tmp_path / "f.json").read_text())
+    assert list(document) == ["edema_only_components", "lesions", "provenance", "study"]
+    assert document["study"]["subject"] == "07" and document["study"]["lesion_count"] == 2
+    with open(tmp_path / "l.tsv", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["lesion_id"] for r in rows] == ["1", "2"]
+    assert rows[0]["subject"] == "07" and rows[0]["session"] == "pre"
+    assert float(rows[0]["volume_ml"]) == pytest.approx(document["lesions"][0]["volume_ml"])
+    dictionary = json.loads((tmp_path / "l.json").read_text())
+    assert set(rows[0]) - {"subject", "session"} == set(dictionary)
+    instances = nib.load(tmp_path / "i.nii.gz")
+    data = np.asanyarray(instances.dataobj)
+    assert np.allclose(instances.affine, nib.load(seg).affine)
+    for lesion in document["lesions"]:
+        assert int((data == lesion["lesion_id"]).sum()) == lesion["voxel_count"]
+
+
+def test_out_dir_uses_bids_like_names(tmp_path, capsys):
+    code, _, _ = _run(
+        ["features", PHANTOMS / "sphere.nii.gz", "--out-dir", tmp_path, "--subject", "3", "--session", "b"], capsys
+    )
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "sub-3_ses-b_desc-brainmets_features.json",
+        "sub-3_ses-b_desc-lesions_dseg.nii.gz",
+        "sub-3_ses-b_desc-lesions_features.json",
+        "sub-3_ses-b_desc-lesions_features.tsv",
+    ]
+    code, _, _ = _run(["features", PHANTOMS / "sphere.nii.gz", "--out-dir", tmp_path / "x"], capsys)
+    assert (tmp_path / "x" / "sphere_desc-brainmets_features.json").exists()
+
+
+def test_options_and_config_file(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("features:\n  min_lesion_volume_mm3: 1000000\n  connectivity: 6\n")
+    out = tmp_path / "f.json"
+    assert _run(["features", PHANTOMS / "sphere.nii.gz", "--config", config, "--out-json", out], capsys)[0] == 0
+    document = json.loads(out.read_text())
+    assert document["study"]["lesion_count"] == 0
+    assert document["provenance"]["parameters"]["connectivity"] == 6
+    args = [
+        "features",
+        PHANTOMS / "sphere.nii.gz",
+        "--config",
+        config,
+        "--min-lesion-volume-mm3",
+        "0",
+        "--out-json",
+        out,
+    ]
+    assert _run(args, capsys)[0] == 0
+    assert json.loads(out.read_text())["study"]["lesion_count"] == 1
+
+
+def test_custom_labels_option(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    args = [
+        "features",
+        PHANTOMS / "brats2021.nii.gz",
+        "--custom-labels",
+        "enhancing=4;necrotic=1;edema=2",
+        "--out-json",
+        out,
+    ]
+    assert _run(args, capsys)[0] == 0
+    lesion = json.loads(out.read_text())["lesions"][0]
+    assert lesion["necrotic_volume_ml"] > 0 and lesion["edema_volume_ml"] > 0
+
+
+def _assert_one_line_error(err: str, *fragments: str):
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    "make, fragments",
+    [
+        (lambda d: d / "missing.nii.gz", ["missing.nii.gz", "no such file"]),
+        (
+            lambda d: (d / "junk.nii.gz").write_bytes(b"junk") and d / "junk.nii.gz",
+            ["junk.nii.gz", "not a readable NIfTI"],
+        ),
+        (
+            lambda d: shutil.copy(PHANTOMS / "postop.nii.gz", d / "wrong_scheme.nii.gz"),
+            ["wrong_scheme.nii.gz", "label value(s) 3", "not in label scheme 'brats-2021'"],
+        ),
+    ],
+    ids=["missing", "corrupt", "unknown-label"],
+)
+def test_bad_input_exits_nonzero_with_one_line_and_no_output(tmp_path, capsys, make, fragments):
+    seg = make(tmp_path)
+    out = tmp_path / "out"
+    scheme = ["--scheme", "brats-2021"] if "wrong_scheme" in str(seg) else []
+    code, stdout, err = _run(["features", seg, "--out-dir", out, *scheme], capsys)
+    assert code == 1
+    _assert_one_line_error(err, *fragments)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_unknown_label_message_names_the_file(tmp_path, capsys):
+    seg = tmp_path / "seg.nii.gz"
+    shutil.copy(PHANTOMS / "postop.nii.gz", seg)
+    code, _, err = _run(["features", seg, "--out-json", tmp_path / "x.json", "--scheme", "binary"], capsys)
+    assert code == 0
+    code, _, err = _run(["features", seg, "--out-json", tmp_path / "x.json", "--scheme", "brats-2021"], capsys)
+    assert code == 1 and err.startswith(f"brainmets: error: {seg}: label value(s) 3")
+
+
+def test_usage_errors(tmp_path, capsys):
+    seg = tmp_path / "seg.nii.gz"
+    shutil.copy(PHANTOMS / "sphere.nii.gz", seg)
+    original = seg.read_bytes()
+    code, _, err = _run(["features", seg, "--out-instances", seg], capsys)
+    assert code == 2 and "refusing to overwrite the input" in err
+    assert seg.read_bytes() == original
+    assert _run(["features", seg], capsys)[0] == 2
+    code, _, err = _run(
+        ["features", seg, "--out-json", tmp_path / "a", "--scheme", "x", "--custom-labels", "core=1"], capsys
+    )
+    assert code == 2 and "either --scheme or --custom-labels" in err
+    code, _, err = _run(["features", seg, "--out-json", tmp_path / "a", "--rano-min-slices", "0"], capsys)
+    assert code == 2 and "min_axial_slices" in err
+
+
+def test_existing_output_is_kept_when_the_run_fails(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    out.write_text("previous result")
+    assert _run(["features", tmp_path / "missing.nii.gz", "--out-json", out], capsys)[0] == 1
+    assert out.read_text() == "previous result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json"]
+
+
+def test_cohort_tables(tmp_path, capsys):
+    docs = []
+    for i, case in enumerate(("sphere", "two_lesions_shared_edema", "empty"), start=1):
+        doc = tmp_path / f"{case}.json"
+        assert _run(["features", PHANTOMS / f"{case}.nii.gz", "--out-json", doc, "--subject", str(i)], capsys)[0] == 0
+        docs.append(doc)
+    code, _, err = _run(
+        ["cohort", *docs, "--out-lesions", tmp_path / "g/lesions.tsv", "--out-studies", tmp_path / "g/studies.tsv"],
+        capsys,
+    )
+    assert code == 0, err
+    with open(tmp_path / "g/lesions.tsv", newline="") as fh:
+        lesions = list(csv.DictReader(fh, delimiter="\t"))
+    with open(tmp_path / "g/studies.tsv", newline="") as fh:
+        studies = list(csv.DictReader(fh, delimiter="\t"))
+    assert [(r["subject"], r["lesion_id"]) for r in lesions] == [("1", "1"), ("2", "1"), ("2", "2")]
+    assert [(r["subject"], r["lesion_count"], r["largest_max_diameter_3d_mm"]) for r in studies][2] == ("3", "0", "n/a")
+    assert json.loads((tmp_path / "g/studies.json").read_text())["lesion_count"]["Units"] == "count"
+
+
+def test_cohort_refuses_a_foreign_document(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    code, _, err = _run(
+        ["cohort", bad, "--out-lesions", tmp_path / "l.tsv", "--out-studies", tmp_path / "s.tsv"], capsys
+    )
+    assert code == 2 and "bad.json: not a brainmets features document" in err
+    assert not (tmp_path / "l.tsv").exists()

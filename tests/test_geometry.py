@@ -1,0 +1,259 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import pdist
+
+from brainmets.geometry import (
+    AxialGrid,
+    Mesh,
+    axial_diameters,
+    axis_shear_deg,
+    longest_chord,
+    max_pairwise_distance,
+    mesh_volume_and_area,
+    surface_mesh,
+    voxel_volume_mm3,
+)
+from brainmets.io import load_segmentation
+
+from .conftest import ball, features
+
+#: Features that describe the object itself (not where it is stored): equal for the same object.
+SHAPE_FEATURES = (
+    "voxel_count",
+    "volume_ml",
+    "mesh_volume_ml",
+    "surface_area_mm2",
+    "sphericity",
+    "max_diameter_3d_mm",
+    "equivalent_sphere_diameter_mm",
+)
+AXIAL_FEATURES = ("axial_longest_diameter_mm", "axial_perpendicular_diameter_mm", "axial_slice_count")
+
+
+def rotation(axis, degrees):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = math.radians(degrees)
+    return np.eye(3) + math.sin(a) * k + (1 - math.cos(a)) * k @ k
+
+
+def irregular_lesion() -> np.ndarray:
+    """A lumpy, non-convex lesion (two overlapping balls and a bump), deterministic."""
+    shape = (30, 26, 14)
+    mask = ball(shape, (12, 12, 6), 7, (1, 1, 1.5)) | ball(shape, (19, 15, 7), 5, (1, 1, 1.5))
+    mask |= ball(shape, (8, 18, 8), 3, (1, 1, 1.5))
+    return mask.astype(np.uint8) * 3
+
+
+ANISO = np.diag([0.9, 1.1, 2.5, 1.0])
+
+
+def test_max_pairwise_distance_matches_brute_force():
+    pts = np.random.default_rng(0).normal(size=(400, 3)) * (3, 2, 1)
+    assert max_pairwise_distance(pts) == pytest.approx(pdist(pts).max(), rel=1e-12)
+    assert max_pairwise_distance(np.zeros((1, 3))) == 0.0
+    flat = np.c_[np.random.default_rng(1).normal(size=(50, 2)), np.zeros(50)]
+    assert max_pairwise_distance(flat) == pytest.approx(pdist(flat).max(), rel=1e-12)
+
+
+def _polygon(points) -> np.ndarray:
+    pts = np.asarray(points, float)
+    return np.stack([pts, np.roll(pts, -1, axis=0)], axis=1)
+
+
+def test_longest_chord_in_a_rectangle():
+    rect = _polygon([(0, 0), (20, 0), (20, 10), (0, 10)])
+    assert longest_chord(rect, np.array([1.0, 0.0])) == pytest.approx(10.0)
+    assert longest_chord(rect, np.array([0.0, 1.0])) == pytest.approx(20.0)
+    # perpendicular to the diagonal: lines with direction (-10, 20) span the full height: 10 / sin
+    assert longest_chord(rect, np.array([20.0, 10.0])) == pytest.approx(10 / (20 / math.hypot(20, 10)))
+
+
+def test_longest_chord_stays_inside_a_non_convex_outline():
+    # a U: two 2-wide arms, 10 tall, joined by a 2-high base, 10 wide overall
+    u_shape = _polygon([(0, 0), (10, 0), (10, 10), (8, 10), (8, 2), (2, 2), (2, 10), (0, 10)])
+    assert longest_chord(u_shape, np.array([0.0, 1.0])) == pytest.approx(10.0)  # chords along x: the base
+    assert longest_chord(u_shape, np.array([1.0, 0.0])) == pytest.approx(10.0)  # along y: an arm
+    # a hole (even-odd rule): a 10-wide, 4-high bar with a 8 x 2 slot; chords across the bar (along y)
+    # are 4 long only at the solid ends, and 1 + 1 where they cross the slot
+    bar = _polygon([(0, 0), (10, 0), (10, 4), (0, 4)])
+    slot = _polygon([(1, 1), (1, 3), (9, 3), (9, 1)])
+    assert longest_chord(np.concatenate([bar, slot]), np.array([1.0, 0.0])) == pytest.approx(4.0)
+    strips = np.concatenate(
+        [_polygon([(0, 0), (10, 0), (10, 1), (0, 1)]), _polygon([(0, 3), (10, 3), (10, 4), (0, 4)])]
+    )
+    # two separate strips: a chord may not bridge the gap between them
+    assert longest_chord(strips, np.array([1.0, 0.0])) == pytest.approx(1.0)
+
+
+def test_single_voxel_mesh():
+    mesh = surface_mesh(np.ones((1, 1, 1), bool), np.diag([2.0, 2.0, 2.0, 1.0]))
+    # an octahedron with vertices on the voxel faces: volume 4/3 * (1)^3 * ... at 2 mm voxels
+    assert mesh_volume_and_area(mesh)[0] == pytest.approx(4 / 3 * 1.0**3, rel=1e-9)
+    assert max_pairwise_distance(mesh.vertices) == pytest.approx(2.0)
+
+
+def test_mesh_volume_sign_does_not_depend_on_handedness():
+    mask = ball((9, 9, 9), (4, 4, 4), 3.2)
+    right = surface_mesh(mask, np.eye(4))
+    left = surface_mesh(mask, np.diag([-1.0, 1.0, 1.0, 1.0]))
+    assert mesh_volume_and_area(right)[0] > 0
+    assert mesh_volume_and_area(left) == pytest.approx(mesh_volume_and_area(right), rel=1e-12)
+
+
+def test_axial_grid_of_common_acquisitions():
+    axial = AxialGrid.from_affine(np.diag([0.5, 0.5, 3.0, 1.0]))
+    assert (axial.slice_axis, axial.spacing_mm, axial.obliquity_deg) == (2, 3.0, 0.0)
+    sagittal = np.array([[0, 0, -1.2, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
+    grid = AxialGrid.from_affine(sagittal)
+    assert (grid.slice_axis, grid.spacing_mm, grid.obliquity_deg) == (1, 1.0, 0.0)
+    tilted = np.eye(4)
+    tilted[:3, :3] = rotation((1, 0, 0), 20) @ np.diag([1.0, 1.0, 5.0])
+    grid = AxialGrid.from_affine(tilted)
+    assert grid.slice_axis == 2 and grid.obliquity_deg == pytest.approx(20.0)
+    assert grid.spacing_mm == pytest.approx(5 * math.cos(math.radians(20)))
+
+
+def test_shear_is_measured():
+    assert axis_shear_deg(np.diag([1.0, 2.0, 3.0, 1.0])) == pytest.approx(0.0)
+    sheared = np.eye(4)
+    sheared[0, 1] = math.tan(math.radians(10))
+    assert axis_shear_deg(sheared) == pytest.approx(10.0)
+
+
+def test_axial_diameters_of_a_disc_stack():
+    """A cylinder of 5 slices whose outline is a pixel disc: the same section on every slice."""
+    disc = ball((31, 31, 1), (15, 15, 0), 12.0)[..., 0]
+    mask = np.repeat(disc[..., None], 5, axis=2)
+    mesh = surface_mesh(mask, np.diag([0.5, 0.5, 2.0, 1.0]))
+    axial = axial_diameters(mesh, AxialGrid.from_affine(np.diag([0.5, 0.5, 2.0, 1.0])))
+    assert axial.slice_count == 5
+    assert axial.longest_mm == pytest.approx(12.0, abs=0.5)  # 24 px disc at 0.5 mm, outline via edge midpoints
+    assert axial.perpendicular_mm == pytest.approx(axial.longest_mm, abs=0.5)
+
+
+def _same(a: dict, b: dict, keys, rel=1e-9):
+    for key in keys:
+        assert b[key] == pytest.approx(a[key], rel=rel, abs=1e-9), key
+
+
+@pytest.mark.parametrize(
+    "flip_axes, order",
+    [((0,), (0, 1, 2)), ((1, 2), (0, 1, 2)), ((), (2, 0, 1)), ((0, 2), (1, 2, 0)), ((0, 1, 2), (2, 1, 0))],
+)
+def test_flipping_and_permuting_axes_changes_nothing(flip_axes, order):
+    """The same object stored with flipped / permuted voxel axes (affine adjusted): identical features."""
+    labels = irregular_lesion()
+    base = features(labels, ANISO).lesions[0]
+    data = np.flip(labels, axis=flip_axes) if flip_axes else labels
+    affine = ANISO.copy()
+    for axis in flip_axes:  # voxel i -> n-1-i
+        flip = np.eye(4)
+        flip[axis, axis], flip[axis, 3] = -1, labels.shape[axis] - 1
+        affine = affine @ flip
+    data = data.transpose(order)
+    perm = np.eye(4)
+    perm[:3, :3] = np.eye(3)[:, order]
+    affine = affine @ perm
+    other = features(data, affine).lesions[0]
+    _same(base, other, SHAPE_FEATURES + AXIAL_FEATURES + ("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"))
+
+
+@pytest.mark.parametrize("axis, degrees", [((0, 0, 1), 33.0), ((1, 2, 3), 47.0), ((1, 0, 0), 90.0)])
+def test_rotating_the_grid_moves_the_object_rigidly(axis, degrees):
+    """Same voxels, rotated affine: the object is rotated, so shape features are unchanged (to 1e-9);
+    axial features are unchanged for rotations about the superior axis only."""
+    labels = irregular_lesion()
+    base = features(labels, ANISO).lesions[0]
+    rotated = ANISO.copy()
+    rotated[:3, :3] = rotation(axis, degrees) @ ANISO[:3, :3]
+    other = features(labels, rotated).lesions[0]
+    _same(base, other, SHAPE_FEATURES)
+    if axis == (0, 0, 1):
+        _same(base, other, AXIAL_FEATURES)
+    centroid = lambda r: np.array([r["centroid_x_mm"], r["centroid_y_mm"], r["centroid_z_mm"]])  # noqa: E731
+    assert np.allclose(centroid(other), rotation(axis, degrees) @ centroid(base))
+
+
+@pytest.mark.parametrize(
+    "linear",
+    [
+        np.eye(3),
+        rotation((1, 2, 0.5), 25) @ np.eye(3),
+        rotation((0, 1, 0), 90) @ np.eye(3),  # sagittal storage
+        rotation((2, -1, 1), 60) @ np.diag([0.8, 0.8, 1.6]),
+    ],
+    ids=["axial", "oblique-25", "sagittal", "oblique-60-aniso"],
+)
+def test_the_same_ellipsoid_sampled_on_any_grid(linear):
+    """A world-fixed ellipsoid (semi-axes 15, 9, 6 mm along x, y, z) voxelised on rotated or anisotropic
+    grids. Tolerances: volume 3 %, 3D diameter 1.5 voxel, axial diameters 1.5 voxel, slices +-1."""
+    shape = (56, 56, 56)
+    affine = np.eye(4)
+    affine[:3, :3] = linear
+    affine[:3, 3] = -linear @ ((np.array(shape) - 1) / 2) + 0.3  # not centred on a voxel
+    ijk = np.indices(shape).reshape(3, -1).T
+    world = ijk @ linear.T + affine[:3, 3]
+    inside = (((world - 0.3) / (15, 9, 6)) ** 2).sum(axis=1) <= 1
+    lesion = features(inside.reshape(shape).astype(np.uint8) * 3, affine).lesions[0]
+    voxel = float(np.linalg.norm(linear, axis=0).max())
+    assert lesion["volume_ml"] * 1000 == pytest.approx(4 / 3 * math.pi * 15 * 9 * 6, rel=0.03)
+    assert lesion["max_diameter_3d_mm"] == pytest.approx(30, abs=1.5 * voxel)
+    assert lesion["axial_longest_diameter_mm"] == pytest.approx(30, abs=1.5 * voxel)
+    assert lesion["axial_perpendicular_diameter_mm"] == pytest.approx(18, abs=1.5 * voxel)
+    spacing = AxialGrid.from_affine(affine).spacing_mm
+    assert abs(lesion["axial_slice_count"] - 12 / spacing) <= 1.5
+
+
+# ---- independent references (../shared) ---------------------------------------------------------
+
+
+@pytest.mark.shared
+def test_ibsi_digital_phantom(shared):
+    """IBSI 1 digital phantom morphology reference values (tolerances from IBSI)."""
+    lm = load_segmentation(shared / "ibsi/ibsi_1_digital_phantom/nifti/mask/mask.nii.gz")
+    mask = lm.labels > 0
+    mesh = surface_mesh(mask, lm.affine)
+    volume, area = mesh_volume_and_area(mesh)
+    assert volume == pytest.approx(556, abs=4)
+    assert mask.sum() * voxel_volume_mm3(lm.affine) == pytest.approx(592, abs=4)
+    assert max_pairwise_distance(mesh.vertices) == pytest.approx(13.1, abs=0.1)
+    assert area == pytest.approx(388, abs=3)
+
+
+def _pyradiomics_baseline(shared) -> dict:
+    with open(shared / "real/pyradiomics/baseline_shape.csv", newline="") as fh:
+        return {row["featureName"]: row for row in csv.DictReader(fh)}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("case", ["brain1", "brain2"])
+def test_pyradiomics_baseline(shared, case):
+    """PyRadiomics' own regression values for its brain masks (its ROI = the whole label, all components)."""
+    baseline = _pyradiomics_baseline(shared)
+    lm = load_segmentation(shared / f"real/pyradiomics/{case}_label.nrrd")
+    mask = lm.labels > 0
+    mesh = surface_mesh(mask, lm.affine)
+    ref = lambda name: float(baseline[f"original_shape_{name}"][case])  # noqa: E731
+    assert mask.sum() * voxel_volume_mm3(lm.affine) == pytest.approx(ref("VoxelVolume"), rel=0.005)
+    assert mesh_volume_and_area(mesh)[0] == pytest.approx(ref("MeshVolume"), rel=0.005)
+    assert max_pairwise_distance(mesh.vertices) == pytest.approx(ref("Maximum3DDiameter"), rel=0.005)
+
+
+@pytest.mark.shared
+def test_brain1_axial_diameter_uses_acquired_slices_only(shared):
+    """PyRadiomics' Maximum2DDiameterSlice (53.59 mm) mixes two slices' outlines on half-way planes; the
+    RANO-BM longest diameter within an acquired slice is 47.97 mm (mesh vertices on slice planes,
+    measured independently in ../shared/design/feature-definitions.md section 2.3)."""
+    lm = load_segmentation(shared / "real/pyradiomics/brain1_label.nrrd")
+    axial = axial_diameters(surface_mesh(lm.labels > 0, lm.affine), AxialGrid.from_affine(lm.affine))
+    assert axial.longest_mm == pytest.approx(47.97, abs=0.01)
+    assert axial.slice_count == int(np.any(lm.labels > 0, axis=(0, 1)).sum())
+
+
+def test_mesh_class_is_plain_data():
+    mesh = Mesh(vertices=np.zeros((3, 3)), faces=np.array([[0, 1, 2]]))
+    assert mesh.faces.shape == (1, 3)

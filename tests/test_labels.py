@@ -1,0 +1,111 @@
+import numpy as np
+import pytest
+
+from brainmets.errors import InputDataError, LabelSchemeError
+from brainmets.io.readers import as_integer_labels
+from brainmets.labels import (
+    Role,
+    check_values,
+    count_values,
+    custom_scheme,
+    get_scheme,
+    parse_custom_labels,
+    role_mask,
+)
+
+
+@pytest.mark.parametrize(
+    "name, value, role",
+    [
+        ("brats-mets-2023", 1, Role.NECROTIC),
+        ("brats-mets-2023", 2, Role.EDEMA),
+        ("brats-mets-2023", 3, Role.ENHANCING),
+        ("brats-mets-2023", 4, Role.CAVITY),
+        ("brats-2021", 1, Role.NECROTIC),
+        ("brats-2021", 2, Role.EDEMA),
+        ("brats-2021", 4, Role.ENHANCING),
+        ("brats-2015", 1, Role.NECROTIC),
+        ("brats-2015", 2, Role.EDEMA),
+        ("brats-2015", 3, Role.NECROTIC),
+        ("brats-2015", 4, Role.ENHANCING),
+        ("binary", 7, Role.CORE),
+    ],
+)
+def test_scheme_roles(name, value, role):
+    labels = np.array([[[0, value]]], dtype=np.uint8)
+    scheme = get_scheme(name)
+    check_values(count_values(labels.ravel()), scheme)
+    assert role_mask(labels, scheme, role).tolist() == [[[False, True]]]
+    others = [r for r in Role if r not in (role, Role.BACKGROUND)]
+    assert not role_mask(labels, scheme, *others).any()
+
+
+def test_unknown_value_is_an_error_naming_it():
+    labels = np.array([0, 1, 3, 3, 9], dtype=np.int16)
+    with pytest.raises(LabelSchemeError, match=r"3 \(2 voxels\), 9 \(1 voxels\).*brats-2021"):
+        check_values(count_values(labels), get_scheme("brats-2021"))
+
+
+def test_negative_values_are_unknown():
+    with pytest.raises(LabelSchemeError, match="-1"):
+        check_values(count_values(np.array([0, -1])), get_scheme("brats-mets-2023"))
+
+
+def test_unknown_scheme_name():
+    with pytest.raises(LabelSchemeError, match="unknown label scheme 'brats-1999'"):
+        get_scheme("brats-1999")
+
+
+def test_binary_scheme_has_no_edema_or_subregions():
+    scheme = get_scheme("binary")
+    assert scheme.has(Role.CORE) and not scheme.has(Role.EDEMA) and not scheme.has(Role.ENHANCING)
+
+
+def test_custom_scheme_and_its_errors():
+    scheme = custom_scheme({"enhancing": [5, 6], "edema": 7, "ignored": [9]})
+    labels = np.array([0, 5, 6, 7, 9])
+    check_values(count_values(labels), scheme)
+    assert role_mask(labels, scheme, Role.ENHANCING).tolist() == [False, True, True, False, False]
+    assert role_mask(labels, scheme, Role.EDEMA, Role.IGNORED).tolist() == [False, False, False, True, True]
+    many = custom_scheme({"core": list(range(1, 20))})  # more than a few values: np.isin
+    assert role_mask(np.arange(25), many, Role.CORE).sum() == 19
+    with pytest.raises(LabelSchemeError, match="both 'enhancing' and 'edema'"):
+        custom_scheme({"enhancing": [1], "edema": [1]})
+    with pytest.raises(LabelSchemeError, match="unknown role 'tumour'"):
+        custom_scheme({"tumour": [1]})
+    with pytest.raises(LabelSchemeError, match="no tumour-core value"):
+        custom_scheme({"edema": [2]})
+    with pytest.raises(LabelSchemeError, match="integers >= 1"):
+        custom_scheme({"enhancing": [0]})
+
+
+def test_parse_custom_labels():
+    assert parse_custom_labels("enhancing=3; necrotic=1,5;edema=2") == {
+        "enhancing": [3],
+        "necrotic": [1, 5],
+        "edema": [2],
+    }
+    with pytest.raises(LabelSchemeError):
+        parse_custom_labels("enhancing")
+    with pytest.raises(LabelSchemeError):
+        parse_custom_labels("enhancing=x")
+
+
+def test_count_values_small_and_large_values():
+    assert count_values(np.array([0, 0, 2, 4, 4, 4], dtype=np.uint8)) == {0: 2, 2: 1, 4: 3}
+    assert count_values(np.array([0, 100000, -3], dtype=np.int64)) == {-3: 1, 0: 1, 100000: 1}
+
+
+def test_float_labels_holding_whole_numbers_are_accepted():
+    out = as_integer_labels(np.array([0.0, 1.0, 4.0], dtype=np.float32), "x.nii")
+    assert np.issubdtype(out.dtype, np.integer) and out.tolist() == [0, 1, 4]
+
+
+def test_fractional_labels_are_refused_with_examples():
+    with pytest.raises(InputDataError, match=r"seg\.nii: .*fractional values \(0\.5, 1\.25\)"):
+        as_integer_labels(np.array([0.0, 0.5, 1.25, 2.0]), "seg.nii")
+
+
+def test_nan_labels_are_refused():
+    with pytest.raises(InputDataError, match="NaN"):
+        as_integer_labels(np.array([0.0, np.nan]), "seg.nii")

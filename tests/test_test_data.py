@@ -1,0 +1,45 @@
+"""The committed test data are exactly what test_data/generate.py makes, and the studies sheet lists them."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+
+from .conftest import ROOT, TEST_DATA
+
+
+def test_generator_reproduces_the_committed_files(tmp_path):
+    subprocess.run([sys.executable, str(TEST_DATA / "generate.py"), str(tmp_path)], check=True)
+    made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    committed = sorted(
+        p.relative_to(TEST_DATA) for p in TEST_DATA.rglob("*") if p.is_file() and p.name != "generate.py"
+    )
+    assert made == committed
+    for rel in made:
+        if rel.suffix == ".json":
+            assert json.loads((tmp_path / rel).read_text()) == json.loads((TEST_DATA / rel).read_text())
+        else:
+            new, old = nib.load(tmp_path / rel), nib.load(TEST_DATA / rel)
+            assert np.array_equal(np.asanyarray(new.dataobj), np.asanyarray(old.dataobj)), rel
+            assert np.allclose(new.affine, old.affine), rel
+
+
+def test_studies_sheet_lists_the_bundled_cohort():
+    sheet = ROOT / "config" / "studies.tsv"
+    with open(sheet, newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    listed = {(sheet.parent / r["segmentation"]).resolve() for r in rows}
+    assert listed == {p.resolve() for p in (TEST_DATA / "cohort").glob("*.nii.gz")}
+
+
+def test_ci_runs_the_readme_quick_start_verbatim():
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line for line in quick_start.splitlines() if line.startswith("python3 -m venv")]
+    assert len(commands) == 2
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    for command in commands:
+        assert command in ci
