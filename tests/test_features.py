@@ -269,3 +269,14 @@ def test_threads_do_not_change_the_result():
     assert one.study["lesion_count"] == 12
     assert to_jsonable(one.document) == to_jsonable(two.document)
     assert np.array_equal(one.instances, two.instances)
+
+
+def test_sheared_grid_is_measured_through_the_full_affine_and_flagged():
+    sheared = np.eye(4)
+    sheared[0, 1] = 0.5  # x depends on j: a sheared (non-orthogonal) grid
+    labels = np.zeros((20, 20, 10), np.uint8)
+    labels[5:15, 5:15, 2:8] = 3
+    result = features(labels, sheared)
+    assert result.lesions[0]["volume_ml"] == pytest.approx(0.6)  # |det| = 1
+    assert result.document["provenance"]["axis_shear_deg"] == pytest.approx(math.degrees(math.atan(0.5)))
+    assert any("sheared" in w for w in result.document["provenance"]["warnings"])

@@ -44,7 +44,7 @@ def test_merging_by_distance_in_mm():
     affine = np.diag([0.5, 1.0, 1.0, 1.0])  # ... = 2.0 mm
     assert _find(core, affine, merge_distance_mm=1.9).count == 2
     merged = _find(core, affine, merge_distance_mm=2.0)
-    assert merged.count == 1 and merged.merged_groups == 1
+    assert merged.count == 1 and merged.members == [[1, 2]]
     result = features(core.astype(np.uint8) * 3, affine, merge_distance_mm=2.0)
     assert result.lesions[0]["core_components"] == 2
     assert result.lesions[0]["voxel_count"] == 2 * 64
@@ -92,7 +92,7 @@ def test_shared_edema_goes_to_the_nearest_core():
     affine = np.diag([*spacing, 1.0])
     lesions = find_lesions(core, edema, affine)
     assignment = assign_edema(lesions, edema, affine)
-    assert lesions.count == 2 and assignment.shared_regions == 1 and not assignment.edema_only
+    assert lesions.count == 2 and lesions.region_lesions == {1: [1, 2]} and not assignment.edema_only
     expected = _nearest_reference(lesions.instances(), edema, spacing)
     assert assignment.lesion_voxels.tolist() == np.bincount(expected[edema], minlength=3).tolist()
     assert 0 < assignment.lesion_voxels[2] < assignment.lesion_voxels[1]

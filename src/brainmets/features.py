@@ -6,9 +6,12 @@ import platform
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from importlib.metadata import version
 from typing import Any
 
+import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from . import __version__
 from .config import FeatureParameters
@@ -26,7 +29,7 @@ from .geometry import (
 )
 from .io.labelmap import LabelMap
 from .labels import CORE_ROLES, Role, check_values, count_values, role_mask
-from .lesions import Lesions, assign_edema, find_lesions
+from .lesions import Lesions, assign_edema, find_lesions, structure
 
 MM3_PER_ML = 1000.0
 
@@ -429,10 +432,6 @@ def _mark_rano(rows: list[dict[str, Any]], params: FeatureParameters) -> None:
 
 def _edema_only_rows(assignment, regions, crop, edema, affine, origin, shape, scheme) -> list[dict[str, Any]]:
     """Rows of the edema-only components (``crop``, ``edema`` and ``affine`` are those of the crop)."""
-    from scipy import ndimage
-
-    from .lesions import structure
-
     vox_mm3 = voxel_volume_mm3(affine)
     rows = []
     for comp in assignment.edema_only:
@@ -501,28 +500,20 @@ def _summary(rows, edema_only, counts, lesions, assignment, scheme, vox_mm3) -> 
 
 
 def _software_versions() -> dict[str, str]:
-    import cc3d
-    import nibabel
-    import scipy
-    import SimpleITK
-    import skimage
-
-    return {
-        "brainmets": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-image": skimage.__version__,
-        "nibabel": nibabel.__version__,
-        "SimpleITK": SimpleITK.Version_VersionString(),
-        "connected-components-3d": getattr(cc3d, "__version__", "unknown"),
-    }
+    """Versions of the packages whose code computed the features (from their metadata, no import)."""
+    packages = ("numpy", "scipy", "scikit-image", "nibabel", "SimpleITK", "connected-components-3d")
+    return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
 def _provenance(label_map: LabelMap, params: FeatureParameters, grid: AxialGrid, counts, vox_mm3) -> dict[str, Any]:
-    import nibabel as nib
-
     affine = label_map.affine
+    shear = axis_shear_deg(affine)
+    warnings = list(label_map.warnings)
+    if shear > 0.01:
+        warnings.append(
+            f"voxel axes are sheared by {shear:.3g} degrees: volumes, surfaces and diameters use the full affine, "
+            "but distances for lesion merging and edema attribution use the voxel sizes only"
+        )
     return {
         "brainmets_version": __version__,
         "software": _software_versions(),
@@ -531,13 +522,13 @@ def _provenance(label_map: LabelMap, params: FeatureParameters, grid: AxialGrid,
         "orientation": "".join(nib.orientations.aff2axcodes(affine)),
         "voxel_size_mm": voxel_spacing_mm(affine).tolist(),
         "voxel_volume_mm3": vox_mm3,
-        "axis_shear_deg": axis_shear_deg(affine),
+        "axis_shear_deg": shear,
         "axial_obliquity_deg": grid.obliquity_deg,
         "axial_plane_spacing_mm": grid.spacing_mm,
         "axial_reference_axis": "ijk"[grid.slice_axis],
         "label_scheme": params.scheme.name,
         "label_voxel_counts": {str(k): v for k, v in sorted(counts.items())},
         "parameters": params.as_dict(),
-        "warnings": list(label_map.warnings),
+        "warnings": warnings,
         "research_use_only": True,
     }

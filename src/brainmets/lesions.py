@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 import cc3d
@@ -9,8 +10,6 @@ import numpy as np
 from scipy import ndimage
 
 from .geometry import apply_affine, voxel_spacing_mm, voxel_volume_mm3
-
-CONNECTIVITIES = (6, 18, 26)
 
 
 def structure(connectivity: int) -> np.ndarray:
@@ -48,11 +47,6 @@ class Lesions:
     @property
     def count(self) -> int:
         return len(self.members)
-
-    @property
-    def merged_groups(self) -> int:
-        """Lesions made of more than one core component by distance merging."""
-        return sum(1 for m in self.members if len(m) > 1)
 
     def mask(self, lesion_id: int, box: tuple[slice, ...] | None = None) -> np.ndarray:
         """Core voxels of one lesion within ``box`` (default: its bounding box)."""
@@ -115,7 +109,8 @@ def find_lesions(
 
     vox_mm3 = voxel_volume_mm3(affine)
     kept = [g for g in members if size[g] * vox_mm3 >= min_volume_mm3 * (1 - 1e-9)]
-    tied = [g for g in kept if sum(size[h] == size[g] for h in kept) > 1]
+    sizes_seen = Counter(size[g] for g in kept)
+    tied = [g for g in kept if sizes_seen[size[g]] > 1]
     position = {g: _world_centroid(components, members[g], [comp_boxes[c] for c in members[g]], affine) for g in tied}
     kept.sort(key=lambda g: (-size[g], *position.get(g, ())))
 
@@ -123,7 +118,8 @@ def find_lesions(
     for lesion_id, g in enumerate(kept, start=1):
         for r in sorted({comp_region[c] for c in members[g]}):
             region_lesions.setdefault(r, []).append(lesion_id)
-    dropped = [g for g in members if g not in set(kept)]
+    kept_set = set(kept)
+    dropped = [g for g in members if g not in kept_set]
     return Lesions(
         components=components,
         members=[members[g] for g in kept],
@@ -205,7 +201,6 @@ class EdemaAssignment:
     edema_only: list[EdemaComponent] = field(default_factory=list)
     discarded_edema_only_count: int = 0
     discarded_edema_only_voxels: int = 0
-    shared_regions: int = 0  # regions whose edema was split between two or more lesions
 
 
 def assign_edema(
@@ -222,12 +217,10 @@ def assign_edema(
     lesion_voxels = np.zeros(lesions.count + 1, dtype=np.int64)
     edema_counts = np.bincount(regions[edema], minlength=n + 1)
     spacing = voxel_spacing_mm(affine)
-    shared = 0
     for r, ids in lesions.region_lesions.items():
         if len(ids) == 1:
             lesion_voxels[ids[0]] += edema_counts[r]
             continue
-        shared += 1
         box = lesions.region_boxes[r]
         in_region = regions[box] == r
         lut = np.zeros(lesions.component_count + 1, dtype=np.int32)
@@ -252,5 +245,4 @@ def assign_edema(
         edema_only=edema_only,
         discarded_edema_only_count=dropped,
         discarded_edema_only_voxels=dropped_voxels,
-        shared_regions=shared,
     )
