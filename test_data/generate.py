@@ -26,7 +26,7 @@ BRATS_AFFINE = np.array([[-1.0, 0, 0, 0], [0, -1.0, 0, 239.0], [0, 0, 1.0, 0], [
 
 
 def save(path: Path, labels: np.ndarray, affine: np.ndarray) -> None:
-    img = nib.Nifti1Image(labels.astype(np.uint8), affine)
+    img = nib.Nifti1Image(labels.astype(np.int16 if labels.max() > 255 else np.uint8), affine)
     img.set_sform(affine, code=1)
     img.set_qform(affine, code=1)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -333,7 +333,7 @@ BRATS_CENTRE = BRATS_AFFINE[:3, :3] @ ((np.asarray(BRATS_SHAPE) - 1) / 2.0) + BR
 #: necrotic r)), or "postop".
 COHORT = [
     ("01", "01", "brats-mets-2023", [((-30, 20, 15), 17, 30, 9)]),
-    ("02", "01", "brats-mets-2023", [((25, 30, 20), 6, 14, 0), ((38, 25, 22), 4, 10, 0), ((-40, -30, -10), 5, 11, 0)]),
+    ("02", "01", "brats-mets-2023", [((25, 30, 20), 6, 14, 0), ((38, 25, 22), 4, 10, 0), ((-25, -50, -35), 5, 11, 0)]),
     (
         "03",
         "01",
@@ -362,15 +362,34 @@ COHORT = [
 ]
 
 
+def toy_parcellation() -> np.ndarray:
+    """An aseg-labelled toy brain on the BraTS grid, the demo cohort's anatomical reference: cerebral cortex
+    (3/42), cerebellum (8/47), brainstem (16), 4th ventricle (15) and precentral gyri (1024/2024).
+    Shapes are ellipsoids and boxes around the grid centre (mm offsets, RAS: +x is the patient's right)."""
+    grid = np.stack(np.meshgrid(*[np.arange(n) for n in BRATS_SHAPE], indexing="ij"), axis=-1)
+    x, y, z = np.moveaxis(grid @ BRATS_AFFINE[:3, :3].T + BRATS_AFFINE[:3, 3] - BRATS_CENTRE, -1, 0)
+    inside = lambda c, r: ((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2 <= 1  # noqa: E731
+    brain = inside((0, 0, 0), (70, 85, 60))
+    aseg = np.where(brain, np.where(x < 0, 3, 42), 0)
+    aseg[brain & (y > 5) & (y < 15) & (z > 20) & (x < 0)] = 1024
+    aseg[brain & (y > 5) & (y < 15) & (z > 20) & (x >= 0)] = 2024
+    cerebellum = brain & inside((0, -50, -35), (50, 25, 22))
+    aseg[cerebellum] = np.where(x[cerebellum] < 0, 8, 47)
+    aseg[brain & ((x / 10) ** 2 + ((y + 12) / 10) ** 2 <= 1) & (z < -5)] = 16
+    aseg[(np.abs(x) < 4) & (y > -28) & (y < -23) & (z > -35) & (z < -25)] = 15
+    return aseg.astype(np.int16)
+
+
 def cohort(out: Path) -> None:
-    """Write the demo cohort on the BraTS grid (config/studies.tsv lists it)."""
+    """Write the demo cohort on the BraTS grid (config/studies.tsv lists it) and its toy parcellation."""
+    save(out / "toy_aseg.nii.gz", toy_parcellation(), BRATS_AFFINE)
     for subject, session, scheme, lesions in COHORT:
         rng = np.random.default_rng(int(subject) * 100 + int(session))
         labels = np.zeros(BRATS_SHAPE, np.uint8)
         if lesions == "postop":
-            paint(labels, (-20, -110, 50), 13, rng, edema_r=19)  # the resected lesion's bed ...
+            paint(labels, (-20, 20, 25), 13, rng, edema_r=19)  # the resected lesion's bed ...
             labels[labels == 3] = 4  # ... is now a resection cavity with edema around it
-            paint(labels, (30, -100, 60), 5, rng, edema_r=10)  # and a new small lesion elsewhere
+            paint(labels, (30, -10, 30), 5, rng, edema_r=10)  # and a new small lesion elsewhere
         else:
             for centre, core_r, edema_r, necrotic_r in lesions:
                 paint(labels, centre, core_r, rng, edema_r=edema_r, necrotic_r=necrotic_r, scheme=scheme)

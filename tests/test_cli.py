@@ -215,3 +215,84 @@ def test_cohort_refuses_a_foreign_document(tmp_path, capsys):
     )
     assert code == 2 and "bad.json: not a brainmets features document" in err
     assert not (tmp_path / "l.tsv").exists()
+
+
+COHORT = PHANTOMS.parent / "cohort"
+
+
+def test_features_with_a_parcellation(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    args = [
+        "features",
+        COHORT / "sub-02_ses-01_dseg.nii.gz",
+        "--parcellation",
+        COHORT / "toy_aseg.nii.gz",
+        "--out-json",
+        out,
+    ]
+    code, _, err = _run(args, capsys)
+    assert code == 0, err
+    document = json.loads(out.read_text())
+    assert [r["location"] for r in document["lesions"]] == ["supratentorial", "infratentorial", "supratentorial"]
+    assert document["study"]["infratentorial_lesion_count"] == 1
+    anatomy = document["provenance"]["anatomy"]
+    assert anatomy["kind"] == "parcellation" and anatomy["definition"] == "freesurfer"
+    assert len(anatomy["images"]["labels"]["sha256"]) == 64
+    assert str(COHORT) not in out.read_text()  # no paths in the outputs
+
+
+def test_config_json_sets_thresholds(tmp_path, capsys):
+    out = tmp_path / "f.json"
+    args = [
+        "features",
+        COHORT / "sub-02_ses-01_dseg.nii.gz",
+        "--parcellation",
+        COHORT / "toy_aseg.nii.gz",
+        "--config-json",
+        '{"anatomy": {"mixed_margin": 0.3}, "features": {"min_lesion_volume_mm3": 400}}',
+        "--out-json",
+        out,
+    ]
+    assert _run(args, capsys)[0] == 0
+    document = json.loads(out.read_text())
+    assert document["provenance"]["anatomy"]["parameters"]["mixed_margin"] == 0.3
+    assert document["study"]["lesion_count"] == 2  # the 0.269 mL lesion is below 400 mm3
+    code, _, err = _run(
+        ["features", COHORT / "sub-02_ses-01_dseg.nii.gz", "--config-json", "{oops", "--out-json", out], capsys
+    )
+    assert code == 2 and "--config-json: not valid JSON" in err
+
+
+def test_reference_usage_errors(tmp_path, capsys):
+    seg = COHORT / "sub-02_ses-01_dseg.nii.gz"
+    code, _, err = _run(
+        [
+            "features",
+            seg,
+            "--parcellation",
+            COHORT / "toy_aseg.nii.gz",
+            "--atlas",
+            "sri24",
+            "--out-json",
+            tmp_path / "x.json",
+        ],
+        capsys,
+    )
+    assert code == 2 and "choose one anatomical reference" in err
+    code, _, err = _run(
+        ["features", seg, "--template-image", seg, "--template-labels", seg, "--out-json", tmp_path / "x.json"], capsys
+    )
+    assert code == 2 and "--subject-image" in err
+    code, _, err = _run(["features", seg, "--atlas", "sri24", "--out-json", tmp_path / "x.json"], capsys)
+    assert code == 2 and "--atlas-dir" in err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_reference_that_does_not_cover_names_both_files(tmp_path, capsys):
+    small = tmp_path / "small_parcellation.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((10, 10, 10), 3, np.int16), np.eye(4)), str(small))
+    seg = COHORT / "sub-02_ses-01_dseg.nii.gz"
+    code, _, err = _run(["features", seg, "--parcellation", small, "--out-json", tmp_path / "x.json"], capsys)
+    assert code == 1
+    _assert_one_line_error(err, str(seg), str(small), "does not cover the lesions")
+    assert not (tmp_path / "x.json").exists()

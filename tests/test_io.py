@@ -160,7 +160,7 @@ def test_tsv_cells():
         "false",
         "1.5",
         "3",
-        "n/a",
+        "none",
         "a,b",
         "n/a",
     ]

@@ -32,7 +32,8 @@ def test_studies_sheet_lists_the_bundled_cohort():
     with open(sheet, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     listed = {(sheet.parent / r["segmentation"]).resolve() for r in rows}
-    assert listed == {p.resolve() for p in (TEST_DATA / "cohort").glob("*.nii.gz")}
+    assert listed == {p.resolve() for p in (TEST_DATA / "cohort").glob("sub-*_dseg.nii.gz")}
+    assert {(sheet.parent / r["parcellation"]).resolve() for r in rows} == {(TEST_DATA / "cohort/toy_aseg.nii.gz")}
 
 
 def test_ci_runs_the_readme_quick_start_verbatim():

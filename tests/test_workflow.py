@@ -65,6 +65,10 @@ def test_cohort_tables(workflow_run):
     assert len(lesions) == sum(counts.values())
     post_op = next(s for s in studies if s["subject"] == "05")
     assert float(post_op["resection_cavity_volume_ml"]) > 5 and post_op["edema_only_component_count"] == "1"
+    assert [s["infratentorial_lesion_count"] for s in studies] == ["0", "1", "1", "0", "0", "0"]
+    cerebellar = [r for r in lesions if r["location"] == "infratentorial"]
+    assert [(r["subject"], r["lesion_id"]) for r in cerebellar] == [("02", "2"), ("03", "3")]
+    assert all(float(r["distance_to_fourth_ventricle_mm"]) < 30 for r in cerebellar)
     brats2021 = json.loads(
         (workflow_run / "results/sub-06/ses-01/anat/sub-06_ses-01_desc-brainmets_features.json").read_text()
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import os
@@ -70,7 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     ident.add_argument("--subject", help="subject label")
     ident.add_argument("--session", help="session label")
     par = feat.add_argument_group("parameters (defaults: see README; command-line values override --config)")
-    par.add_argument("--config", metavar="YAML", help="config file; its 'features' section sets the parameters")
+    par.add_argument(
+        "--config", metavar="YAML", help="config file; its 'features' and 'anatomy' sections set the parameters"
+    )
+    par.add_argument(
+        "--config-json", metavar="JSON", help="the same as a JSON string (after --config; the workflow passes this)"
+    )
     par.add_argument(
         "--scheme", metavar="NAME", help="label scheme: brats-mets-2023 (default), brats-2021, brats-2015, binary"
     )
@@ -100,6 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
         "--rano-min-slices", type=int, metavar="N", help="RANO-BM measurable axial slice count (default 2)"
     )
     par.add_argument("--rano-max-targets", type=int, metavar="N", help="RANO-BM target lesions at most (default 5)")
+    ana = feat.add_argument_group(
+        "anatomical reference (one of them; without one, location fields are null and say why)"
+    )
+    ana.add_argument(
+        "--parcellation", metavar="FILE", help="FreeSurfer/SynthSeg label map of the same subject (any grid)"
+    )
+    ana.add_argument(
+        "--parcellation-definition",
+        metavar="DEF",
+        help="how to read --parcellation: a built-in definition (default freesurfer) or a YAML file",
+    )
+    ana.add_argument(
+        "--posterior-fossa-mask", metavar="FILE", help="binary posterior-fossa mask in the segmentation's space"
+    )
+    ana.add_argument(
+        "--atlas", metavar="DEF", help="atlas in the segmentation's space: built-in definition (sri24) or a YAML file"
+    )
+    ana.add_argument("--atlas-dir", metavar="DIR", help="folder of the atlas's (or template's) images")
+    ana.add_argument(
+        "--template",
+        metavar="DEF",
+        help="register this definition's template (e.g. sri24, with --atlas-dir) to --subject-image",
+    )
+    ana.add_argument("--template-image", metavar="FILE", help="T1 template image to register to --subject-image")
+    ana.add_argument(
+        "--template-labels",
+        metavar="FILE",
+        help="label image in the template's space (read as --template-labels-definition)",
+    )
+    ana.add_argument(
+        "--template-labels-definition", metavar="DEF", help="definition of --template-labels (default freesurfer)"
+    )
+    ana.add_argument(
+        "--subject-image", metavar="FILE", help="the subject's T1 or T1c image, on the segmentation's grid or not"
+    )
+    ana.add_argument(
+        "--reference-alignment",
+        choices=("world", "voxel"),
+        help="world (default): place the reference by its affine; voxel: same voxel grid, headers ignored",
+    )
     feat.add_argument(
         "--threads",
         type=int,
@@ -135,13 +181,57 @@ def default_threads() -> int:
     return max(1, min(4, available))
 
 
-def _feature_config(args: argparse.Namespace) -> dict:
-    """The ``features`` config section: --config first, then explicit options on top."""
-    section: dict = {}
-    if args.config:
-        from .config import read_config_file
+def _config(args: argparse.Namespace) -> dict:
+    """--config, then --config-json on top (section by section), validated, with defaults filled in."""
+    from .config import read_config_file, validate_config
 
-        section = dict(read_config_file(args.config).get("features") or {})
+    config = read_config_file(args.config) if args.config else {}
+    if args.config_json:
+        try:
+            extra = json.loads(args.config_json)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"--config-json: not valid JSON ({exc})") from None
+        if not isinstance(extra, dict):
+            raise ConfigError("--config-json: expected a JSON object")
+        for key, value in extra.items():
+            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return validate_config(config, "--config/--config-json")
+
+
+ANATOMY_OPTIONS = (
+    "parcellation",
+    "posterior_fossa_mask",
+    "atlas",
+    "template",
+    "template_image",
+    "template_labels",
+)
+
+
+def _reference_choice(args: argparse.Namespace, anatomy: dict):
+    """The study's anatomical reference: command-line options, else the config's atlas or template."""
+    from .anatomy import ReferenceChoice
+
+    given = {name: getattr(args, name) for name in ANATOMY_OPTIONS if getattr(args, name)}
+    if not given:  # the config's default reference, if any
+        given = {
+            name: anatomy[name]
+            for name in ("atlas", "template", "template_image", "template_labels")
+            if anatomy.get(name)
+        }
+    return ReferenceChoice(
+        **given,
+        atlas_dir=args.atlas_dir or anatomy["atlas_dir"],
+        subject_image=args.subject_image,
+        parcellation_definition=args.parcellation_definition or anatomy["parcellation_definition"],
+        template_labels_definition=args.template_labels_definition or anatomy["template_labels_definition"],
+        alignment=args.reference_alignment or anatomy["alignment"],
+    )
+
+
+def _feature_config(args: argparse.Namespace, config: dict) -> dict:
+    """The ``features`` config section: --config first, then explicit options on top."""
+    section = copy.deepcopy(config["features"])
     if args.custom_labels:
         if args.scheme:
             raise ConfigError("give either --scheme or --custom-labels, not both")
@@ -193,17 +283,31 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run_features(args: argparse.Namespace) -> int:
+    from .anatomy import LocationParameters, RegistrationParameters, build_reference
     from .config import FeatureParameters
     from .features import LESION_FIELDS, compute_features, data_dictionary
     from .io import load_segmentation
     from .io.writers import atomic_outputs, write_json, write_nifti, write_tsv
 
     paths = output_paths(args)
-    params = FeatureParameters.from_config(_feature_config(args))
+    config = _config(args)
+    params = FeatureParameters.from_config(_feature_config(args, config))
+    choice = _reference_choice(args, config["anatomy"])
     label_map = load_segmentation(args.segmentation)
+    reference = build_reference(
+        choice, label_map, RegistrationParameters.from_config(config["anatomy"]["registration"])
+    )
     if args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, not {args.threads}")
-    result = compute_features(label_map, params, subject=args.subject, session=args.session, threads=args.threads)
+    result = compute_features(
+        label_map,
+        params,
+        subject=args.subject,
+        session=args.session,
+        threads=args.threads,
+        reference=reference,
+        location=LocationParameters.from_config(config["anatomy"]),
+    )
     keys = list(paths)
     with atomic_outputs(*paths.values()) as tmp_paths:
         tmp = dict(zip(keys, tmp_paths))

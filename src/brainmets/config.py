@@ -18,14 +18,14 @@ from .labels import LabelScheme, get_scheme
 SCHEMA_FILE = "config.schema.yaml"
 
 
-def schema_path() -> Path:
-    """Filesystem path of the config schema (the workflow hands it to ``snakemake.utils.validate``)."""
-    return Path(str(resources.files("brainmets") / "schemas" / SCHEMA_FILE))
+def schema_path(name: str = SCHEMA_FILE) -> Path:
+    """Filesystem path of a schema (the workflow hands the config schema to ``snakemake.utils.validate``)."""
+    return Path(str(resources.files("brainmets") / "schemas" / name))
 
 
 @cache
-def load_schema() -> dict:
-    return yaml.safe_load(schema_path().read_text(encoding="utf-8"))
+def load_schema(name: str = SCHEMA_FILE) -> dict:
+    return yaml.safe_load(schema_path(name).read_text(encoding="utf-8"))
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -45,15 +45,20 @@ def _with_defaults(validator_class: type) -> type:
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
-    """Validate (a copy of) ``config`` and return it with every default filled in."""
-    config = copy.deepcopy(config)
-    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(e.absolute_path))
+def validate_with(schema: str, data: Any, source: str) -> Any:
+    """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in."""
+    data = copy.deepcopy(data)
+    errors = sorted(_Validator(load_schema(schema)).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {where}: {err.message}")
-    return config
+    return data
+
+
+def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
+    """Validate (a copy of) a brainmets config and return it with every default filled in."""
+    return validate_with(SCHEMA_FILE, config, source)
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from importlib.metadata import version
 from typing import Any
@@ -14,6 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import __version__
+from .anatomy import LocationParameters, Reference, empty_location, locate, missing_notes
 from .config import FeatureParameters
 from .errors import InputDataError, LabelSchemeError
 from .geometry import (
@@ -147,6 +148,32 @@ LESION_FIELDS: list[Field] = [
         "count",
         "number of connected core components forming this lesion (> 1 only when merging by distance)",
     ),
+    Field(
+        "posterior_fossa_fraction",
+        None,
+        "fraction of the core voxels inside the reference's posterior fossa; n/a without an anatomical reference",
+    ),
+    Field(
+        "location",
+        None,
+        "supratentorial (posterior_fossa_fraction <= 0.1), infratentorial (>= 0.9) or mixed (margin configurable); n/a without a reference",
+    ),
+    Field(
+        "brainstem_fraction",
+        None,
+        "fraction of the core voxels inside the reference's brainstem; n/a when the reference has no brainstem",
+    ),
+    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0"),
+    Field(
+        "eloquent_regions",
+        None,
+        "eloquent regions (names from the reference definition) holding >= 5 % (configurable) of the core voxels; empty when none",
+    ),
+    Field(
+        "distance_to_fourth_ventricle_mm",
+        "mm",
+        "shortest distance between a core voxel centre and a 4th-ventricle voxel centre (0 when they overlap); n/a when the reference has no 4th ventricle",
+    ),
 ]
 
 EDEMA_ONLY_FIELDS: list[Field] = [
@@ -209,6 +236,30 @@ STUDY_FIELDS: list[Field] = [
     Field("discarded_core_volume_ml", "mL", "their total volume"),
     Field("discarded_edema_component_count", "count", "edema-only components below min_edema_component_volume_mm3"),
     Field("discarded_edema_volume_ml", "mL", "their total volume"),
+    Field(
+        "location_reference",
+        None,
+        "the anatomical reference used to locate lesions (kind: definition name); n/a when none",
+    ),
+    Field("infratentorial_lesion_count", "count", "lesions whose location is infratentorial; n/a without a reference"),
+    Field(
+        "mixed_location_lesion_count",
+        "count",
+        "lesions straddling the tentorium (location mixed); n/a without a reference",
+    ),
+    Field(
+        "brainstem_lesion_count", "count", "lesions with brainstem_involved; n/a when the reference has no brainstem"
+    ),
+    Field(
+        "posterior_fossa_tumor_volume_ml",
+        "mL",
+        "core volume inside the posterior fossa, summed over the lesions; n/a without a reference",
+    ),
+    Field(
+        "location_notes",
+        None,
+        "why location fields are n/a for this study (no reference, or labels the reference lacks)",
+    ),
 ]
 
 
@@ -306,12 +357,16 @@ def compute_features(
     subject: str | None = None,
     session: str | None = None,
     threads: int = 1,
+    reference: Reference | None = None,
+    location: LocationParameters | None = None,
 ) -> StudyFeatures:
     """Lesions, their features, the edema-only components and the study summary of one label map.
 
     The image is read once to find the box holding every non-zero voxel; everything else works on that
     box (with its own affine), and per-lesion work on each lesion's bounding box. With ``threads`` > 1 the
-    lesions are measured in a thread pool (same results, in the same order).
+    lesions are measured in a thread pool (same results, in the same order). With an anatomical
+    ``reference`` every lesion is located (posterior fossa, brainstem, eloquent regions); without one the
+    location fields are null and the study says why.
     """
     labels, affine, shape, scheme = label_map.labels, label_map.affine, label_map.shape, params.scheme
     vox_mm3 = voxel_volume_mm3(affine)
@@ -351,16 +406,17 @@ def compute_features(
         row["edema_ratio"] = _ratio(edema_ml, row["volume_ml"])
         row["edema_index"] = None if edema_ml is None else _ratio(edema_ml + row["volume_ml"], row["volume_ml"])
     _mark_rano(rows, params)
+    _add_location(rows, lesions, crop_affine, reference, location or LocationParameters(), label_map.source)
 
     edema_only = _edema_only_rows(assignment, lesions.regions, crop, edema, crop_affine, origin, shape, scheme)
     study = _summary(rows, edema_only, counts, lesions, assignment, scheme, vox_mm3)
-    study = {"subject": subject, "session": session, **study}
+    study = {"subject": subject, "session": session, **study, **_location_summary(rows, reference)}
 
     document = {
         "study": study,
         "lesions": rows,
         "edema_only_components": edema_only,
-        "provenance": _provenance(label_map, params, grid, counts, vox_mm3),
+        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location),
     }
     return StudyFeatures(document, affine, shape, box, lesions)
 
@@ -410,6 +466,37 @@ def _measure_lesion(
         **{f"extent_{c}_mm": float(v) for c, v in zip("xyz", np.ptp(mesh.vertices, axis=0))},
         "touches_image_border": _touches_border(image_box, shape),
         "core_components": len(lesions.members[lesion_id - 1]),
+    }
+
+
+def _add_location(rows, lesions, affine, reference, location, source) -> None:
+    """Location fields of every lesion (null without a reference)."""
+    if reference is None:
+        for row in rows:
+            row.update(empty_location())
+        return
+    points = []
+    for lesion_id, box in enumerate(lesions.boxes, start=1):
+        ijk = np.argwhere(lesions.mask(lesion_id)) + [s.start for s in box]
+        points.append(apply_affine(affine, ijk.astype(float)))
+    names = ", ".join([source, *(image.source for image in reference.images.values())])
+    for row, located in zip(rows, locate(points, reference, location, names)):
+        row.update(located)
+
+
+def _location_summary(rows, reference) -> dict[str, Any]:
+    """Study-level location counts (null without a reference) and why location fields are null."""
+    located = reference is not None
+    has_brainstem = located and reference.has("brainstem")
+    return {
+        "location_reference": f"{reference.kind}: {reference.definition.name}" if located else None,
+        "infratentorial_lesion_count": sum(r["location"] == "infratentorial" for r in rows) if located else None,
+        "mixed_location_lesion_count": sum(r["location"] == "mixed" for r in rows) if located else None,
+        "brainstem_lesion_count": sum(bool(r["brainstem_involved"]) for r in rows) if has_brainstem else None,
+        "posterior_fossa_tumor_volume_ml": sum(r["posterior_fossa_fraction"] * r["volume_ml"] for r in rows)
+        if located
+        else None,
+        "location_notes": missing_notes(reference),
     }
 
 
@@ -505,10 +592,16 @@ def _software_versions() -> dict[str, str]:
     return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
-def _provenance(label_map: LabelMap, params: FeatureParameters, grid: AxialGrid, counts, vox_mm3) -> dict[str, Any]:
+def _provenance(label_map, params, grid, counts, vox_mm3, reference, location) -> dict[str, Any]:
     affine = label_map.affine
     shear = axis_shear_deg(affine)
     warnings = list(label_map.warnings)
+    registration = (reference.provenance.get("registration") or {}) if reference is not None else {}
+    if registration.get("poor"):
+        warnings.append(
+            f"template registration looks poor (brain-mask Dice {registration['brain_mask_dice']:.2f}): "
+            "check the location results"
+        )
     if shear > 0.01:
         warnings.append(
             f"voxel axes are sheared by {shear:.3g} degrees: volumes, surfaces and diameters use the full affine, "
@@ -530,5 +623,8 @@ def _provenance(label_map: LabelMap, params: FeatureParameters, grid: AxialGrid,
         "label_voxel_counts": {str(k): v for k, v in sorted(counts.items())},
         "parameters": params.as_dict(),
         "warnings": warnings,
+        "anatomy": None
+        if reference is None
+        else {**reference.provenance, "parameters": asdict(location or LocationParameters())},
         "research_use_only": True,
     }

@@ -1,4 +1,5 @@
 # Shared helpers: config validation, the studies sheet, input functions. No rules here.
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -25,16 +26,23 @@ BRAINMETS = brainmets_command()
 RESULTS = config["results_dir"]
 
 
+#: Optional columns of the studies sheet that name files (resolved against the sheet's folder).
+FILE_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "atlas_dir")
+#: Optional columns passed to `brainmets features` as options of the same name.
+REFERENCE_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
+                     "reference_alignment")
+
+
 def read_studies(sheet: str) -> pd.DataFrame:
-    """The studies sheet, validated, with segmentation paths resolved against the sheet's folder."""
+    """The studies sheet, validated, with file paths resolved against the sheet's folder."""
     studies = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
     validate(studies, schema="../schemas/studies.schema.yaml")
-    if "session" not in studies:
-        studies["session"] = ""
-    if "label_scheme" not in studies:
-        studies["label_scheme"] = ""
+    for column in ("session", "label_scheme", *REFERENCE_COLUMNS):
+        if column not in studies:
+            studies[column] = ""
     base = Path(sheet).parent
-    studies["segmentation"] = [str(base / p) for p in studies["segmentation"]]
+    for column in FILE_COLUMNS:
+        studies[column] = [str(base / p) if p else "" for p in studies[column]]
     studies["study"] = [
         f"sub-{s}" + (f"_ses-{x}" if x else "") for s, x in zip(studies["subject"], studies["session"])
     ]
@@ -65,32 +73,27 @@ def all_study_files(suffix: str) -> list[str]:
     return [study_file(s, suffix) for s in STUDIES.index]
 
 
-def segmentation_of(wildcards) -> str:
-    return STUDIES.loc[wildcards.study, "segmentation"]
+def study_inputs(wildcards) -> dict[str, str]:
+    """The study's segmentation and the reference files its row names (so changing any re-runs it)."""
+    row = STUDIES.loc[wildcards.study]
+    files = {"seg": row["segmentation"]}
+    files.update({c: row[c] for c in ("parcellation", "posterior_fossa_mask", "subject_image") if row[c]})
+    return files
 
 
 def feature_options(wildcards) -> str:
-    """Command-line options of `brainmets features` for one study, from config (and the sheet's scheme)."""
-    feats = config["features"]
+    """Command-line options of `brainmets features` for one study: its identity, the config's `features`
+    and `anatomy` sections (as JSON, so --config overrides on the snakemake command line count), the
+    study's label scheme and its anatomical reference."""
     row = STUDIES.loc[wildcards.study]
+    sections = {"features": dict(config["features"]), "anatomy": config["anatomy"]}
+    if row["label_scheme"]:
+        sections["features"]["label_scheme"] = row["label_scheme"]
     opts = ["--subject", row["subject"]]
     if row["session"]:
         opts += ["--session", row["session"]]
-    scheme = row["label_scheme"] or feats["label_scheme"]
-    if isinstance(scheme, dict):
-        spec = ";".join(f"{role}={','.join(map(str, values))}" for role, values in scheme.items())
-        opts += ["--custom-labels", spec]
-    else:
-        opts += ["--scheme", scheme]
-    rano = feats["rano_bm"]
-    opts += [
-        "--connectivity", feats["connectivity"],
-        "--min-lesion-volume-mm3", feats["min_lesion_volume_mm3"],
-        "--min-edema-volume-mm3", feats["min_edema_component_volume_mm3"],
-        "--merge-distance-mm", feats["merge_distance_mm"],
-        "--rano-min-longest-mm", rano["min_longest_diameter_mm"],
-        "--rano-min-perpendicular-mm", rano["min_perpendicular_diameter_mm"],
-        "--rano-min-slices", rano["min_axial_slices"],
-        "--rano-max-targets", rano["max_target_lesions"],
-    ]
+    opts += ["--config-json", json.dumps(sections, sort_keys=True)]
+    for column in REFERENCE_COLUMNS:
+        if row[column]:
+            opts += [f"--{column.replace('_', '-')}", row[column]]
     return " ".join(shlex.quote(str(o)) for o in opts)

@@ -1,7 +1,7 @@
 rule features:
     """Lesions and their features for one study (brainmets features)."""
     input:
-        seg=segmentation_of,
+        unpack(study_inputs),
     output:
         json=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-brainmets_features.json",
         tsv=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-lesions_features.tsv",

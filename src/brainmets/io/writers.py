@@ -63,14 +63,15 @@ def write_json(path: str | Path, document: object) -> None:
 
 
 def tsv_cell(value: object) -> str:
-    """One TSV cell: ``n/a`` for missing, ``true``/``false`` for booleans, lists joined by commas."""
+    """One TSV cell: ``n/a`` for missing, ``true``/``false`` for booleans, lists joined by commas (an empty
+    list, which is known to be empty rather than missing, as ``none``)."""
     value = to_jsonable(value)
     if value is None:
         return MISSING
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(tsv_cell(v) for v in value) if value else MISSING
+        return ",".join(tsv_cell(v) for v in value) if value else "none"
     return str(value)
 
 

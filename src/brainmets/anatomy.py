@@ -1,0 +1,435 @@
+"""Where each lesion is: posterior fossa, brainstem, eloquent regions and the 4th ventricle, from an
+anatomical reference (a subject parcellation, an atlas in the segmentation's space, or a registered template).
+
+A reference is a set of label images in world space plus a *definition* (YAML, see
+``schemas/reference.schema.yaml``) saying which labels form each region. Lesions are located by sampling the
+reference images (nearest neighbour) at the world positions of their core voxel centres, so no image is
+resampled as a whole and any grid, orientation or voxel size of either side is handled exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy.spatial import cKDTree
+
+from .config import validate_with
+from .errors import ConfigError, InputDataError
+from .geometry import apply_affine
+from .io import LabelMap, load_segmentation
+from .labels import value_mask
+
+log = logging.getLogger(__name__)
+
+OUTSIDE = -1  # sampled value of a point outside an image's field of view
+BUILTIN_DEFINITIONS = ("freesurfer", "sri24", "posterior-fossa-mask")
+
+
+@dataclass(frozen=True)
+class Clause:
+    """One condition on one reference image: its label is (or, negated, is not) one of ``values``."""
+
+    image: str
+    values: frozenset[int]
+    negate: bool = False
+
+
+Region = tuple[Clause, ...]  # every clause must hold
+
+
+def _region(spec: list[dict]) -> Region:
+    return tuple(
+        Clause(c["image"], frozenset(c["not"]), True) if "not" in c else Clause(c["image"], frozenset(c["in"]))
+        for c in spec
+    )
+
+
+@dataclass(frozen=True)
+class ReferenceDefinition:
+    """Which images make up a reference and which of their labels form each region."""
+
+    name: str
+    description: str
+    images: dict[str, str | None]  # image name -> file relative to ``folder`` (None: given at run time)
+    regions: dict[str, Region]
+    eloquent: dict[str, Region]
+    template: str | None = None
+    assumptions: tuple[str, ...] = ()
+    folder: Path | None = None
+
+    @classmethod
+    def load(cls, spec: str | Path, folder: str | Path | None = None) -> ReferenceDefinition:
+        """A built-in definition by name (freesurfer, sri24, posterior-fossa-mask) or a YAML file.
+
+        ``folder`` is where the definition's image files are (default: the YAML file's folder).
+        """
+        if str(spec) in BUILTIN_DEFINITIONS:
+            text = (resources.files("brainmets") / "data" / "references" / f"{spec}.yaml").read_text()
+            source, default_folder = f"built-in reference definition {spec!r}", None
+        else:
+            path = Path(spec)
+            try:
+                text = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(
+                    f"{spec}: cannot read the reference definition ({exc.strerror or exc}); built-in "
+                    f"definitions: {', '.join(BUILTIN_DEFINITIONS)}"
+                ) from None
+            source, default_folder = str(path), path.parent
+        try:
+            data = validate_with("reference.schema.yaml", yaml.safe_load(text), source)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML ({exc})") from None
+        for group in ("regions", "eloquent"):
+            for region_name, clauses in data.get(group, {}).items():
+                unknown = {c["image"] for c in clauses} - set(data["images"])
+                if unknown:
+                    raise ConfigError(f"{source}: {group}.{region_name} uses unknown image(s) {sorted(unknown)}")
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            images=dict(data["images"]),
+            regions={k: _region(v) for k, v in data["regions"].items()},
+            eloquent={k: _region(v) for k, v in data.get("eloquent", {}).items()},
+            template=data.get("template"),
+            assumptions=tuple(data.get("assumptions", [])),
+            folder=Path(folder) if folder is not None else default_folder,
+        )
+
+    def image_path(self, name: str) -> Path:
+        """File of one of the definition's images (relative names resolve against ``folder``)."""
+        file = self.images[name] if name in self.images else name
+        if file is None:
+            raise ConfigError(f"reference {self.name!r}: image {name!r} must be given at run time")
+        path = Path(file)
+        if not path.is_absolute():
+            if self.folder is None:
+                raise ConfigError(f"reference {self.name!r}: give the folder of its images (--atlas-dir)")
+            path = self.folder / path
+        return path
+
+
+@dataclass
+class Reference:
+    """A loaded anatomical reference: label images with world affines, and its definition."""
+
+    definition: ReferenceDefinition
+    images: dict[str, LabelMap]
+    kind: str  # parcellation | posterior-fossa-mask | atlas | template
+    provenance: dict[str, Any] = field(default_factory=dict)
+    _points: dict[str, np.ndarray] = field(default_factory=dict, repr=False)  # region_points cache
+
+    def sample(self, world: np.ndarray) -> dict[str, np.ndarray]:
+        """Label of every image at the given world points (nearest voxel); ``OUTSIDE`` beyond an image."""
+        out = {}
+        for name, image in self.images.items():
+            ijk = np.rint(apply_affine(np.linalg.inv(image.affine), world)).astype(np.int64)
+            inside = np.all((ijk >= 0) & (ijk < np.asarray(image.labels.shape)), axis=1)
+            values = np.full(len(world), OUTSIDE, dtype=np.int64)
+            values[inside] = image.labels[tuple(ijk[inside].T)]
+            out[name] = values
+        return out
+
+    def has(self, region: str) -> bool:
+        return region in self.definition.regions
+
+    def region_points(self, region: str) -> np.ndarray:
+        """World coordinates of the voxel centres forming ``region`` (on the grid of its first image)."""
+        if region in self._points:
+            return self._points[region]
+        clauses = self.definition.regions[region]
+        grid = self.images[clauses[0].image]
+        ijk = np.argwhere(_mask(clauses[:1], {clauses[0].image: grid.labels}))
+        world = apply_affine(grid.affine, ijk.astype(float))
+        if len(clauses) > 1:
+            world = world[_mask(clauses[1:], self.sample(world))]
+        self._points[region] = world
+        return world
+
+
+def _mask(region: Region, samples: dict[str, np.ndarray]) -> np.ndarray:
+    """Points (of ``samples``) where every clause of ``region`` holds; points outside an image never do."""
+    result = None
+    for clause in region:
+        values = samples[clause.image]
+        hit = value_mask(values, clause.values)
+        hit = (~hit & (values != OUTSIDE)) if clause.negate else hit
+        result = hit if result is None else result & hit
+    return result
+
+
+def _load_image(path: Path, role: str) -> LabelMap:
+    image = load_segmentation(path)
+    image.provenance["role"] = role
+    return image
+
+
+def load_reference(
+    kind: str,
+    segmentation: LabelMap,
+    definition: ReferenceDefinition,
+    files: dict[str, str | Path] | None = None,
+    alignment: str = "world",
+) -> Reference:
+    """Read a reference's images (``files`` fills or overrides the definition's) for one segmentation.
+
+    ``alignment`` "world" places the images by their own affines; "voxel" ignores their headers and takes
+    voxel (i, j, k) of every image to be voxel (i, j, k) of the segmentation (for files whose headers are
+    known to disagree although the voxel grids match); the shapes must then be equal.
+    """
+    if alignment not in ("world", "voxel"):
+        raise ConfigError(f"reference alignment must be 'world' or 'voxel', not {alignment!r}")
+    files = dict(files or {})
+    images: dict[str, LabelMap] = {}
+    for name in definition.images:
+        path = Path(files[name]) if name in files else definition.image_path(name)
+        image = _load_image(path, name)
+        if alignment == "voxel":
+            if image.shape != segmentation.shape:
+                raise InputDataError(
+                    path,
+                    f"voxel-grid alignment needs the segmentation's grid {segmentation.shape} "
+                    f"({segmentation.source}), but this image has {image.shape}",
+                )
+            image.affine = segmentation.affine
+        images[name] = image
+    return Reference(
+        definition=definition,
+        images=images,
+        kind=kind,
+        provenance={
+            "kind": kind,
+            "definition": definition.name,
+            "alignment": alignment,
+            "images": {
+                name: {"sha256": im.provenance.get("input_sha256"), "shape": list(im.shape)}
+                for name, im in images.items()
+            },
+            "assumptions": list(definition.assumptions),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class LocationParameters:
+    """Thresholds turning overlaps into categories (all fractions of the lesion's core voxels)."""
+
+    mixed_margin: float = 0.1  # <= margin in the posterior fossa: supratentorial; >= 1 - margin: infratentorial
+    brainstem_min_fraction: float = 0.05
+    eloquent_min_fraction: float = 0.05
+    max_outside_brain_fraction: float = 0.5  # beyond this the reference is taken not to line up
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> LocationParameters:
+        return cls(**{k: float(section[k]) for k in cls.__dataclass_fields__ if k in section})
+
+
+@dataclass(frozen=True)
+class RegistrationParameters:
+    """Settings of the template registration (all in the config's ``anatomy.registration`` section)."""
+
+    deformable: bool = False
+    histogram_bins: int = 32
+    sampling_fraction: float = 0.05
+    iterations: int = 200
+    bspline_mesh_size: int = 6
+    bspline_iterations: int = 50
+    shrink_factors: tuple[int, ...] = (4, 2)  # multi-resolution levels of the linear stages (1 = full)
+    min_brain_dice: float = 0.8  # warn below this overlap of the template's brain with the subject's
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> RegistrationParameters:
+        values = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
+        if "shrink_factors" in values:
+            values["shrink_factors"] = tuple(values["shrink_factors"])
+        return cls(**values)
+
+
+NO_REFERENCE = "no anatomical reference was configured (parcellation, atlas or template)"
+
+
+def empty_location() -> dict[str, Any]:
+    """Per-lesion location fields when they cannot be determined (why: see ``missing_notes``)."""
+    return {
+        "posterior_fossa_fraction": None,
+        "location": None,
+        "brainstem_fraction": None,
+        "brainstem_involved": None,
+        "eloquent_regions": None,
+        "distance_to_fourth_ventricle_mm": None,
+    }
+
+
+def locate(
+    lesion_points: list[np.ndarray],
+    reference: Reference,
+    params: LocationParameters,
+    sources: str,
+) -> list[dict[str, Any]]:
+    """Location fields of each lesion, given the world coordinates of its core voxel centres.
+
+    Raises :class:`InputDataError` (naming ``sources``) when lesion voxels fall outside the reference's
+    field of view, or when too many of them fall outside its brain (the two do not line up).
+    """
+    samples = [reference.sample(points) for points in lesion_points]
+    outside = sum(int(np.any([s[n] == OUTSIDE for n in s], axis=0).sum()) for s in samples)
+    total = sum(len(p) for p in lesion_points)
+    if outside:
+        raise InputDataError(
+            sources,
+            f"the anatomical reference does not cover the lesions: {outside} of {total} lesion voxels fall "
+            "outside its field of view (wrong file, or headers that do not line up: see --reference-alignment)",
+        )
+    if reference.has("brain") and total:
+        out_of_brain = sum(int((~_mask(reference.definition.regions["brain"], s)).sum()) for s in samples)
+        if out_of_brain > params.max_outside_brain_fraction * total:
+            raise InputDataError(
+                sources,
+                f"the anatomical reference does not line up with the segmentation: {out_of_brain} of {total} "
+                f"lesion voxels ({out_of_brain / total:.0%}) fall outside its brain (if the voxel grids match "
+                "although the headers disagree, use --reference-alignment voxel)",
+            )
+    ventricle = None
+    if reference.has("fourth_ventricle"):
+        points = reference.region_points("fourth_ventricle")
+        ventricle = cKDTree(points) if len(points) else None
+
+    rows = []
+    for points, sample in zip(lesion_points, samples):
+        n = len(points)
+        pf = float(_mask(reference.definition.regions["posterior_fossa"], sample).sum()) / n
+        row = empty_location()
+        row["posterior_fossa_fraction"] = pf
+        if pf <= params.mixed_margin:
+            row["location"] = "supratentorial"
+        elif pf >= 1 - params.mixed_margin:
+            row["location"] = "infratentorial"
+        else:
+            row["location"] = "mixed"
+        if reference.has("brainstem"):
+            bs = float(_mask(reference.definition.regions["brainstem"], sample).sum()) / n
+            row["brainstem_fraction"] = bs
+            row["brainstem_involved"] = bool(bs > 0 and bs >= params.brainstem_min_fraction)
+        if reference.definition.eloquent:
+            row["eloquent_regions"] = sorted(
+                name
+                for name, region in reference.definition.eloquent.items()
+                if (hits := _mask(region, sample).sum()) and hits / n >= params.eloquent_min_fraction
+            )
+        if ventricle is not None:
+            row["distance_to_fourth_ventricle_mm"] = float(ventricle.query(points, k=1)[0].min())
+        rows.append(row)
+    return rows
+
+
+def missing_notes(reference: Reference | None) -> list[str]:
+    """Why location fields are null for this study."""
+    if reference is None:
+        return [NO_REFERENCE]
+    notes = []
+    name = reference.definition.name
+    if not reference.has("brainstem"):
+        notes.append(f"reference {name!r} has no brainstem label: brainstem_fraction and brainstem_involved are null")
+    if not reference.has("fourth_ventricle"):
+        notes.append(f"reference {name!r} has no 4th-ventricle label: distance_to_fourth_ventricle_mm is null")
+    if not reference.definition.eloquent:
+        notes.append(f"reference {name!r} defines no eloquent regions: eloquent_regions is null")
+    return notes
+
+
+@dataclass(frozen=True)
+class ReferenceChoice:
+    """The anatomical reference of one study, as chosen on the command line, in the config or the sheet."""
+
+    parcellation: str | None = None
+    posterior_fossa_mask: str | None = None
+    atlas: str | None = None
+    atlas_dir: str | None = None
+    template: str | None = None
+    template_image: str | None = None
+    template_labels: str | None = None
+    subject_image: str | None = None
+    parcellation_definition: str = "freesurfer"
+    template_labels_definition: str = "freesurfer"
+    alignment: str = "world"
+
+    @property
+    def kind(self) -> str | None:
+        chosen = [
+            kind
+            for kind, given in (
+                ("parcellation", self.parcellation),
+                ("posterior-fossa-mask", self.posterior_fossa_mask),
+                ("atlas", self.atlas),
+                ("template", self.template or self.template_image or self.template_labels),
+            )
+            if given
+        ]
+        if len(chosen) > 1:
+            raise ConfigError(f"choose one anatomical reference, not {' and '.join(chosen)}")
+        return chosen[0] if chosen else None
+
+
+def _single_runtime_image(definition: ReferenceDefinition, path: str, what: str) -> dict[str, str]:
+    runtime = [name for name, file in definition.images.items() if file is None]
+    if len(runtime) != 1:
+        raise ConfigError(f"reference definition {definition.name!r} cannot take a single {what} image")
+    return {runtime[0]: path}
+
+
+def build_reference(
+    choice: ReferenceChoice, segmentation: LabelMap, registration: RegistrationParameters | None = None
+) -> Reference | None:
+    """Load (and, for a template, register) the chosen reference; None when none was chosen."""
+    kind = choice.kind
+    if kind is None:
+        return None
+    if kind == "parcellation":
+        definition = ReferenceDefinition.load(choice.parcellation_definition)
+        files = _single_runtime_image(definition, choice.parcellation, "parcellation")
+        return load_reference(kind, segmentation, definition, files, choice.alignment)
+    if kind == "posterior-fossa-mask":
+        definition = ReferenceDefinition.load("posterior-fossa-mask")
+        files = _single_runtime_image(definition, choice.posterior_fossa_mask, "mask")
+        return load_reference(kind, segmentation, definition, files, choice.alignment)
+    if kind == "atlas":
+        definition = ReferenceDefinition.load(choice.atlas, folder=choice.atlas_dir)
+        return load_reference(kind, segmentation, definition, {}, choice.alignment)
+    return _registered_template(choice, segmentation, registration)
+
+
+def _registered_template(
+    choice: ReferenceChoice, segmentation: LabelMap, params: RegistrationParameters | None
+) -> Reference:
+    from .registration import register, resample_onto  # SimpleITK registration, loaded only when used
+
+    if not choice.subject_image:
+        raise ConfigError("a template reference needs the subject's T1/T1c image (--subject-image)")
+    if choice.template:
+        definition = ReferenceDefinition.load(choice.template, folder=choice.atlas_dir)
+        if not definition.template:
+            raise ConfigError(f"reference definition {definition.name!r} names no template image")
+        template_image, files = definition.image_path(definition.template), {}
+    else:
+        if not (choice.template_image and choice.template_labels):
+            raise ConfigError("give both --template-image and --template-labels (or --template)")
+        definition = ReferenceDefinition.load(choice.template_labels_definition)
+        template_image = Path(choice.template_image)
+        files = _single_runtime_image(definition, choice.template_labels, "template-labels")
+    in_template = load_reference("template", segmentation, definition, files, "world")
+    result = register(Path(choice.subject_image), template_image, params or RegistrationParameters())
+    reference = Reference(
+        definition=definition,
+        images={
+            name: resample_onto(image, segmentation, result.transform) for name, image in in_template.images.items()
+        },
+        kind="template",
+        provenance={**in_template.provenance, "registration": result.quality},
+    )
+    return reference
