@@ -10,6 +10,7 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/features.smk"
+include: "workflow/rules/indications.smk"
 include: "workflow/rules/cohort.smk"
 
 

@@ -380,9 +380,23 @@ def toy_parcellation() -> np.ndarray:
     return aseg.astype(np.int16)
 
 
+#: Synthetic clinical rows of the demo cohort, for the indication module (empty cell = unknown).
+CLINICAL_TSV = """\
+subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\tprimary_controlled\tprimary_histology\tmolecular_markers\tsymptomatic\tmass_effect\thydrocephalus\trefractory_epilepsy\tcns_diagnosis_confirmed\tdetected_on_screening\tsystemic_therapy_planned\tsystemic_options\trefractory_to_other_treatments\tpost_operative\tresected_lesion_count\tlocal_recurrence_after_resection\trecurrence_after_srs\trecurrence_after_wbrt\tcystic\themorrhage\trapid_growth\tcns_progression\themoglobin_g_dl
+01\t01\t57\t70\tcontrolled\tno\tyes\tmelanoma\tBRAF\tyes\tyes\tno\tno\tyes\tno\tno\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
+02\t01\t58\t80\tcontrolled\tno\tyes\tnsclc_adenocarcinoma\tEGFR\tno\t\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
+03\t01\t66\t60\tprogressive\tyes\t\tsclc\tnone\tyes\t\tno\tno\tyes\tno\tno\tlimited\tno\tno\t0\tno\tno\tno\tno\tno\tno\tyes\t
+04\t01\t49\t90\tnone\tno\tyes\tbreast_her2\tHER2\tno\tno\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
+05\t02\t61\t80\tcontrolled\tyes\tyes\trenal\tnone\tno\t\tno\tno\tyes\tno\tno\teffective\tno\tyes\t1\tno\tno\tno\tno\tno\tno\tno\t12.1
+06\t01\t72\t\t\tyes\t\tunknown\t\tyes\t\tyes\t\tno\t\t\t\t\t\t\t\t\t\t\t\t\t\t
+"""
+
+
 def cohort(out: Path) -> None:
-    """Write the demo cohort on the BraTS grid (config/studies.tsv lists it) and its toy parcellation."""
+    """Write the demo cohort on the BraTS grid (config/studies.tsv lists it), its toy parcellation and its
+    synthetic clinical table."""
     save(out / "toy_aseg.nii.gz", toy_parcellation(), BRATS_AFFINE)
+    (out / "clinical.tsv").write_text(CLINICAL_TSV)
     for subject, session, scheme, lesions in COHORT:
         rng = np.random.default_rng(int(subject) * 100 + int(session))
         labels = np.zeros(BRATS_SHAPE, np.uint8)

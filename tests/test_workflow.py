@@ -29,7 +29,7 @@ def workflow_run(tmp_path_factory):
     shutil.copy(ROOT / "Snakefile", work)
     for folder in ("workflow", "config"):
         shutil.copytree(ROOT / folder, work / folder)
-    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")
+    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")  # segmentations, clinical table
     run = snakemake(work)
     assert run.returncode == 0, run.stderr[-3000:]
     return work
@@ -73,6 +73,18 @@ def test_cohort_tables(workflow_run):
         (workflow_run / "results/sub-06/ses-01/anat/sub-06_ses-01_desc-brainmets_features.json").read_text()
     )
     assert brats2021["provenance"]["label_scheme"] == "brats-2021"
+
+
+def test_indication_table(workflow_run):
+    rows = {r["subject"]: r for r in _tsv(workflow_run / "results" / "group" / "indications.tsv")}
+    assert set(rows) == {"01", "02", "03", "04", "05", "06"}
+    assert all(r["research_use_only"] == "true" for r in rows.values())
+    assert "table1.surgery.3" in rows["01"]["criteria_met"]  # lesion in the toy precentral gyrus
+    assert rows["04"]["first_line"] == "none"  # no lesion, no first-line suggestion
+    assert rows["05"]["srs_status"] == "indicated" and "table1.srs.2" in rows["05"]["criteria_met"]  # post-op
+    assert rows["06"]["no_intervention_status"] == "undetermined"  # sparse clinical row: never guessed
+    document = json.loads((workflow_run / "results/sub-02/ses-01/anat/sub-02_ses-01_desc-indications.json").read_text())
+    assert document["provenance"]["clinical_row_found"] is True
 
 
 def test_second_run_has_nothing_to_do(workflow_run):

@@ -155,6 +155,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feat.set_defaults(func=run_features)
 
+    ind = sub.add_parser(
+        "indicate",
+        parents=[common],
+        help="which treatments the review's Table 1 supports for one study (research use only)",
+        description="Evaluate the review's Table 1 for one study, from its features and clinical data. "
+        "Research use only: not a treatment recommendation.",
+    )
+    ind.add_argument("--features", required=True, metavar="JSON", help="the study's 'brainmets features' document")
+    ind.add_argument(
+        "--clinical",
+        metavar="TSV",
+        help="clinical table (one row per subject/session); without it every clinical input is unknown",
+    )
+    ind.add_argument("--subject", help="subject label (default: the one in the features document)")
+    ind.add_argument("--session", help="session label (default: the one in the features document)")
+    ind.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
+    ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
+    ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
+    ind.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    ind.set_defaults(func=run_indicate)
+
     coh = sub.add_parser(
         "cohort",
         parents=[common],
@@ -168,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     coh.add_argument(
         "--out-studies", required=True, metavar="TSV", help="one row per study (data dictionary beside it)"
     )
+    coh.add_argument(
+        "--indications", nargs="+", default=[], metavar="INDICATIONS_JSON", help="'brainmets indicate' documents"
+    )
+    coh.add_argument("--out-indications", metavar="TSV", help="one row per study: statuses, criteria met, scores")
     coh.set_defaults(func=run_cohort)
     return parser
 
@@ -329,33 +354,85 @@ def run_features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_features_document(path: str | Path) -> dict:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+        document["study"], document["lesions"]  # noqa: B018 - the keys every features document has
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a brainmets features document ({type(exc).__name__}: {exc})") from None
+    return document
+
+
+def run_indicate(args: argparse.Namespace) -> int:
+    from .indications import RuleSet, evaluate_study
+    from .indications.clinical import find_row, read_clinical
+    from .indications.engine import histologies
+    from .io.readers import file_sha256
+    from .io.writers import atomic_path, write_json
+
+    if Path(args.out_json).resolve() in {Path(p).resolve() for p in (args.features, args.clinical) if p}:
+        raise ConfigError(f"{args.out_json}: refusing to overwrite an input")
+    config = _config(args)
+    rules = RuleSet.load(args.rules or config["indications"]["rules"], config["indications"]["thresholds"])
+    document = _read_features_document(args.features)
+    subject = args.subject or document["study"].get("subject")
+    session = args.session or document["study"].get("session")
+    clinical_path = args.clinical or config["clinical"]
+    row = None
+    if clinical_path:
+        rows = read_clinical(clinical_path, set(histologies()))
+        if subject is None:
+            raise ConfigError("give --subject: the features document names no subject")
+        row = find_row(rows, subject, session, clinical_path)
+        if row is None:
+            log.warning(
+                "%s: no row for subject %s, session %s: clinical inputs unknown", clinical_path, subject, session
+            )
+    provenance = {
+        "features_sha256": file_sha256(Path(args.features)),
+        "segmentation_sha256": document.get("provenance", {}).get("input_sha256"),
+        "clinical_sha256": file_sha256(Path(clinical_path)) if clinical_path else None,
+        "clinical_row_found": row is not None,
+    }
+    result = evaluate_study(document, row, rules, provenance)
+    result["subject"], result["session"] = subject, session
+    with atomic_path(args.out_json) as tmp:
+        write_json(tmp, result)
+    log.info("%s: %s", args.features, ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
+    return 0
+
+
 def run_cohort(args: argparse.Namespace) -> int:
     from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
+    from .indications.engine import SUMMARY_FIELDS, summary_row
     from .io.writers import atomic_outputs, write_json, write_tsv
 
     lesion_rows, study_rows = [], []
     for path in args.documents:
-        try:
-            document = json.loads(Path(path).read_text(encoding="utf-8"))
-            study = document["study"]
-            lesions = document["lesions"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a brainmets features document ({type(exc).__name__}: {exc})") from None
+        document = _read_features_document(path)
+        study, lesions = document["study"], document["lesions"]
         study_rows.append(study)
         keys = {"subject": study.get("subject"), "session": study.get("session")}
         lesion_rows.extend({**keys, **lesion} for lesion in lesions)
+    if bool(args.indications) != bool(args.out_indications):
+        raise ConfigError("give --indications and --out-indications together")
+    indication_rows = []
+    for path in args.indications:
+        try:
+            indication_rows.append(summary_row(json.loads(Path(path).read_text(encoding="utf-8"))))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a brainmets indication document ({type(exc).__name__}: {exc})") from None
     key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
     lesion_fields = key_fields + LESION_FIELDS
-    with atomic_outputs(
-        args.out_lesions,
-        Path(args.out_lesions).with_suffix(".json"),
-        args.out_studies,
-        Path(args.out_studies).with_suffix(".json"),
-    ) as (lesions_tsv, lesions_dict, studies_tsv, studies_dict):
-        write_tsv(lesions_tsv, [f.name for f in lesion_fields], lesion_rows)
-        write_json(lesions_dict, data_dictionary(lesion_fields))
-        write_tsv(studies_tsv, [f.name for f in STUDY_FIELDS], study_rows)
-        write_json(studies_dict, data_dictionary(STUDY_FIELDS))
+    targets = [args.out_lesions, args.out_studies, *([args.out_indications] if args.out_indications else [])]
+    with atomic_outputs(*[p for t in targets for p in (t, Path(t).with_suffix(".json"))]) as tmp:
+        write_tsv(tmp[0], [f.name for f in lesion_fields], lesion_rows)
+        write_json(tmp[1], data_dictionary(lesion_fields))
+        write_tsv(tmp[2], [f.name for f in STUDY_FIELDS], study_rows)
+        write_json(tmp[3], data_dictionary(STUDY_FIELDS))
+        if args.out_indications:
+            write_tsv(tmp[4], list(SUMMARY_FIELDS), indication_rows)
+            write_json(tmp[5], {name: {"Description": text} for name, text in SUMMARY_FIELDS.items()})
     return 0
 
 

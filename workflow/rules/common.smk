@@ -97,3 +97,23 @@ def feature_options(wildcards) -> str:
         if row[column]:
             opts += [f"--{column.replace('_', '-')}", row[column]]
     return " ".join(shlex.quote(str(o)) for o in opts)
+
+
+def indication_inputs(wildcards) -> dict[str, str]:
+    """The study's features document and, when configured, the clinical table."""
+    files = {"features": study_file(wildcards.study, "desc-brainmets_features.json")}
+    if config["clinical"]:
+        files["clinical"] = config["clinical"]
+    return files
+
+
+def indication_options(wildcards) -> str:
+    """Options of `brainmets indicate`: identity, the clinical table, the config's `indications` section."""
+    row = STUDIES.loc[wildcards.study]
+    opts = ["--subject", row["subject"]]
+    if row["session"]:
+        opts += ["--session", row["session"]]
+    if config["clinical"]:
+        opts += ["--clinical", config["clinical"]]
+    opts += ["--config-json", json.dumps({"indications": config["indications"]}, sort_keys=True)]
+    return " ".join(shlex.quote(str(o)) for o in opts)

@@ -1,0 +1,97 @@
+"""The clinical table: one row per subject (and session), typed and validated against a schema."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Any
+
+from ..config import load_schema, validate_with
+from ..errors import ConfigError, InputDataError
+
+SCHEMA = "clinical.schema.yaml"
+TRUE = {"yes", "y", "true", "t", "1"}
+FALSE = {"no", "n", "false", "f", "0"}
+
+
+def _types(spec: dict) -> set[str]:
+    kind = spec.get("type", [])
+    kinds = set(kind if isinstance(kind, list) else [kind])
+    if "enum" in spec:
+        kinds.add("string")
+    return kinds - {"null"}
+
+
+def _parse(column: str, text: str, spec: dict) -> Any:
+    """A cell's typed value (None when empty); raises ValueError with the reason."""
+    text = text.strip()
+    if text == "" or text.lower() in ("n/a", "na"):
+        return None
+    kinds = _types(spec)
+    if "boolean" in kinds:
+        if text.lower() in TRUE:
+            return True
+        if text.lower() in FALSE:
+            return False
+        raise ValueError(f"{text!r} is not yes/no")
+    if "integer" in kinds:
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a whole number") from None
+    if "number" in kinds:
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
+    if "array" in kinds:
+        return [item.strip() for item in re.split(r"[,;]", text) if item.strip()]
+    if column == "primary_histology":
+        return text.lower().replace(" ", "_").replace("-", "_")
+    return text.lower() if "enum" in spec else text
+
+
+def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
+    """All rows of a clinical TSV, typed; an error names the file, the row, the column and the value."""
+    path = Path(path)
+    properties = load_schema(SCHEMA)["properties"]
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh, delimiter="\t")
+            header = reader.fieldnames or []
+            unknown = [c for c in header if c not in properties]
+            if unknown:
+                raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(properties)})")
+            if "subject" not in header:
+                raise InputDataError(path, "no 'subject' column")
+            rows = []
+            for line, raw in enumerate(reader, start=2):
+                row: dict[str, Any] = {}
+                for column, text in raw.items():
+                    try:
+                        row[column] = _parse(column, text or "", properties[column])
+                    except ValueError as exc:
+                        raise InputDataError(path, f"line {line}, column {column}: {exc}") from None
+                if row.get("primary_histology") not in (None, *histologies):
+                    raise InputDataError(
+                        path,
+                        f"line {line}, column primary_histology: {row['primary_histology']!r} is not one of "
+                        f"{', '.join(sorted(histologies))}",
+                    )
+                try:
+                    rows.append(validate_with(SCHEMA, row, f"line {line}"))
+                except ConfigError as exc:
+                    raise InputDataError(path, str(exc)) from None
+    except OSError as exc:
+        raise InputDataError(path, f"cannot read the clinical table ({exc.strerror or exc})") from None
+    return rows
+
+
+def find_row(rows: list[dict[str, Any]], subject: str, session: str | None, source: str) -> dict[str, Any] | None:
+    """The row of a subject (and session: a row with an empty session serves every session)."""
+    matches = [r for r in rows if r["subject"] == subject and r.get("session") in (None, session)]
+    exact = [r for r in matches if r.get("session") == session] or matches
+    if len(exact) > 1:
+        raise InputDataError(source, f"more than one row for subject {subject!r}, session {session!r}")
+    return exact[0] if exact else None
