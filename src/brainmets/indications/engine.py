@@ -108,8 +108,9 @@ def _criterion(rule: dict[str, Any], facts: dict[str, Any], thresholds: dict[str
             "evidence": support.evidence,
             "missing": inputs_for(support.missing),
         }
-    if rule.get("notes"):
-        entry["notes"] = rule["notes"]
+    for key in ("notes", "guidelines"):
+        if rule.get(key):
+            entry[key] = rule[key]
     return entry
 
 
