@@ -1,11 +1,15 @@
-# brainmets workflow: per-study lesion features -> cohort tables.
+# brainmets workflow: per-study lesion features, location and indications -> cohort tables, figures, report.
 # Run: snakemake --cores 2   (settings: config/config.yaml, explained in config/README.md)
+# Report: snakemake --report report.html
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
@@ -17,4 +21,7 @@ include: "workflow/rules/cohort.smk"
 rule all:
     input:
         rules.cohort.output,
+        rules.cohort_figures.output,
+        rules.dataset_description.output,
+        all_study_files("desc-lesions_overlay.png"),
     default_target: True

@@ -296,3 +296,56 @@ def test_reference_that_does_not_cover_names_both_files(tmp_path, capsys):
     assert code == 1
     _assert_one_line_error(err, str(seg), str(small), "does not cover the lesions")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_batch_runs_each_study_with_its_own_log_and_outcome(tmp_path, capsys):
+    """One process, three studies: a good one (same document as `features` alone), a corrupt file (failed,
+    recorded) and a study with a bad option (did not complete: the batch exits 1 and says where to look)."""
+    corrupt = tmp_path / "corrupt.nii.gz"
+    corrupt.write_bytes(b"\x1f\x8bnot gzip")
+    sphere = PHANTOMS / "sphere.nii.gz"
+
+    def study(name, seg, *extra):
+        args = [str(seg), "--subject", name, "--out-json", str(tmp_path / f"{name}.json")]
+        args += ["--status-json", str(tmp_path / f"{name}_status.json"), *extra]
+        return {"args": args, "log": str(tmp_path / "logs" / f"{name}.log")}
+
+    jobs = {
+        "command": "features",
+        "common": ["--threads", "1", "--config-json", '{"features": {"min_lesion_volume_mm3": 10}}'],
+        "studies": [study("good", sphere), study("bad", corrupt), study("usage", sphere, "--connectivity", "5")],
+    }
+    code, _, err = _run(["batch", "--jobs-json", json.dumps(jobs)], capsys)
+    assert code == 1
+    assert f"a study did not complete (see {tmp_path / 'logs' / 'usage.log'})" in err
+    assert "features: 2 of 3 studies completed" in err
+
+    alone = tmp_path / "alone.json"
+    assert (
+        _run(["features", sphere, "--subject", "good", "--out-json", alone, "--min-lesion-volume-mm3", "10"], capsys)[0]
+        == 0
+    )
+    assert json.loads((tmp_path / "good.json").read_text()) == json.loads(alone.read_text())
+    assert json.loads((tmp_path / "good_status.json").read_text())["status"] == "ok"
+    assert (tmp_path / "logs" / "good.log").read_text() == ""
+
+    failed = json.loads((tmp_path / "bad_status.json").read_text())
+    assert failed["status"] == "failed" and "corrupt.nii.gz" in failed["error"]
+    assert f"{corrupt}: not a readable NIfTI" in (tmp_path / "logs" / "bad.log").read_text()
+    assert not (tmp_path / "bad.json").exists()
+
+    assert "invalid choice: 5" in (tmp_path / "logs" / "usage.log").read_text()
+    assert not (tmp_path / "usage_status.json").exists()
+
+
+@pytest.mark.parametrize(
+    "jobs, message",
+    [
+        ("not json", "--jobs-json"),
+        ('{"command": "cohort", "studies": []}', "command must be one of features, indicate"),
+        ('{"command": "indicate", "studies": [{"args": "--subject 1"}]}', "needs 'args', a list of strings"),
+    ],
+)
+def test_batch_refuses_a_malformed_jobs_document(jobs, message, capsys):
+    code, _, err = _run(["batch", "--jobs-json", jobs], capsys)
+    assert code == 2 and message in err

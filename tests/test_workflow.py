@@ -1,38 +1,26 @@
-"""The Snakemake workflow end to end on a copy of the bundled cohort (run once per test session)."""
+"""The Snakemake workflow end to end on a copy of the bundled cohort plus one corrupt study (run once)."""
 
 import csv
 import json
 import shutil
+import struct
 import subprocess
 import sys
+from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.workflow
+SUBJECTS = ["01", "02", "03", "04", "05", "06"]
 
 
 def snakemake(workdir, *args) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
+        [sys.executable, "-m", "snakemake", "--cores", "2", *args], cwd=workdir, capture_output=True, text=True
     )
-
-
-@pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory):
-    """A fresh copy of the workflow, its config and the bundled cohort, run once."""
-    work = tmp_path_factory.mktemp("workflow")
-    shutil.copy(ROOT / "Snakefile", work)
-    for folder in ("workflow", "config"):
-        shutil.copytree(ROOT / folder, work / folder)
-    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")  # segmentations, clinical table
-    run = snakemake(work)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return work
 
 
 def _tsv(path):
@@ -40,26 +28,71 @@ def _tsv(path):
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+@pytest.fixture(scope="module")
+def workflow_run(tmp_path_factory):
+    """A fresh copy of the workflow, its config and the bundled cohort, with a corrupt 7th study, run once
+    with --keep-going (as the default profile does)."""
+    work = tmp_path_factory.mktemp("workflow")
+    shutil.copy(ROOT / "Snakefile", work)
+    for folder in ("workflow", "config", "profiles"):
+        shutil.copytree(ROOT / folder, work / folder)
+    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")
+    (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    with open(work / "config" / "studies.tsv", "a") as fh:
+        fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")
+    config = work / "config" / "config.yaml"  # batches of two studies: 01+02, 03+04, 05+06, 07
+    config.write_text(config.read_text().replace("batch_size: 25", "batch_size: 2"))
+    run = snakemake(work, "--keep-going")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work
+
+
 def test_every_study_gets_its_outputs(workflow_run):
-    sheet = _tsv(workflow_run / "config" / "studies.tsv")
-    for row in sheet:
-        base = workflow_run / "results" / f"sub-{row['subject']}" / f"ses-{row['session']}" / "anat"
-        prefix = f"sub-{row['subject']}_ses-{row['session']}"
+    for subject in SUBJECTS:
+        session = "02" if subject == "05" else "01"
+        base = workflow_run / "results" / f"sub-{subject}" / f"ses-{session}" / "anat"
+        prefix = f"sub-{subject}_ses-{session}"
         for suffix in (
             "desc-brainmets_features.json",
             "desc-lesions_features.tsv",
             "desc-lesions_features.json",
             "desc-lesions_dseg.nii.gz",
+            "desc-indications.json",
+            "desc-status.json",
+            "desc-lesions_overlay.png",
         ):
-            assert (base / f"{prefix}_{suffix}").is_file()
-        log = workflow_run / "results" / "logs" / "features" / f"sub-{row['subject']}" / f"ses-{row['session']}"
-        assert (log / f"{prefix}.log").is_file()
+            assert (base / f"{prefix}_{suffix}").is_file(), suffix
+        for step in ("features", "indications"):
+            log = workflow_run / "results" / "logs" / step / f"sub-{subject}" / f"ses-{session}" / f"{prefix}.log"
+            assert log.is_file()
+    batch_log = (workflow_run / "results/logs/features/batch-0004.log").read_text()  # sub-07 alone
+    assert "features: 1 of 1 studies completed" in batch_log  # completed = its failure is recorded
+
+
+def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
+    status = {r["subject"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}
+    assert [s for s, r in status.items() if r["features_status"] == "ok"] == SUBJECTS
+    failed = status["07"]
+    assert failed["features_status"] == "failed" and failed["indications_status"] == "not_evaluated"
+    assert (
+        "sub-07_ses-01_dseg.nii.gz" in failed["features_error"] and "not a readable NIfTI" in failed["features_error"]
+    )
+    anat = workflow_run / "results/sub-07/ses-01/anat"
+    assert sorted(p.name for p in anat.iterdir()) == [
+        "sub-07_ses-01_desc-indications.json",
+        "sub-07_ses-01_desc-lesions_overlay.png",
+        "sub-07_ses-01_desc-status.json",
+    ]  # no features document, nothing half-written
+    log = (workflow_run / "results/logs/features/sub-07/ses-01/sub-07_ses-01.log").read_text()
+    assert "sub-07_ses-01_dseg.nii.gz: not a readable NIfTI" in log
+    assert "07" not in {r["subject"] for r in _tsv(workflow_run / "results/group/studies.tsv")}
 
 
 def test_cohort_tables(workflow_run):
-    studies = _tsv(workflow_run / "results" / "group" / "studies.tsv")
-    lesions = _tsv(workflow_run / "results" / "group" / "lesions.tsv")
-    assert [s["subject"] for s in studies] == ["01", "02", "03", "04", "05", "06"]
+    group = workflow_run / "results" / "group"
+    studies = _tsv(group / "studies.tsv")
+    lesions = _tsv(group / "lesions.tsv")
+    assert [s["subject"] for s in studies] == SUBJECTS
     counts = {s["subject"]: int(s["lesion_count"]) for s in studies}
     assert counts == {"01": 1, "02": 3, "03": 12, "04": 0, "05": 1, "06": 2}
     assert len(lesions) == sum(counts.values())
@@ -68,23 +101,30 @@ def test_cohort_tables(workflow_run):
     assert [s["infratentorial_lesion_count"] for s in studies] == ["0", "1", "1", "0", "0", "0"]
     cerebellar = [r for r in lesions if r["location"] == "infratentorial"]
     assert [(r["subject"], r["lesion_id"]) for r in cerebellar] == [("02", "2"), ("03", "3")]
-    assert all(float(r["distance_to_fourth_ventricle_mm"]) < 30 for r in cerebellar)
-    brats2021 = json.loads(
-        (workflow_run / "results/sub-06/ses-01/anat/sub-06_ses-01_desc-brainmets_features.json").read_text()
-    )
-    assert brats2021["provenance"]["label_scheme"] == "brats-2021"
+    for name in ("lesions", "studies", "indications", "status"):
+        table = pq.read_table(group / f"{name}.parquet")
+        assert table.num_rows == len(_tsv(group / f"{name}.tsv"))
+        assert json.loads((group / f"{name}.json").read_text())
+    parquet_lesions = pq.read_table(group / "lesions.parquet").to_pylist()
+    assert parquet_lesions[0]["volume_ml"] == pytest.approx(float(lesions[0]["volume_ml"]))
 
 
 def test_indication_table(workflow_run):
     rows = {r["subject"]: r for r in _tsv(workflow_run / "results" / "group" / "indications.tsv")}
-    assert set(rows) == {"01", "02", "03", "04", "05", "06"}
+    assert set(rows) == set(SUBJECTS)
     assert all(r["research_use_only"] == "true" for r in rows.values())
     assert "table1.surgery.3" in rows["01"]["criteria_met"]  # lesion in the toy precentral gyrus
     assert rows["04"]["first_line"] == "none"  # no lesion, no first-line suggestion
     assert rows["05"]["srs_status"] == "indicated" and "table1.srs.2" in rows["05"]["criteria_met"]  # post-op
     assert rows["06"]["no_intervention_status"] == "undetermined"  # sparse clinical row: never guessed
-    document = json.loads((workflow_run / "results/sub-02/ses-01/anat/sub-02_ses-01_desc-indications.json").read_text())
-    assert document["provenance"]["clinical_row_found"] is True
+
+
+def test_bids_derivatives_dataset_and_figures(workflow_run):
+    description = json.loads((workflow_run / "results/dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative" and description["GeneratedBy"][0]["Name"] == "brainmets"
+    for name in ("lesion_size", "volume_vs_count", "location", "indications"):
+        png = (workflow_run / "results/group" / f"{name}.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] > 300
 
 
 def test_second_run_has_nothing_to_do(workflow_run):
@@ -93,6 +133,142 @@ def test_second_run_has_nothing_to_do(workflow_run):
     assert "Nothing to be done" in run.stdout + run.stderr
 
 
+def _planned(workdir, *args) -> dict[str, int]:
+    """Jobs a dry run would run, by rule."""
+    run = snakemake(workdir, "--dry-run", "--quiet", "rules", *args)
+    assert run.returncode == 0, run.stderr
+    jobs = {}
+    for line in (run.stdout + run.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("total", "job"):
+            jobs[parts[0]] = int(parts[1])
+    return jobs
+
+
+def test_changes_rerun_only_what_depends_on_them(workflow_run, tmp_path):
+    seg = workflow_run / "test_data/cohort/sub-04_ses-01_dseg.nii.gz"
+    original = seg.read_bytes()
+    try:
+        shutil.copy(workflow_run / "test_data/cohort/sub-06_ses-01_dseg.nii.gz", seg)
+        assert _planned(workflow_run) == {
+            "features_0002": 1,  # sub-03 and sub-04
+            "indications_0002": 1,
+            "cohort": 1,
+            "cohort_figures": 1,
+            "all": 1,
+        }
+    finally:
+        seg.write_bytes(original)
+        Path(seg).touch()
+    extra = tmp_path / "stricter.yaml"
+    extra.write_text("indications:\n  thresholds:\n    marked_edema_ratio: 1.5\n")
+    planned = _planned(workflow_run, "--configfile", "config/config.yaml", str(extra))
+    assert planned == {f"indications_000{b}": 1 for b in (1, 2, 3, 4)} | {"cohort": 1, "cohort_figures": 1, "all": 1}
+
+
 def test_lint_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+# ---- the HTML report, opened in a headless browser ----------------------------------------------------
+
+
+def _browser():
+    """Debian's chromium driven by its chromedriver (skip where they are not installed)."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("chromium and chromedriver are not installed (Debian packages chromium, chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+def test_report_opens_and_shows_the_figures(workflow_run):
+    import time
+
+    from selenium.webdriver.common.by import By
+
+    report = workflow_run / "report.html"
+    run = snakemake(workflow_run, "--report", str(report))
+    assert run.returncode == 0, run.stderr[-2000:]
+    browser = _browser()
+    try:
+        browser.get(report.as_uri())
+        time.sleep(2)
+        assert "Research use only" in browser.find_element(By.TAG_NAME, "body").text
+        expected = {"Cohort": ["indications", "lesion size", "location", "volume vs count"], "Studies": None}
+        for category, entries in expected.items():
+            browser.find_element(By.XPATH, f"//a[normalize-space(.)='{category}']").click()
+            time.sleep(1)
+            rows = browser.find_elements(By.XPATH, "//tr[td]")
+            names = [row.find_elements(By.TAG_NAME, "td")[0].text for row in rows]
+            if entries:
+                assert names == entries
+            else:
+                assert len(names) == 7  # one picture per study, the failed one included
+            for row in rows:
+                row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
+                time.sleep(0.5)
+                shown = [
+                    img
+                    for img in browser.find_elements(By.TAG_NAME, "img")
+                    if img.get_attribute("src").startswith("data:image/png")
+                ]
+                assert shown, f"{category}: no picture shown for {row.text}"
+                assert browser.execute_script("return arguments[0].naturalWidth", shown[-1]) > 100
+            browser.find_element(By.XPATH, "//a[normalize-space(.)='Results']").click()
+            time.sleep(0.5)
+    finally:
+        browser.quit()
+
+
+def test_bids_folder_discovery(tmp_path):
+    """Studies found in sub-*/[ses-*/]anat/, with and without sessions, with a parcellation when present."""
+    cohort = ROOT / "test_data" / "cohort"
+    with_session = tmp_path / "bids" / "sub-a1" / "ses-pre" / "anat"
+    without = tmp_path / "bids" / "sub-b2" / "anat"
+    for folder in (with_session, without):
+        folder.mkdir(parents=True)
+    shutil.copy(cohort / "sub-02_ses-01_dseg.nii.gz", with_session / "sub-a1_ses-pre_dseg.nii.gz")
+    shutil.copy(cohort / "toy_aseg.nii.gz", with_session / "sub-a1_ses-pre_desc-aseg_dseg.nii.gz")
+    shutil.copy(cohort / "sub-04_ses-01_dseg.nii.gz", without / "sub-b2_dseg.nii.gz")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "config.yaml").write_text(f"bids_dir: {tmp_path / 'bids'}\nclinical: null\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    status = {(r["subject"], r["session"]): r for r in _tsv(tmp_path / "results/group/status.tsv")}
+    assert set(status) == {("a1", "pre"), ("b2", "n/a")} and all(r["features_status"] == "ok" for r in status.values())
+    document = json.loads(
+        (tmp_path / "results/sub-a1/ses-pre/anat/sub-a1_ses-pre_desc-brainmets_features.json").read_text()
+    )
+    assert document["study"]["infratentorial_lesion_count"] == 1  # located with the discovered parcellation
+    assert (tmp_path / "results/sub-b2/anat/sub-b2_desc-indications.json").is_file()
+    shutil.copy(cohort / "sub-03_ses-01_dseg.nii.gz", without / "sub-b2_desc-other_dseg.nii.gz")
+    run = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "-n"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode != 0 and "more than one segmentation matches" in run.stdout + run.stderr

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 from scipy.spatial import cKDTree
 
-from .config import validate_with
+from .config import load_yaml, validate_with
 from .errors import ConfigError, InputDataError
 from .geometry import apply_affine
 from .io import LabelMap, load_segmentation
@@ -83,7 +83,7 @@ class ReferenceDefinition:
                 ) from None
             source, default_folder = str(path), path.parent
         try:
-            data = validate_with("reference.schema.yaml", yaml.safe_load(text), source)
+            data = validate_with("reference.schema.yaml", load_yaml(text), source)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{source}: not valid YAML ({exc})") from None
         for group in ("regions", "eloquent"):

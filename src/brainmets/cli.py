@@ -1,14 +1,17 @@
-"""Command line: ``brainmets features`` and ``brainmets cohort``; the one place that maps errors to exit codes."""
+"""Command line: ``brainmets features``, ``indicate``, ``cohort``, ``figures``, ``batch``; the one place that maps
+errors to exit codes."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import logging
 import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,22 +37,8 @@ FEATURE_OPTIONS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="brainmets",
-        description="Brain-metastasis lesion features from segmentation label maps (research use only).",
-    )
-    parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    feat = sub.add_parser(
-        "features",
-        parents=[common],
-        help="measure every lesion of one segmentation",
-        description="Measure every lesion of one segmentation label map and summarise the study.",
-    )
+def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
+    """The options of `features`."""
     feat.add_argument("segmentation", metavar="SEG", help="label map: NIfTI (.nii, .nii.gz), NRRD or MetaImage")
     out = feat.add_argument_group("outputs (at least one)")
     out.add_argument(
@@ -60,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument(
         "--out-instances", metavar="PATH", help="lesion instance label map (NIfTI): core voxels carry their lesion_id"
+    )
+    out.add_argument("--out-figure", metavar="PNG", help="axial slices through each lesion, outlines and ids drawn")
+    out.add_argument(
+        "--image", metavar="FILE", help="background of --out-figure (e.g. the T1c); default: the label map"
+    )
+    out.add_argument(
+        "--status-json",
+        metavar="PATH",
+        help="always write a status document (ok, or failed and why) and exit 0 on a bad study, as the workflow does",
     )
     out.add_argument(
         "--out-dir",
@@ -153,6 +151,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads measuring lesions (default: the CPUs this process may use, at most 4; results do not depend on it)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="brainmets",
+        description="Brain-metastasis lesion features from segmentation label maps (research use only).",
+    )
+    parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    feat = sub.add_parser(
+        "features",
+        parents=[common],
+        help="measure every lesion of one segmentation",
+        description="Measure every lesion of one segmentation label map and summarise the study.",
+    )
+    _add_features_arguments(feat)
     feat.set_defaults(func=run_features)
 
     ind = sub.add_parser(
@@ -164,6 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ind.add_argument("--features", required=True, metavar="JSON", help="the study's 'brainmets features' document")
     ind.add_argument(
+        "--features-status",
+        metavar="JSON",
+        help="the features step's status document: when it failed, write a 'not evaluated' document instead",
+    )
+    ind.add_argument(
         "--clinical",
         metavar="TSV",
         help="clinical table (one row per subject/session); without it every clinical input is unknown",
@@ -174,15 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
     ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
     ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
     ind.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    ind.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad study")
     ind.set_defaults(func=run_indicate)
 
     coh = sub.add_parser(
         "cohort",
         parents=[common],
-        help="gather per-study feature documents into cohort tables",
-        description="Gather the JSON documents of 'brainmets features' into one lesion table and one study table.",
+        help="gather per-study documents into cohort tables",
+        description="Gather 'brainmets features' and 'indicate' documents into lesion, study, indication and status tables.",
     )
-    coh.add_argument("documents", nargs="+", metavar="FEATURES_JSON")
+    coh.add_argument("documents", nargs="*", metavar="FEATURES_JSON")
+    coh.add_argument(
+        "--status",
+        nargs="+",
+        default=[],
+        metavar="STATUS_JSON",
+        help="status documents of 'features --status-json' (failed studies are listed, not tabulated)",
+    )
+    coh.add_argument("--out-status", metavar="TSV", help="one row per study: ok or failed, and why")
+    coh.add_argument("--parquet", action="store_true", help="also write each table as Parquet")
     coh.add_argument(
         "--out-lesions", required=True, metavar="TSV", help="one row per lesion (data dictionary beside it)"
     )
@@ -194,6 +226,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     coh.add_argument("--out-indications", metavar="TSV", help="one row per study: statuses, criteria met, scores")
     coh.set_defaults(func=run_cohort)
+
+    fig = sub.add_parser(
+        "figures",
+        parents=[common],
+        help="cohort plots from the cohort tables",
+        description="Plot lesion sizes, tumour burden, locations and indications of a cohort.",
+    )
+    fig.add_argument("--lesions", required=True, metavar="TSV", help="the cohort lesion table")
+    fig.add_argument("--studies", required=True, metavar="TSV", help="the cohort study table")
+    fig.add_argument("--indications", metavar="TSV", help="the cohort indication table")
+    fig.add_argument(
+        "--out-dir",
+        required=True,
+        metavar="DIR",
+        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png)",
+    )
+    fig.set_defaults(func=run_figures)
+
+    desc = sub.add_parser(
+        "dataset-description",
+        parents=[common],
+        help="write the BIDS-Derivatives dataset_description.json of a results folder",
+    )
+    desc.add_argument("--out", required=True, metavar="JSON")
+    desc.set_defaults(func=run_dataset_description)
+
+    batch = sub.add_parser(
+        "batch",
+        help="run one command for many studies in one process (what the workflow's jobs do)",
+        description="Run `features` or `indicate` for many studies in one process, so the cost of starting "
+        "Python and importing the scientific stack is paid once per batch, not once per study. Each study's "
+        "messages go to its own log; a study that fails does not stop the others.",
+    )
+    batch.add_argument(
+        "--jobs-json",
+        required=True,
+        metavar="JSON",
+        help='{"command": "features"|"indicate", "common": [options of every study], '
+        '"studies": [{"args": [options of one study], "log": path}, ...]}',
+    )
+    batch.set_defaults(func=None)
     return parser
 
 
@@ -290,12 +363,12 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
             "tsv": out_dir / f"{base}_desc-lesions_features.tsv",
             "instances": out_dir / f"{base}_desc-lesions_dseg.nii.gz",
         }
-    for key in ("json", "tsv", "instances"):
+    for key in ("json", "tsv", "instances", "figure"):
         value = getattr(args, f"out_{key}")
         if value:
             paths[key] = Path(value)
     if not paths:
-        raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances or --out-dir")
+        raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
     if "tsv" in paths:
         paths["dictionary"] = paths["tsv"].with_suffix(".json")
     resolved = [p.resolve() for p in paths.values()]
@@ -307,7 +380,12 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
-def run_features(args: argparse.Namespace) -> int:
+def run_features(args: argparse.Namespace) -> dict:
+    return _write_features(args, _config(args))[0]
+
+
+def _write_features(args: argparse.Namespace, config: dict):
+    """Compute one study's features and write the requested outputs; returns (paths, result)."""
     from .anatomy import LocationParameters, RegistrationParameters, build_reference
     from .config import FeatureParameters
     from .features import LESION_FIELDS, compute_features, data_dictionary
@@ -315,7 +393,6 @@ def run_features(args: argparse.Namespace) -> int:
     from .io.writers import atomic_outputs, write_json, write_nifti, write_tsv
 
     paths = output_paths(args)
-    config = _config(args)
     params = FeatureParameters.from_config(_feature_config(args, config))
     choice = _reference_choice(args, config["anatomy"])
     label_map = load_segmentation(args.segmentation)
@@ -345,13 +422,41 @@ def run_features(args: argparse.Namespace) -> int:
             write_json(tmp["dictionary"], data_dictionary(LESION_FIELDS))
         if "instances" in tmp:
             write_nifti(tmp["instances"], result.instances, result.affine)
+        if "figure" in tmp:
+            _study_figure(tmp["figure"], label_map, result, params, args)
     log.info(
         "%s: %d lesion(s), cumulative tumour volume %.3f mL",
         args.segmentation,
         result.study["lesion_count"],
         result.study["cumulative_tumor_volume_ml"],
     )
-    return 0
+    return paths, result
+
+
+def _study_figure(path: Path, label_map, result, params, args: argparse.Namespace) -> None:
+    from .labels import CORE_ROLES, Role, role_mask
+    from .report.figures import image_on_grid, study_figure
+
+    scheme = params.scheme
+    masks = {
+        "core": role_mask(label_map.labels, scheme, *CORE_ROLES),
+        "enhancing": role_mask(label_map.labels, scheme, Role.ENHANCING),
+        "edema": role_mask(label_map.labels, scheme, Role.EDEMA),
+    }
+    image = image_on_grid(args.image, label_map.affine, label_map.shape) if args.image else None
+    name = " ".join(
+        x for x in (f"sub-{args.subject}" if args.subject else "", f"ses-{args.session}" if args.session else "") if x
+    )
+    study_figure(
+        path,
+        label_map.labels,
+        label_map.affine,
+        masks,
+        result.lesions,
+        result.instances,
+        image,
+        title=f"{name or Path(args.segmentation).name}: {result.study['lesion_count']} lesion(s)",
+    )
 
 
 def _read_features_document(path: str | Path) -> dict:
@@ -363,18 +468,27 @@ def _read_features_document(path: str | Path) -> dict:
     return document
 
 
-def run_indicate(args: argparse.Namespace) -> int:
+def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=None) -> dict:
+    from .indications import DISCLAIMER
+
+    return {
+        "research_use_only": True,
+        "disclaimer": DISCLAIMER,
+        "subject": args.subject or subject,
+        "session": args.session or session,
+        "status": "not_evaluated",
+        "reason": reason,
+    }
+
+
+def _indications(document: dict, args: argparse.Namespace, config: dict, features_path: str | None) -> dict:
+    """The indication document of one study's features document."""
     from .indications import RuleSet, evaluate_study
     from .indications.clinical import find_row, read_clinical
     from .indications.engine import histologies
     from .io.readers import file_sha256
-    from .io.writers import atomic_path, write_json
 
-    if Path(args.out_json).resolve() in {Path(p).resolve() for p in (args.features, args.clinical) if p}:
-        raise ConfigError(f"{args.out_json}: refusing to overwrite an input")
-    config = _config(args)
     rules = RuleSet.load(args.rules or config["indications"]["rules"], config["indications"]["thresholds"])
-    document = _read_features_document(args.features)
     subject = args.subject or document["study"].get("subject")
     session = args.session or document["study"].get("session")
     clinical_path = args.clinical or config["clinical"]
@@ -389,64 +503,261 @@ def run_indicate(args: argparse.Namespace) -> int:
                 "%s: no row for subject %s, session %s: clinical inputs unknown", clinical_path, subject, session
             )
     provenance = {
-        "features_sha256": file_sha256(Path(args.features)),
+        "features_sha256": file_sha256(Path(features_path)) if features_path else None,
         "segmentation_sha256": document.get("provenance", {}).get("input_sha256"),
         "clinical_sha256": file_sha256(Path(clinical_path)) if clinical_path else None,
         "clinical_row_found": row is not None,
     }
     result = evaluate_study(document, row, rules, provenance)
-    result["subject"], result["session"] = subject, session
+    result["subject"], result["session"], result["status"] = subject, session, "evaluated"
+    log.info("%s: %s", subject, ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
+    return result
+
+
+def run_indicate(args: argparse.Namespace) -> dict:
+    from .io.writers import atomic_path, write_json
+
+    if Path(args.out_json).resolve() in {Path(p).resolve() for p in (args.features, args.clinical) if p}:
+        raise ConfigError(f"{args.out_json}: refusing to overwrite an input")
+    if args.features_status:
+        upstream = json.loads(Path(args.features_status).read_text(encoding="utf-8"))
+        if upstream.get("status") != "ok":
+            document = _not_evaluated(
+                args,
+                f"the features step failed: {upstream.get('error')}",
+                upstream.get("subject"),
+                upstream.get("session"),
+            )
+            with atomic_path(args.out_json) as tmp:
+                write_json(tmp, document)
+            return {"json": args.out_json}
+    result = _indications(_read_features_document(args.features), args, _config(args), args.features)
     with atomic_path(args.out_json) as tmp:
         write_json(tmp, result)
-    log.info("%s: %s", args.features, ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
-    return 0
+    return {"json": args.out_json}
 
 
 def run_cohort(args: argparse.Namespace) -> int:
-    from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
-    from .indications.engine import SUMMARY_FIELDS, summary_row
-    from .io.writers import atomic_outputs, write_json, write_tsv
+    from .cohort import gather, write_tables
 
-    lesion_rows, study_rows = [], []
-    for path in args.documents:
-        document = _read_features_document(path)
-        study, lesions = document["study"], document["lesions"]
-        study_rows.append(study)
-        keys = {"subject": study.get("subject"), "session": study.get("session")}
-        lesion_rows.extend({**keys, **lesion} for lesion in lesions)
+    if not (args.documents or args.status):
+        raise ConfigError("give features documents, or --status documents of the workflow's features step")
+    outputs = {"lesions": args.out_lesions, "studies": args.out_studies}
+    for name, value in (("indications", args.out_indications), ("status", args.out_status)):
+        if value:
+            outputs[name] = value
     if bool(args.indications) != bool(args.out_indications):
         raise ConfigError("give --indications and --out-indications together")
-    indication_rows = []
-    for path in args.indications:
-        try:
-            indication_rows.append(summary_row(json.loads(Path(path).read_text(encoding="utf-8"))))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a brainmets indication document ({type(exc).__name__}: {exc})") from None
-    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
-    lesion_fields = key_fields + LESION_FIELDS
-    targets = [args.out_lesions, args.out_studies, *([args.out_indications] if args.out_indications else [])]
-    with atomic_outputs(*[p for t in targets for p in (t, Path(t).with_suffix(".json"))]) as tmp:
-        write_tsv(tmp[0], [f.name for f in lesion_fields], lesion_rows)
-        write_json(tmp[1], data_dictionary(lesion_fields))
-        write_tsv(tmp[2], [f.name for f in STUDY_FIELDS], study_rows)
-        write_json(tmp[3], data_dictionary(STUDY_FIELDS))
-        if args.out_indications:
-            write_tsv(tmp[4], list(SUMMARY_FIELDS), indication_rows)
-            write_json(tmp[5], {name: {"Description": text} for name, text in SUMMARY_FIELDS.items()})
+    tables = gather(args.documents, args.status, args.indications)
+    write_tables(tables, outputs, parquet=args.parquet)
+    failed = [r for r in tables.status if r["features_status"] != "ok"]
+    for row in failed:
+        log.warning(
+            "sub-%s%s failed: %s",
+            row["subject"],
+            f" ses-{row['session']}" if row["session"] else "",
+            row["features_error"],
+        )
     return 0
+
+
+def _read_tsv(path: str | Path) -> list[dict]:
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh, delimiter="\t"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the table ({exc.strerror or exc})") from None
+
+
+def run_figures(args: argparse.Namespace) -> dict:
+    from .indications import MODALITIES
+    from .io.writers import atomic_outputs
+    from .report import figures
+
+    lesions, studies = _read_tsv(args.lesions), _read_tsv(args.studies)
+    out = Path(args.out_dir)
+    names = ["lesion_size.png", "volume_vs_count.png", "location.png"] + (
+        ["indications.png"] if args.indications else []
+    )
+    with atomic_outputs(*(out / n for n in names)) as tmp:
+        figures.size_distribution(tmp[0], lesions)
+        figures.volume_against_count(tmp[1], studies)
+        figures.locations(tmp[2], lesions)
+        if args.indications:
+            figures.indication_frequencies(tmp[3], _read_tsv(args.indications), MODALITIES)
+    return {n: out / n for n in names}
+
+
+def run_dataset_description(args: argparse.Namespace) -> dict:
+    from .io.writers import atomic_path, write_json
+
+    description = {
+        "Name": "brainmets: brain-metastasis lesion features, locations and Table 1 indications",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "brainmets",
+                "Version": __version__,
+                "Description": "per-lesion and per-study features of brain metastases from segmentation label "
+                "maps, anatomical location and the review's Table 1 indications (research use only)",
+            }
+        ],
+        "HowToAcknowledge": "Research use only: not a medical device; indications are not treatment recommendations.",
+    }
+    with atomic_path(args.out) as tmp:
+        write_json(tmp, description)
+    return {"json": args.out}
+
+
+def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
+    if isinstance(exc, BrainmetsError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.filename or getattr(args, 'segmentation', '')}: {exc.strerror or exc}"
+    target = getattr(args, "segmentation", None) or getattr(args, "features", "")
+    return f"internal error while processing {target}: {type(exc).__name__}: {exc}"
+
+
+def _run_with_status(args: argparse.Namespace) -> int:
+    """Run a per-study command; record ok or failed (and why) in --status-json, so one bad study does not
+    stop a cohort. The message also goes to stderr (the job's log), with the traceback for internal errors."""
+    from .io.writers import atomic_path, write_json
+
+    start = time.perf_counter()
+    error = None
+    try:
+        outputs = args.func(args)
+    except Exception as exc:
+        outputs = None
+        error = _one_line(exc, args)
+        print(f"brainmets: error: {error}", file=sys.stderr)
+        if not isinstance(exc, BrainmetsError | OSError):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        if getattr(args, "out_figure", None):
+            from .report.figures import failure_figure
+
+            with atomic_path(args.out_figure) as tmp:
+                failure_figure(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")
+    status = {
+        "subject": args.subject,
+        "session": args.session,
+        "step": args.command,
+        "status": "failed" if error else "ok",
+        "error": error,
+        "outputs": {k: str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {},
+        "seconds": round(time.perf_counter() - start, 3),
+        "brainmets_version": __version__,
+    }
+    with atomic_path(args.status_json) as tmp:
+        write_json(tmp, status)
+    return 0
+
+
+BATCH_COMMANDS = ("features", "indicate")
+
+
+LOG_FORMAT = "brainmets: %(levelname)s: %(message)s"
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format=LOG_FORMAT, stream=sys.stderr)
+
+
+@contextlib.contextmanager
+def _logging_to(stream, verbose: bool):
+    """Send every log record to `stream` (one study's log) for the duration, then restore the handlers."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.handlers = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+
+
+def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
+    """The --jobs-json document of `batch`: (command, common options, studies)."""
+    try:
+        jobs = json.loads(text)
+        command, common, studies = jobs["command"], jobs.get("common", []), jobs["studies"]
+        if command not in BATCH_COMMANDS:
+            raise ValueError(f"command must be one of {', '.join(BATCH_COMMANDS)}, not {command!r}")
+        if not all(isinstance(a, str) for a in common):
+            raise ValueError("'common' must be a list of strings")
+        for study in studies:
+            if not (isinstance(study.get("args"), list) and all(isinstance(a, str) for a in study["args"])):
+                raise ValueError("each study needs 'args', a list of strings")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"--jobs-json: {exc}") from None
+    return command, common, studies
+
+
+def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
+    """Run one command per study in this process, each study's stderr and log records in its own log file.
+    Returns 1 when a study's command did not complete (its status document says why), else 0."""
+    import warnings
+
+    command, common, studies = _parse_jobs(jobs_json)
+    start = time.perf_counter()
+    incomplete = []
+    for study in studies:
+        argv = [command, *study["args"], *common]
+        with contextlib.ExitStack() as stack:
+            if study.get("log"):
+                Path(study["log"]).parent.mkdir(parents=True, exist_ok=True)
+                stream = stack.enter_context(open(study["log"], "w", encoding="utf-8"))
+                stack.enter_context(contextlib.redirect_stderr(stream))
+            stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
+            warnings.simplefilter("default")
+            try:
+                args = parser.parse_args(argv)
+            except SystemExit as exc:  # argparse printed the problem to this study's log
+                code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
+            else:
+                with _logging_to(sys.stderr, args.verbose):
+                    code = run(args)
+        if code:
+            incomplete.append(study.get("log") or " ".join(study["args"]))
+    for where in incomplete:
+        print(f"brainmets: error: a study did not complete (see {where})", file=sys.stderr)
+    print(
+        f"brainmets batch: {command}: {len(studies) - len(incomplete)} of {len(studies)} studies completed "
+        f"in {time.perf_counter() - start:.1f} s (each study's outcome is in its status document and log)",
+        file=sys.stderr,
+    )
+    return 1 if incomplete else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainmets`` console script; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="brainmets: %(levelname)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(getattr(args, "verbose", False))
+    if args.command == "batch":
+        try:
+            return run_batch(parser, args.jobs_json)
+        except ConfigError as exc:
+            print(f"brainmets: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed command; map its errors to an exit code and a one-line message."""
+    if getattr(args, "status_json", None):
+        return _run_with_status(args)
     try:
-        return args.func(args)
+        args.func(args)  # returns the outputs it wrote (recorded by --status-json)
+        return 0
     except ConfigError as exc:
         print(f"brainmets: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -458,14 +769,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"brainmets: error: {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_DATA_ERROR
     except Exception as exc:  # a bug: say so in one line, show the traceback with --verbose
-        if args.verbose:
-            raise
         target = getattr(args, "segmentation", None) or ""
         print(
             f"brainmets: internal error while processing {target}: {type(exc).__name__}: {exc} "
             "(rerun with --verbose for the traceback; please report it)",
             file=sys.stderr,
         )
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
         return EXIT_DATA_ERROR
 
 

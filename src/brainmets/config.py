@@ -18,6 +18,11 @@ from .labels import LabelScheme, get_scheme
 SCHEMA_FILE = "config.schema.yaml"
 
 
+def load_yaml(text: str) -> Any:
+    """Parse YAML with libyaml's C loader when available (five to ten times faster than pure Python)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 def schema_path(name: str = SCHEMA_FILE) -> Path:
     """Filesystem path of a schema (the workflow hands the config schema to ``snakemake.utils.validate``)."""
     return Path(str(resources.files("brainmets") / "schemas" / name))
@@ -25,7 +30,7 @@ def schema_path(name: str = SCHEMA_FILE) -> Path:
 
 @cache
 def load_schema(name: str = SCHEMA_FILE) -> dict:
-    return yaml.safe_load(schema_path(name).read_text(encoding="utf-8"))
+    return load_yaml(schema_path(name).read_text(encoding="utf-8"))
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -64,7 +69,7 @@ def validate_config(config: dict[str, Any], source: str = "configuration") -> di
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file (not yet validated)."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = load_yaml(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
     except yaml.YAMLError as exc:

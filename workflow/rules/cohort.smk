@@ -1,22 +1,70 @@
 rule cohort:
-    """One table of every lesion and one of every study (brainmets cohort)."""
+    """Cohort tables: every lesion, every study, every study's indications and processing status (TSV with
+    data dictionaries, and Parquet)."""
     input:
-        features=all_study_files("desc-brainmets_features.json"),
+        status=all_study_files("desc-status.json"),
         indications=all_study_files("desc-indications.json"),
     output:
-        lesions=f"{RESULTS}/group/lesions.tsv",
-        lesions_dictionary=f"{RESULTS}/group/lesions.json",
-        studies=f"{RESULTS}/group/studies.tsv",
-        studies_dictionary=f"{RESULTS}/group/studies.json",
-        indications=f"{RESULTS}/group/indications.tsv",
-        indications_dictionary=f"{RESULTS}/group/indications.json",
+        **{
+            f"{name}_{kind}": f"{RESULTS}/group/{name}.{kind}"
+            for name in ("lesions", "studies", "indications", "status")
+            for kind in ("tsv", "json", "parquet")
+        },
     params:
         brainmets=BRAINMETS,
+    resources:
+        mem_mb=lambda wc, input: 1000 + 2 * len(input),
+        runtime=30,
     log:
         f"{RESULTS}/logs/cohort.log",
     conda:
         "../envs/brainmets.yaml"
     shell:
-        "{params.brainmets} cohort {input.features:q} --indications {input.indications:q}"
-        " --out-lesions {output.lesions:q} --out-studies {output.studies:q}"
-        " --out-indications {output.indications:q} 2> {log:q}"
+        "{params.brainmets} cohort --status {input.status:q} --indications {input.indications:q} --parquet"
+        " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
+        " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
+
+
+rule cohort_figures:
+    """Plots of the cohort: lesion sizes, tumour burden, locations, indications."""
+    input:
+        lesions=rules.cohort.output.lesions_tsv,
+        studies=rules.cohort.output.studies_tsv,
+        indications=rules.cohort.output.indications_tsv,
+    output:
+        **{
+            name: report(
+                f"{RESULTS}/group/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Cohort",
+                labels={"figure": name.replace("_", " ")},
+            )
+            for name in ("lesion_size", "volume_vs_count", "location", "indications")
+        },
+    params:
+        brainmets=BRAINMETS,
+        out_dir=lambda wc, output: os.path.dirname(output.lesion_size),
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    log:
+        f"{RESULTS}/logs/cohort_figures.log",
+    conda:
+        "../envs/brainmets.yaml"
+    shell:
+        "{params.brainmets} figures --lesions {input.lesions:q} --studies {input.studies:q}"
+        " --indications {input.indications:q} --out-dir {params.out_dir:q} 2> {log:q}"
+
+
+rule dataset_description:
+    """The BIDS-Derivatives dataset_description.json of the results folder."""
+    output:
+        f"{RESULTS}/dataset_description.json",
+    params:
+        brainmets=BRAINMETS,
+    log:
+        f"{RESULTS}/logs/dataset_description.log",
+    conda:
+        "../envs/brainmets.yaml"
+    shell:
+        "{params.brainmets} dataset-description --out {output:q} 2> {log:q}"

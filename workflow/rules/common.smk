@@ -1,5 +1,7 @@
 # Shared helpers: config validation, the studies sheet, input functions. No rules here.
 import json
+import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -37,12 +39,18 @@ def read_studies(sheet: str) -> pd.DataFrame:
     """The studies sheet, validated, with file paths resolved against the sheet's folder."""
     studies = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
     validate(studies, schema="../schemas/studies.schema.yaml")
+    base = Path(sheet).parent
+    for column in FILE_COLUMNS:
+        if column in studies:
+            studies[column] = [str(base / p) if p else "" for p in studies[column]]
+    return prepare(studies, sheet)
+
+
+def prepare(studies: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Fill the optional columns, name each study (BIDS entities) and refuse duplicates."""
     for column in ("session", "label_scheme", *REFERENCE_COLUMNS):
         if column not in studies:
             studies[column] = ""
-    base = Path(sheet).parent
-    for column in FILE_COLUMNS:
-        studies[column] = [str(base / p) if p else "" for p in studies[column]]
     studies["study"] = [
         f"sub-{s}" + (f"_ses-{x}" if x else "") for s, x in zip(studies["subject"], studies["session"])
     ]
@@ -51,11 +59,49 @@ def read_studies(sheet: str) -> pd.DataFrame:
     ]
     duplicated = studies["study"][studies["study"].duplicated()].tolist()
     if duplicated:
-        raise ValueError(f"{sheet}: studies listed more than once: {', '.join(duplicated)}")
+        raise ValueError(f"{source}: studies listed more than once: {', '.join(duplicated)}")
     return studies.set_index("study", drop=False)
 
 
-STUDIES = read_studies(config["studies"])
+def discover_bids(root: str, patterns: dict[str, str]) -> pd.DataFrame:
+    """Studies of a BIDS-like folder: one per sub-*/[ses-*/]anat/ holding exactly one segmentation."""
+    rows = []
+    for anat in sorted(Path(root).glob("sub-*/anat")) + sorted(Path(root).glob("sub-*/ses-*/anat")):
+        parcellations = sorted(anat.glob(patterns["parcellation"]))
+        segmentations = sorted(set(anat.glob(patterns["segmentation"])) - set(parcellations))
+        if not segmentations:
+            continue
+        if len(segmentations) > 1:
+            names = ", ".join(p.name for p in segmentations)
+            raise ValueError(f"{anat}: more than one segmentation matches {patterns['segmentation']!r}: {names}")
+        images = sorted(anat.glob(patterns["subject_image"]))
+        session = anat.parent.name[4:] if anat.parent.name.startswith("ses-") else ""
+        subject = (anat.parent.parent if session else anat.parent).name[4:]
+        rows.append(
+            {
+                "subject": subject,
+                "session": session,
+                "segmentation": str(segmentations[0]),
+                "parcellation": str(parcellations[0]) if parcellations else "",
+                "subject_image": str(images[0]) if images else "",
+            }
+        )
+    rows.sort(key=lambda r: (r["subject"], r["session"]))
+    if not rows:
+        raise ValueError(f"{root}: no segmentation matching {patterns['segmentation']!r} in sub-*/[ses-*/]anat/")
+    return pd.DataFrame(rows, dtype=str)
+
+
+def load_studies() -> pd.DataFrame:
+    """The studies: from the studies sheet, or discovered in a BIDS-like folder."""
+    if bool(config["studies"]) == bool(config["bids_dir"]):
+        raise ValueError("config: give either `studies` (a studies sheet) or `bids_dir` (a BIDS-like folder)")
+    if config["studies"]:
+        return read_studies(config["studies"])
+    return prepare(discover_bids(config["bids_dir"], config["bids"]), "bids_dir")
+
+
+STUDIES = load_studies()
 
 
 wildcard_constraints:
@@ -73,47 +119,105 @@ def all_study_files(suffix: str) -> list[str]:
     return [study_file(s, suffix) for s in STUDIES.index]
 
 
-def study_inputs(wildcards) -> dict[str, str]:
-    """The study's segmentation and the reference files its row names (so changing any re-runs it)."""
-    row = STUDIES.loc[wildcards.study]
-    files = {"seg": row["segmentation"]}
-    files.update({c: row[c] for c in ("parcellation", "posterior_fossa_mask", "subject_image") if row[c]})
+def study_batches(size: int) -> dict[str, list[str]]:
+    """The studies in batches of `size`, in sheet order: one features job and one indications job per batch."""
+    names = list(STUDIES.index)
+    return {f"{k // size + 1:04d}": names[k : k + size] for k in range(0, len(names), size)}
+
+
+BATCHES = study_batches(config["batch_size"])
+
+
+def study_log(step: str, study: str) -> str:
+    return f"{RESULTS}/logs/{step}/{STUDIES.loc[study, 'studydir']}/{study}.log"
+
+
+def batch_inputs(members: list[str]) -> list[str]:
+    """The batch's segmentations and the reference files their rows name (changing any re-runs the batch)."""
+    files = []
+    for study in members:
+        row = STUDIES.loc[study]
+        files += [row[c] for c in ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image") if row[c]]
+    return list(dict.fromkeys(files))
+
+
+def uses_template(members: list[str]) -> bool:
+    """Whether a study of the batch is located by template registration (more memory and time)."""
+    return bool(config["anatomy"]["template"]) or any(STUDIES.loc[s, "template"] for s in members)
+
+
+def _identity(row) -> list[str]:
+    return ["--subject", row["subject"]] + (["--session", row["session"]] if row["session"] else [])
+
+
+#: Linux refuses a single command-line argument longer than 128 KiB (MAX_ARG_STRLEN), and Snakemake passes
+#: the whole shell command as one; stay well below it.
+MAX_JOBS_JSON = 100_000
+
+
+def _jobs(command: str, common: list[str], studies: list[dict]) -> str:
+    """The --jobs-json document of `brainmets batch`."""
+    text = json.dumps({"command": command, "common": common, "studies": studies}, separators=(",", ":"))
+    if len(text) > MAX_JOBS_JSON:
+        raise ValueError(
+            f"config: batch_size {config['batch_size']} makes a `brainmets batch` command of {len(text)} "
+            f"characters (at most {MAX_JOBS_JSON}: the shell's limit); lower batch_size"
+        )
+    return text
+
+
+def feature_jobs(members: list[str], threads: int) -> str:
+    """`brainmets features` for each study of a batch: its segmentation, identity, label scheme, anatomical
+    reference, image (the picture's background) and outputs; the config's `features` and `anatomy` sections
+    (as JSON, so --config overrides on the snakemake command line count) are common to all."""
+    studies = []
+    for study in members:
+        row = STUDIES.loc[study]
+        args = [row["segmentation"], *_identity(row)]
+        if row["label_scheme"]:
+            args += ["--scheme", row["label_scheme"]]
+        for column in REFERENCE_COLUMNS:
+            if row[column]:
+                args += [f"--{column.replace('_', '-')}", row[column]]
+        if row["subject_image"]:
+            args += ["--image", row["subject_image"]]
+        for option, suffix in (
+            ("--out-json", "desc-brainmets_features.json"),
+            ("--out-tsv", "desc-lesions_features.tsv"),
+            ("--out-instances", "desc-lesions_dseg.nii.gz"),
+            ("--out-figure", "desc-lesions_overlay.png"),
+            ("--status-json", "desc-status.json"),
+        ):
+            args += [option, study_file(study, suffix)]
+        studies.append({"args": args, "log": study_log("features", study)})
+    sections = {"features": config["features"], "anatomy": config["anatomy"]}
+    common = ["--config-json", json.dumps(sections, sort_keys=True), "--threads", str(threads)]
+    return _jobs("features", common, studies)
+
+
+def indication_inputs(members: list[str]) -> dict[str, list[str]]:
+    """The batch's features status documents and, when configured, the clinical table."""
+    files = {"status": [study_file(s, "desc-status.json") for s in members]}
+    if config["clinical"]:
+        files["clinical"] = [config["clinical"]]
     return files
 
 
-def feature_options(wildcards) -> str:
-    """Command-line options of `brainmets features` for one study: its identity, the config's `features`
-    and `anatomy` sections (as JSON, so --config overrides on the snakemake command line count), the
-    study's label scheme and its anatomical reference."""
-    row = STUDIES.loc[wildcards.study]
-    sections = {"features": dict(config["features"]), "anatomy": config["anatomy"]}
-    if row["label_scheme"]:
-        sections["features"]["label_scheme"] = row["label_scheme"]
-    opts = ["--subject", row["subject"]]
-    if row["session"]:
-        opts += ["--session", row["session"]]
-    opts += ["--config-json", json.dumps(sections, sort_keys=True)]
-    for column in REFERENCE_COLUMNS:
-        if row[column]:
-            opts += [f"--{column.replace('_', '-')}", row[column]]
-    return " ".join(shlex.quote(str(o)) for o in opts)
-
-
-def indication_inputs(wildcards) -> dict[str, str]:
-    """The study's features document and, when configured, the clinical table."""
-    files = {"features": study_file(wildcards.study, "desc-brainmets_features.json")}
-    if config["clinical"]:
-        files["clinical"] = config["clinical"]
-    return files
-
-
-def indication_options(wildcards) -> str:
-    """Options of `brainmets indicate`: identity, the clinical table, the config's `indications` section."""
-    row = STUDIES.loc[wildcards.study]
-    opts = ["--subject", row["subject"]]
-    if row["session"]:
-        opts += ["--session", row["session"]]
-    if config["clinical"]:
-        opts += ["--clinical", config["clinical"]]
-    opts += ["--config-json", json.dumps({"indications": config["indications"]}, sort_keys=True)]
-    return " ".join(shlex.quote(str(o)) for o in opts)
+def indication_jobs(members: list[str]) -> str:
+    """`brainmets indicate` for each study of a batch; the clinical table and the config's `indications`
+    section are common to all."""
+    studies = [
+        {
+            "args": [
+                *_identity(STUDIES.loc[study]),
+                "--features", study_file(study, "desc-brainmets_features.json"),
+                "--features-status", study_file(study, "desc-status.json"),
+                "--out-json", study_file(study, "desc-indications.json"),
+            ],
+            "log": study_log("indications", study),
+        }
+        for study in members
+    ]
+    common = ["--clinical", config["clinical"]] if config["clinical"] else []
+    common += ["--config-json", json.dumps({"indications": config["indications"]}, sort_keys=True)]
+    return _jobs("indicate", common, studies)

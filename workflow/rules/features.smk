@@ -1,21 +1,41 @@
-rule features:
-    """Lesions and their features for one study (brainmets features)."""
-    input:
-        unpack(study_inputs),
-    output:
-        json=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-brainmets_features.json",
-        tsv=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-lesions_features.tsv",
-        dictionary=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-lesions_features.json",
-        instances=f"{RESULTS}/{{studydir}}/anat/{{study}}_desc-lesions_dseg.nii.gz",
-    params:
-        brainmets=BRAINMETS,
-        options=feature_options,
-    threads: 1
-    log:
-        f"{RESULTS}/logs/features/{{studydir}}/{{study}}.log",
-    conda:
-        "../envs/brainmets.yaml"
-    shell:
-        "{params.brainmets} features {input.seg:q} {params.options}"
-        " --threads {threads} --out-json {output.json:q} --out-tsv {output.tsv:q} --out-instances {output.instances:q}"
-        " 2> {log:q}"
+# One `features_NNNN` job per batch of studies (config `batch_size`): one process measures them all, so the
+# ~0.7 s of starting Python and importing the scientific stack is paid per batch, not per study.
+for batch, members in BATCHES.items():
+
+    rule:
+        """Lesions, their features and location, and each study's picture (brainmets batch -> features).
+
+        A study that cannot be processed does not fail the job: its status document says why, its picture
+        shows it, its log names the file and the problem, and the cohort tables list it. The feature
+        documents (JSON, TSV + dictionary, lesion instance map) are written beside the status document when
+        the study succeeds."""
+        name:
+            f"features_{batch}"
+        input:
+            batch_inputs(members),
+        output:
+            status=[study_file(s, "desc-status.json") for s in members],
+            figures=[
+                report(
+                    study_file(s, "desc-lesions_overlay.png"),
+                    caption="../report/study_overlay.rst",
+                    category="Studies",
+                    labels={"study": s, "figure": "lesions"},
+                )
+                for s in members
+            ],
+        params:
+            brainmets=BRAINMETS,
+            jobs=lambda wildcards, threads, members=members: feature_jobs(members, threads),
+        threads: 1
+        resources:
+            mem_mb=4000 if uses_template(members) else 2000,
+            runtime=10 + math.ceil(len(members) * (3 if uses_template(members) else 0.25)),
+        group:
+            "batch"
+        log:
+            [f"{RESULTS}/logs/features/batch-{batch}.log"] + [study_log("features", s) for s in members],
+        conda:
+            "../envs/brainmets.yaml"
+        shell:
+            "{params.brainmets} batch --jobs-json {params.jobs:q} 2> {log[0]:q}"

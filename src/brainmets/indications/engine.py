@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..config import load_schema, validate_with
+from ..config import load_schema, load_yaml, validate_with
 from ..errors import ConfigError
 from .conditions import Trace, describe, evaluate, facts_used
 from .facts import DERIVED_FACTS, FACT_THRESHOLDS, IMAGING_FACTS, build_facts, inputs_for
@@ -31,12 +31,12 @@ def _data(name: str) -> str:
 
 @cache
 def histologies() -> dict[str, Any]:
-    return yaml.safe_load(_data("histology.yaml"))["histologies"]
+    return load_yaml(_data("histology.yaml"))["histologies"]
 
 
 @cache
 def score_tables() -> dict[str, Any]:
-    return yaml.safe_load(_data("scores.yaml"))
+    return load_yaml(_data("scores.yaml"))
 
 
 def known_facts() -> set[str]:
@@ -65,7 +65,7 @@ class RuleSet:
             except OSError as exc:
                 raise ConfigError(f"{path}: cannot read the rule table ({exc.strerror or exc})") from None
         try:
-            table = validate_with("rules.schema.yaml", yaml.safe_load(text), origin)
+            table = validate_with("rules.schema.yaml", load_yaml(text), origin)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{origin}: not valid YAML ({exc})") from None
         ids = [r["id"] for r in table["rules"] + table["text_rules"]]

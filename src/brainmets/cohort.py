@@ -1,0 +1,123 @@
+"""Cohort tables: one row per lesion, per study, per study's indications, and per study's processing status."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
+from .indications.engine import SUMMARY_FIELDS, summary_row
+from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
+
+STATUS_FIELDS = {
+    "subject": "subject label",
+    "session": "session label",
+    "features_status": "ok, or failed (the study's segmentation or reference could not be processed)",
+    "features_error": "why the features step failed (names the file and the problem)",
+    "indications_status": "evaluated, not_evaluated (features failed) or absent",
+    "lesion_count": "lesions found (n/a when the study failed)",
+}
+
+
+def _read(path: str | Path, what: str) -> dict[str, Any]:
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: cannot read this {what} ({type(exc).__name__}: {exc})") from None
+    if not isinstance(document, dict):
+        raise ConfigError(f"{path}: not a {what}")
+    return document
+
+
+@dataclass
+class CohortTables:
+    lesions: list[dict[str, Any]] = field(default_factory=list)
+    studies: list[dict[str, Any]] = field(default_factory=list)
+    indications: list[dict[str, Any]] = field(default_factory=list)
+    status: list[dict[str, Any]] = field(default_factory=list)
+
+
+def gather(features: list[str], statuses: list[str], indications: list[str]) -> CohortTables:
+    """Rows of every table from ``brainmets features`` documents (given directly, or through the status
+    documents of the workflow's features step) and ``brainmets indicate`` documents."""
+    tables = CohortTables()
+    documents = [(path, None) for path in features]
+    for path in statuses:
+        status = _read(path, "status document")
+        if "status" not in status:
+            raise ConfigError(f"{path}: not a brainmets status document")
+        row = {
+            "subject": status.get("subject"),
+            "session": status.get("session"),
+            "features_status": status["status"],
+            "features_error": status.get("error"),
+        }
+        tables.status.append(row)
+        if status["status"] == "ok":
+            document = status.get("outputs", {}).get("json")
+            if not document:
+                raise ConfigError(f"{path}: the status names no features document")
+            documents.append((document, row))
+    for path, status_row in documents:
+        document = _read(path, "features document")
+        if "study" not in document or "lesions" not in document:
+            raise ConfigError(f"{path}: not a brainmets features document")
+        study = document["study"]
+        tables.studies.append(study)
+        keys = {"subject": study.get("subject"), "session": study.get("session")}
+        tables.lesions.extend({**keys, **lesion} for lesion in document["lesions"])
+        if status_row is not None:
+            status_row["lesion_count"] = study["lesion_count"]
+    by_study = {(r["subject"], r["session"]): r for r in tables.status}
+    for path in indications:
+        document = _read(path, "indication document")
+        key = (document.get("subject"), document.get("session"))
+        if key in by_study:
+            by_study[key]["indications_status"] = document.get("status", "evaluated")
+        if document.get("status", "evaluated") == "evaluated":
+            try:
+                tables.indications.append(summary_row(document))
+            except (KeyError, TypeError) as exc:
+                raise ConfigError(f"{path}: not a brainmets indication document ({exc})") from None
+    for row in tables.status:
+        row.setdefault("indications_status", "absent")
+        row.setdefault("lesion_count", None)
+    return tables
+
+
+def write_tables(tables: CohortTables, outputs: dict[str, str | Path], parquet: bool = False) -> None:
+    """TSV tables with their data dictionaries (and Parquet copies), all or nothing."""
+    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
+    specs = {
+        "lesions": ([f.name for f in key_fields + LESION_FIELDS], data_dictionary(key_fields + LESION_FIELDS)),
+        "studies": ([f.name for f in STUDY_FIELDS], data_dictionary(STUDY_FIELDS)),
+        "indications": (list(SUMMARY_FIELDS), {k: {"Description": v} for k, v in SUMMARY_FIELDS.items()}),
+        "status": (list(STATUS_FIELDS), {k: {"Description": v} for k, v in STATUS_FIELDS.items()}),
+    }
+    targets = []
+    for name, path in outputs.items():
+        path = Path(path)
+        targets += [(name, "tsv", path), (name, "json", path.with_suffix(".json"))]
+        if parquet:
+            targets.append((name, "parquet", path.with_suffix(".parquet")))
+    with atomic_outputs(*[t[2] for t in targets]) as tmp_paths:
+        for (name, kind, _), tmp in zip(targets, tmp_paths):
+            columns, dictionary = specs[name]
+            rows = getattr(tables, name)
+            if kind == "tsv":
+                write_tsv(tmp, columns, rows)
+            elif kind == "json":
+                write_json(tmp, dictionary)
+            else:
+                _write_parquet(tmp, columns, rows)
+
+
+def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = {c: [to_jsonable(r.get(c)) for r in rows] for c in columns}
+    pq.write_table(pa.table(data), path)

@@ -1,0 +1,1 @@
+"""Figures of studies and cohorts (matplotlib, no display needed)."""

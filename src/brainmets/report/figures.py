@@ -1,0 +1,295 @@
+"""Pictures: per study, axial slices through each lesion with its outlines; per cohort, summary plots.
+
+Study pictures are drawn with Pillow (quick to import: one per study), cohort plots with matplotlib's Agg
+canvas (no display needed). Slices are shown in the radiological convention
+(patient's right on the left of the picture, anterior up) after turning the arrays to the closest RAS
+orientation, so the pictures look the same whatever the storage order of the voxel axes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Whole tumour (core + edema) outlined in blue, enhancing tumour filled in red, core outlined in yellow.
+COLOURS = {"whole": "#34c6ff", "enhancing": "#ff3b30", "core": "#ffd400"}
+MAX_PANELS = 12
+FIELD_OF_VIEW_MM = 90.0
+
+
+def _canonical(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    import nibabel as nib
+
+    return nib.orientations.apply_orientation(array, nib.orientations.io_orientation(affine))
+
+
+def _canonical_spacing(affine: np.ndarray) -> np.ndarray:
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(affine)
+    spacing = np.empty(3)
+    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3], axis=0)
+    return spacing
+
+
+def _canonical_index(ijk: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Where voxel ``ijk`` of the stored array lands in the closest-RAS array."""
+    import nibabel as nib
+
+    ornt = nib.orientations.io_orientation(affine)
+    out = np.empty(3)
+    for axis, (target, flip) in enumerate(ornt):
+        value = ijk[axis] if flip > 0 else shape[axis] - 1 - ijk[axis]
+        out[int(target)] = value
+    return out
+
+
+PANEL_PX = 240  # side of one lesion's panel in the study picture
+
+
+def study_figure(
+    path: str | Path,
+    labels: np.ndarray,
+    affine: np.ndarray,
+    masks: dict[str, np.ndarray],
+    lesions: list[dict[str, Any]],
+    instances: np.ndarray,
+    image: np.ndarray | None = None,
+    title: str = "",
+) -> None:
+    """Axial slices through each lesion's centre (largest first): the whole tumour (core + edema) outlined in
+    blue, the enhancing tumour filled in red, the core outlined in yellow, lesion ids above each lesion; on
+    ``image`` (same grid) when given, else on the label map. Drawn with Pillow (fast to import and render)."""
+    from PIL import Image, ImageDraw
+
+    background = _canonical(image if image is not None else labels, affine).astype(np.float32)
+    canon = {name: _canonical(mask, affine) for name, mask in masks.items()}
+    ids = _canonical(instances, affine)
+    spacing = _canonical_spacing(affine)
+    to_voxels = np.linalg.inv(affine)
+    panels = []
+    for lesion in lesions[:MAX_PANELS]:
+        world = np.array([lesion[f"centroid_{c}_mm"] for c in "xyz"])
+        centre = _canonical_index(to_voxels[:3, :3] @ world + to_voxels[:3, 3], affine, labels.shape)
+        caption = f"lesion {lesion['lesion_id']}: {lesion['max_diameter_3d_mm']:.1f} mm"
+        panels.append(_panel(background, canon, ids, centre, spacing, image is not None, caption))
+    if not panels:
+        middle = np.array([background.shape[0] / 2, background.shape[1] / 2, background.shape[2] / 2])
+        panels.append(_panel(background, canon, ids, middle, spacing, image is not None, "no lesion", whole=True))
+    columns = min(len(panels), 4)
+    rows = math.ceil(len(panels) / columns)
+    header = 28
+    sheet = Image.new("RGB", (columns * PANEL_PX, rows * (PANEL_PX + 18) + header), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text(
+        (8, 6),
+        title + (f"  ({len(lesions) - MAX_PANELS} smaller lesions not shown)" if len(lesions) > MAX_PANELS else ""),
+        fill="black",
+        font=_font(14),
+    )
+    for n, panel in enumerate(panels):
+        sheet.paste(panel, ((n % columns) * PANEL_PX, header + (n // columns) * (PANEL_PX + 18)))
+    sheet.save(path, format="PNG", optimize=True)
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _panel(background, masks, ids, centre, spacing, is_image, caption, whole=False):
+    """One axial slice around ``centre`` (closest-RAS voxel coordinates), as a Pillow image."""
+    from PIL import Image, ImageDraw
+    from skimage.measure import find_contours
+
+    k = int(np.clip(round(centre[2]), 0, background.shape[2] - 1))
+    if whole:
+        lo, hi = np.zeros(2, int), np.array(background.shape[:2])
+    else:
+        half = np.maximum((FIELD_OF_VIEW_MM / 2 / spacing[:2]).astype(int), 1)
+        lo = np.maximum(np.round(centre[:2]).astype(int) - half, 0)
+        hi = np.minimum(np.round(centre[:2]).astype(int) + half + 1, background.shape[:2])
+    window = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), k)
+    values = background[window]
+    if is_image:
+        low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
+        grey = np.clip((values - low) / max(high - low, 1e-6), 0, 1)
+    else:
+        grey = (values > 0) * 0.45
+    # screen pixel (row, col) <- voxel (x, y): anterior up (y reversed), patient's right on the left (x reversed)
+    to_screen = lambda a: np.asarray(a)[::-1, ::-1].T  # noqa: E731
+    rgb = np.repeat(to_screen(grey)[..., None], 3, axis=2)
+    rim = to_screen(masks["enhancing"][window])
+    rgb[rim] = 0.45 * rgb[rim] + 0.55 * np.array([1.0, 0.23, 0.19])
+    aspect = spacing[1] / spacing[0]
+    size = rgb.shape[1], max(int(round(rgb.shape[0] * aspect)), 1)
+    scale = PANEL_PX / max(size)
+    size = max(int(size[0] * scale), 1), max(int(size[1] * scale), 1)
+    picture = Image.fromarray((rgb * 255).astype(np.uint8)).resize(size, Image.NEAREST)
+    draw = ImageDraw.Draw(picture)
+    sx, sy = size[0] / rgb.shape[1], size[1] / rgb.shape[0]
+    whole_tumour = masks["core"][window] | masks["edema"][window]
+    for mask, colour in ((whole_tumour, COLOURS["whole"]), (masks["core"][window], COLOURS["core"])):
+        screen = to_screen(mask).astype(float)
+        for contour in find_contours(np.pad(screen, 1), 0.5):
+            points = [((c - 1 + 0.5) * sx, (r - 1 + 0.5) * sy) for r, c in contour]
+            draw.line(points, fill=colour, width=2)
+    screen_ids = to_screen(ids[window])
+    for lesion_id in np.unique(screen_ids[screen_ids > 0]):
+        rows, cols = np.nonzero(screen_ids == lesion_id)
+        x, y = (cols.mean() + 0.5) * sx, max(rows.min() * sy - 16, 0)
+        draw.text((x - 4, y), str(int(lesion_id)), fill="white", font=_font(13))
+    draw.text((4, size[1] - 16), "R", fill="white", font=_font(11))
+    draw.text((size[0] - 12, size[1] - 16), "L", fill="white", font=_font(11))
+    panel = Image.new("RGB", (PANEL_PX, PANEL_PX + 18), "white")
+    panel.paste(picture, ((PANEL_PX - size[0]) // 2, (PANEL_PX - size[1]) // 2))
+    ImageDraw.Draw(panel).text((4, PANEL_PX + 1), caption, fill="black", font=_font(12))
+    return panel
+
+
+def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An intensity image (e.g. the T1c) on the segmentation's voxel grid: as stored when the grids match,
+    else resampled (linear) through both images' world coordinates."""
+    import nibabel as nib
+
+    from ..errors import InputDataError
+
+    try:
+        img = nib.load(str(path))
+        if img.shape[:3] == tuple(shape) and np.allclose(img.affine, affine, atol=1e-3):
+            return np.asanyarray(img.dataobj).reshape(shape).astype(np.float32)
+    except Exception:  # not NIfTI, or another grid: SimpleITK reads and resamples it
+        pass
+    import SimpleITK as sitk
+
+    from ..io import LabelMap
+    from ..registration import to_sitk
+
+    try:
+        moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    except RuntimeError as exc:
+        raise InputDataError(path, f"not a readable image ({str(exc).strip().splitlines()[-1]})") from None
+    grid = to_sitk(LabelMap(np.zeros(shape, np.uint8), affine, str(path)))
+    out = sitk.Resample(moving, grid, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+    return sitk.GetArrayFromImage(out).transpose(2, 1, 0)
+
+
+def failure_figure(path: str | Path, title: str, message: str) -> None:
+    """A picture that says a study failed, and why (so the report shows it)."""
+    from PIL import Image, ImageDraw
+
+    picture = Image.new("RGB", (640, 140), "white")
+    draw = ImageDraw.Draw(picture)
+    draw.text((10, 8), title, fill="black", font=_font(16))
+    draw.multiline_text((10, 40), _wrap(message, 80), fill="#b00020", font=_font(12), spacing=4)
+    picture.save(path, format="PNG")
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width)[:6])
+
+
+def _save(figure, path: str | Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure)
+    figure.savefig(path, format="png")
+
+
+# ---- cohort plots -------------------------------------------------------------------------------------
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _figure(width: float, height: float, dpi: int = 90):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=dpi)
+
+
+def size_distribution(path, lesions: list[dict[str, Any]]) -> None:
+    """Histogram of the lesions' maximum 3D diameters, with the RANO-BM 10 mm line."""
+    diameters = [d for d in (_number(r.get("max_diameter_3d_mm")) for r in lesions) if d is not None]
+    figure = _figure(6, 3.5)
+    axis = figure.add_subplot(1, 1, 1)
+    if diameters:
+        axis.hist(diameters, bins=np.arange(0, max(60, max(diameters) + 5), 2.5), color="#4a7ab5")
+    axis.axvline(10, color="#b00020", linestyle="--", linewidth=1)
+    axis.text(10.5, axis.get_ylim()[1] * 0.9, "10 mm", color="#b00020", fontsize=8)
+    axis.set_xlabel("maximum 3D diameter (mm)")
+    axis.set_ylabel("lesions")
+    axis.set_title(f"lesion size ({len(diameters)} lesions)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def volume_against_count(path, studies: list[dict[str, Any]]) -> None:
+    """Cumulative tumour volume against lesion count, one point per study."""
+    points = [(_number(s.get("lesion_count")), _number(s.get("cumulative_tumor_volume_ml"))) for s in studies]
+    points = [(c, v) for c, v in points if c is not None and v is not None]
+    figure = _figure(6, 3.5)
+    axis = figure.add_subplot(1, 1, 1)
+    if points:
+        axis.scatter(*zip(*points), color="#4a7ab5", s=18)
+    axis.axhline(15, color="#888888", linestyle=":", linewidth=1)
+    axis.text(0, 15.5, "15 mL", color="#666666", fontsize=8)
+    axis.set_xlabel("lesion count")
+    axis.set_ylabel("cumulative tumour volume (mL)")
+    axis.set_title(f"tumour burden ({len(points)} studies)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def locations(path, lesions: list[dict[str, Any]]) -> None:
+    """How many lesions are supratentorial, infratentorial, mixed or not located."""
+    counts = Counter(r.get("location") if r.get("location") not in (None, "n/a") else "not located" for r in lesions)
+    order = ["supratentorial", "infratentorial", "mixed", "not located"]
+    figure = _figure(6, 3.2)
+    axis = figure.add_subplot(1, 1, 1)
+    axis.bar(order, [counts.get(k, 0) for k in order], color=["#4a7ab5", "#d98b2b", "#8e5bb5", "#aaaaaa"])
+    axis.set_ylabel("lesions")
+    axis.set_title("lesion location")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def indication_frequencies(path, rows: list[dict[str, Any]], modalities: tuple[str, ...]) -> None:
+    """Per modality, how many studies Table 1 marks indicated / not / undetermined; per criterion, how often met."""
+    figure = _figure(9, 4.2)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    bottom = np.zeros(len(modalities))
+    for status, color in (("indicated", "#2e8b57"), ("not_indicated", "#bbbbbb"), ("undetermined", "#e0a030")):
+        values = np.array([sum(r.get(f"{m}_status") == status for r in rows) for m in modalities], float)
+        left.barh(modalities, values, left=bottom, color=color, label=status.replace("_", " "))
+        bottom += values
+    left.legend(fontsize=7, loc="lower right")
+    left.set_xlabel("studies")
+    left.set_title("Table 1 status by modality")
+    criteria = Counter(c for r in rows for c in _listed(r.get("criteria_met")))
+    names = sorted(criteria, key=lambda c: (-criteria[c], c))[:20]
+    right.barh(names[::-1], [criteria[n] for n in names[::-1]], color="#2e8b57")
+    right.set_xlabel("studies where the criterion holds")
+    right.set_title("criteria met")
+    right.tick_params(axis="y", labelsize=7)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _listed(value: Any) -> list[str]:
+    if isinstance(value, list):
+        return value
+    if not value or value in ("none", "n/a"):
+        return []
+    return str(value).split(",")
