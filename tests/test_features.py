@@ -86,7 +86,7 @@ def test_data_dictionary_has_descriptions_and_units():
 
 def test_readme_documents_every_output_field():
     """The README's field tables say exactly what the data dictionaries say."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for field in LESION_FIELDS + STUDY_FIELDS + EDEMA_ONLY_FIELDS:
         assert f"| `{field.name}` | {field.unit or ''} | {field.description} |" in readme, field.name
 

@@ -644,7 +644,7 @@ def test_readme_explains_every_rule_threshold_fact_and_column():
     from brainmets.config import load_schema
     from brainmets.indications.facts import DERIVED_FACTS, IMAGING_FACTS
 
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     names = [r["id"] for r in RULES.table["rules"] + RULES.table["text_rules"]]
     names += list(RULES.table["thresholds"]) + list(IMAGING_FACTS) + list(DERIVED_FACTS)
     names += list(load_schema("clinical.schema.yaml")["properties"])

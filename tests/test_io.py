@@ -116,7 +116,7 @@ def test_missing_file_and_unknown_format(tmp_path):
     (tmp_path / "seg.txt").write_text("0 1 2")
     with pytest.raises(InputDataError, match="seg.txt: unrecognised format"):
         load_segmentation(tmp_path / "seg.txt")
-    with pytest.raises(InputDataError, match="is a folder"):
+    with pytest.raises(InputDataError, match="is a folder without DICOM files"):
         load_segmentation(tmp_path)
 
 

@@ -39,7 +39,7 @@ def test_studies_sheet_lists_the_bundled_cohort():
 
 
 def test_ci_runs_the_readme_quick_start_verbatim():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     commands = [line for line in quick_start.splitlines() if line.startswith("python3 -m venv")]
     assert len(commands) == 2

@@ -70,7 +70,7 @@ class ReferenceDefinition:
         ``folder`` is where the definition's image files are (default: the YAML file's folder).
         """
         if str(spec) in BUILTIN_DEFINITIONS:
-            text = (resources.files("brainmets") / "data" / "references" / f"{spec}.yaml").read_text()
+            text = (resources.files("brainmets") / "data" / "references" / f"{spec}.yaml").read_text(encoding="utf-8")
             source, default_folder = f"built-in reference definition {spec!r}", None
         else:
             path = Path(spec)

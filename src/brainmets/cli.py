@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import dataclasses
 import json
 import logging
 import os
@@ -39,7 +40,12 @@ FEATURE_OPTIONS = {
 
 def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
     """The options of `features`."""
-    feat.add_argument("segmentation", metavar="SEG", help="label map: NIfTI (.nii, .nii.gz), NRRD or MetaImage")
+    feat.add_argument(
+        "segmentation",
+        metavar="SEG",
+        help="label map: NIfTI (.nii, .nii.gz), NRRD, MetaImage, or DICOM (SEG, RTSTRUCT or a label series: "
+        "a file or a folder)",
+    )
     out = feat.add_argument_group("outputs (at least one)")
     out.add_argument(
         "--out-json", metavar="PATH", help="the JSON document: study, lesions, edema_only_components, provenance"
@@ -143,6 +149,24 @@ def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
         "--reference-alignment",
         choices=("world", "voxel"),
         help="world (default): place the reference by its affine; voxel: same voxel grid, headers ignored",
+    )
+    dcm = feat.add_argument_group("DICOM inputs (SEG, RTSTRUCT, label series; see README, DICOM)")
+    dcm.add_argument(
+        "--reference-series",
+        metavar="DIR",
+        help="folder of the image series an RTSTRUCT's contours refer to (default: the RTSTRUCT's folder)",
+    )
+    dcm.add_argument(
+        "--dicom-options",
+        metavar="YAML",
+        help="YAML file with a 'dicom' section (segment_roles, segment_codes, unmatched, overlap_priority, "
+        "fractional_threshold) for this study, over the config's",
+    )
+    dcm.add_argument(
+        "--fractional-threshold",
+        type=float,
+        metavar="F",
+        help="a FRACTIONAL DICOM SEG's voxel belongs to a segment at this fraction or more (default 0.5)",
     )
     feat.add_argument(
         "--threads",
@@ -346,7 +370,29 @@ def _feature_config(args: argparse.Namespace, config: dict) -> dict:
     return section
 
 
-SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd)$", re.IGNORECASE)
+def _dicom_options(args: argparse.Namespace, config: dict):
+    """How DICOM segments map to roles: the config's ``dicom`` section, --dicom-options, then the options."""
+    from .config import read_config_file, validate_config
+    from .io.dicom import DicomOptions
+
+    section = dict(config["dicom"])
+    if args.dicom_options:
+        extra = read_config_file(args.dicom_options)
+        if set(extra) != {"dicom"}:
+            raise ConfigError(f"{args.dicom_options}: expected a mapping with one key, 'dicom'")
+        section.update(validate_config(extra, args.dicom_options)["dicom"])
+    if args.fractional_threshold is not None:
+        section["fractional_threshold"] = args.fractional_threshold
+        section = validate_config({"dicom": section}, "--fractional-threshold")["dicom"]
+    for item in section["segment_roles"] or []:
+        try:
+            re.compile(item["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"dicom.segment_roles: {item['pattern']!r} is not a regular expression ({exc})") from None
+    return DicomOptions.from_config(section, args.reference_series)
+
+
+SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", re.IGNORECASE)
 
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
@@ -395,7 +441,9 @@ def _write_features(args: argparse.Namespace, config: dict):
     paths = output_paths(args)
     params = FeatureParameters.from_config(_feature_config(args, config))
     choice = _reference_choice(args, config["anatomy"])
-    label_map = load_segmentation(args.segmentation)
+    label_map = load_segmentation(args.segmentation, _dicom_options(args, config))
+    if label_map.scheme is not None:  # DICOM SEG / RTSTRUCT: the segments say what each label is
+        params = dataclasses.replace(params, scheme=label_map.scheme)
     reference = build_reference(
         choice, label_map, RegistrationParameters.from_config(config["anatomy"]["registration"])
     )

@@ -29,10 +29,14 @@ RESULTS = config["results_dir"]
 
 
 #: Optional columns of the studies sheet that name files (resolved against the sheet's folder).
-FILE_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "atlas_dir")
+FILE_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "atlas_dir",
+                "reference_series", "dicom_options")
 #: Optional columns passed to `brainmets features` as options of the same name.
 REFERENCE_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
-                     "reference_alignment")
+                     "reference_alignment", "reference_series", "dicom_options")
+#: Optional columns naming files (or folders) the study's features depend on.
+INPUT_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "reference_series",
+                 "dicom_options")
 
 
 def read_studies(sheet: str) -> pd.DataFrame:
@@ -137,7 +141,7 @@ def batch_inputs(members: list[str]) -> list[str]:
     files = []
     for study in members:
         row = STUDIES.loc[study]
-        files += [row[c] for c in ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image") if row[c]]
+        files += [row[c] for c in INPUT_COLUMNS if row[c]]
     return list(dict.fromkeys(files))
 
 
@@ -190,7 +194,7 @@ def feature_jobs(members: list[str], threads: int) -> str:
         ):
             args += [option, study_file(study, suffix)]
         studies.append({"args": args, "log": study_log("features", study)})
-    sections = {"features": config["features"], "anatomy": config["anatomy"]}
+    sections = {"features": config["features"], "anatomy": config["anatomy"], "dicom": config["dicom"]}
     common = ["--config-json", json.dumps(sections, sort_keys=True), "--threads", str(threads)]
     return _jobs("features", common, studies)
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..labels import LabelScheme
+
 
 @dataclass
 class LabelMap:
@@ -20,6 +22,8 @@ class LabelMap:
     source: str
     provenance: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: set by readers whose format names what each label means (DICOM SEG segments, RTSTRUCT ROIs)
+    scheme: LabelScheme | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

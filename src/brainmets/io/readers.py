@@ -1,20 +1,26 @@
-"""Segmentation readers: NIfTI through nibabel, NRRD/MHA/MHD through SimpleITK (LPS converted to RAS)."""
+"""Segmentation readers: NIfTI through nibabel, NRRD/MHA/MHD through SimpleITK (LPS converted to RAS), DICOM
+(SEG, label series, RTSTRUCT) through :mod:`.dicom`."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputDataError
 from .labelmap import LabelMap
 
+if TYPE_CHECKING:
+    from .dicom import DicomOptions
+
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
+DICOM_SUFFIXES = (".dcm", ".dicom")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -27,26 +33,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_segmentation(path: str | Path) -> LabelMap:
+def load_segmentation(path: str | Path, dicom: DicomOptions | None = None) -> LabelMap:
     """Read a segmentation label map, whatever its format, into a :class:`LabelMap`.
 
-    Raises :class:`InputDataError` (naming the file) for a missing, unreadable or inconsistent file.
+    The format is told by content (NIfTI and DICOM magic numbers) and extension; a folder is read as DICOM.
+    ``dicom`` says how DICOM segments and ROIs map to roles. Raises :class:`InputDataError` (naming the file)
+    for a missing, unreadable or inconsistent input.
     """
+    from .dicom import is_dicom_file, load_dicom
+
     path = Path(path)
     if not path.exists():
         raise InputDataError(path, "no such file")
-    if path.is_dir():
-        raise InputDataError(path, "is a folder; expected a NIfTI, NRRD or MHA label-map file")
     name = path.name.lower()
-    if name.endswith(NIFTI_SUFFIXES) or _looks_like_nifti(path):
+    if path.is_dir() or name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
+        label_map = load_dicom(path, dicom)
+    elif name.endswith(NIFTI_SUFFIXES) or _looks_like_nifti(path):
         label_map = _read_nifti(path)
     elif name.endswith(ITK_SUFFIXES):
         label_map = _read_itk(path)
     else:
         raise InputDataError(
-            path, "unrecognised format; expected NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd)"
+            path,
+            "unrecognised format; expected NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) "
+            "or DICOM (a file or a folder)",
         )
-    label_map.provenance["input_sha256"] = file_sha256(path)
+    label_map.provenance.setdefault("input_sha256", file_sha256(path) if path.is_file() else None)
     for warning in label_map.warnings:
         log.warning("%s: %s", path, warning)
     return label_map

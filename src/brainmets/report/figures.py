@@ -171,7 +171,16 @@ def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...]) 
     from ..registration import to_sitk
 
     try:
-        moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        if Path(path).is_dir():  # a DICOM series (e.g. the planning MR of an RTSTRUCT)
+            series = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(path))
+            if len(series) != 1:
+                raise InputDataError(path, f"holds {len(series)} DICOM image series; expected one")
+            reader = sitk.ImageSeriesReader()
+            reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(path), series[0]))
+            reader.SetOutputPixelType(sitk.sitkFloat32)
+            moving = reader.Execute()
+        else:
+            moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
     except RuntimeError as exc:
         raise InputDataError(path, f"not a readable image ({str(exc).strip().splitlines()[-1]})") from None
     grid = to_sitk(LabelMap(np.zeros(shape, np.uint8), affine, str(path)))
