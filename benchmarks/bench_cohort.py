@@ -2,7 +2,7 @@
 """Cohort scale: the whole workflow on N generated BraTS-size studies, and the dry run (DAG) of M studies.
 
 Usage: python benchmarks/bench_cohort.py [--studies 1000] [--dag-studies 10000] [--cores 2]
-                                         [--work benchmarks/work/cohort] [--out benchmarks/results/cohort.json]
+                                         [--work benchmarks/scratch/cohort] [--out benchmarks/results/cohort.json]
 
 Each study is a 240 x 240 x 155 uint8 label map (BraTS-METS 2023 labels) with 3-8 lesions with edema, drawn
 from 16 distinct maps (written by SimpleITK, as segmentation tools write them) and copied, one file per
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", type=int, default=1000)
     parser.add_argument("--dag-studies", type=int, default=10000)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "cohort")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "scratch" / "cohort")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cohort.json")
     args = parser.parse_args(argv)
 

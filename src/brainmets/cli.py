@@ -751,7 +751,7 @@ def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
 
 def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
     """Run one command per study in this process, each study's stderr and log records in its own log file.
-    Returns 1 when a study's command did not complete (its status document says why), else 0."""
+    Returns 1 when a study's command did not complete (its log says why), else 0."""
     import warnings
 
     command, common, studies = _parse_jobs(jobs_json)

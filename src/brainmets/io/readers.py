@@ -58,7 +58,8 @@ def load_segmentation(path: str | Path, dicom: DicomOptions | None = None) -> La
             "unrecognised format; expected NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) "
             "or DICOM (a file or a folder)",
         )
-    label_map.provenance.setdefault("input_sha256", file_sha256(path) if path.is_file() else None)
+    if "input_sha256" not in label_map.provenance:  # DICOM readers hash the set of files they read
+        label_map.provenance["input_sha256"] = file_sha256(path)
     for warning in label_map.warnings:
         log.warning("%s: %s", path, warning)
     return label_map
