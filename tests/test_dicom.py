@@ -237,11 +237,18 @@ def test_oblique_and_sagittal_dicom_match_their_nifti(tmp_path):
     reference = _features(axial_nifti, tmp_path / "axial.json")
     for fmt in ("dicom-series", "dicom-seg"):
         _assert_same(reference, _features(sag[fmt], tmp_path / f"s_{fmt}.json"), 1e-6, f"sagittal {fmt}")
-    # without its empty frames the SEG's grid ends at the lesion: padded, so the lesion does not seem cut
+    # a SEG without its empty frames is put on its source series' grid when the series is beside it ...
     sparse = _features(sag["dicom-seg-sparse"], tmp_path / "s_sparse.json")
     _assert_same(reference, sparse, 1e-6, "sagittal sparse dicom-seg")
-    assert [les["touches_image_border"] for les in sparse["lesions"]] == [False]
-    assert "touches_image_border cannot see" in sparse["provenance"]["grid"]
+    assert sparse["provenance"]["grid"] == "the source image series' grid"
+    # ... and else measured on its frames, padded so that the lesion does not seem cut by the crop
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(sag["dicom-seg-sparse"], alone)
+    padded = _features(alone / sag["dicom-seg-sparse"].name, tmp_path / "s_alone.json")
+    _assert_same(reference, padded, 1e-6, "sagittal sparse dicom-seg without its series")
+    assert [les["touches_image_border"] for les in padded["lesions"]] == [False]
+    assert "touches_image_border cannot see" in padded["provenance"]["grid"]
 
 
 # ---- broken inputs: each its own clear error, and no output --------------------------------------------
@@ -379,3 +386,19 @@ def test_a_real_segmentation_as_seg_and_rtstruct(shared, tmp_path):
         assert rt["study"][key] == pytest.approx(reference["study"][key], rel=0.03)
     for a, b in zip(reference["lesions"], rt["lesions"]):
         assert abs(a["max_diameter_3d_mm"] - b["max_diameter_3d_mm"]) <= math.sqrt(3)
+
+
+def test_a_sparse_seg_sees_the_image_border_through_its_source_series(tmp_path):
+    labels = _labels("sphere.nii.gz")
+    labels = labels[:, :, np.flatnonzero(labels.any(axis=(0, 1)))[0] :]  # the lesion reaches the first slice
+    write_series(tmp_path / "mr", labels.astype(np.int16), np.eye(4))
+    write_seg(tmp_path / "seg.dcm", labels, tmp_path / "mr", masks={"GTV": labels > 0})
+    beside = _features(tmp_path / "seg.dcm", tmp_path / "beside.json")
+    assert [les["touches_image_border"] for les in beside["lesions"]] == [True]
+    (tmp_path / "alone").mkdir()
+    shutil.copy(tmp_path / "seg.dcm", tmp_path / "alone")
+    alone = _features(tmp_path / "alone" / "seg.dcm", tmp_path / "alone.json", "--reference-series", tmp_path / "mr")
+    assert [les["touches_image_border"] for les in alone["lesions"]] == [True]  # found through the option
+    without = _features(tmp_path / "alone" / "seg.dcm", tmp_path / "without.json")
+    assert [les["touches_image_border"] for les in without["lesions"]] == [False]  # the stated limitation
+    assert without["lesions"][0]["volume_ml"] == beside["lesions"][0]["volume_ml"]

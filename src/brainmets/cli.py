@@ -154,7 +154,8 @@ def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
     dcm.add_argument(
         "--reference-series",
         metavar="DIR",
-        help="folder of the image series an RTSTRUCT's contours refer to (default: the RTSTRUCT's folder)",
+        help="folder of the image series an RTSTRUCT's contours (or a SEG's frames) refer to "
+        "(default: the RTSTRUCT's or SEG's folder)",
     )
     dcm.add_argument(
         "--dicom-options",

@@ -222,7 +222,7 @@ def load_dicom(path: Path, options: DicomOptions | None = None) -> LabelMap:
             counts = ", ".join(f"{len(v)} {k.upper()}" for k, v in kinds.items() if v)
             raise InputDataError(path, f"holds {counts}; give one segmentation object (its file, or a folder)")
         if kinds["seg"]:
-            label_map = _read_seg(kinds["seg"][0], options, redactor)
+            label_map = _read_seg(kinds["seg"][0], images, options, redactor)
         elif kinds["rtstruct"]:
             label_map = _read_rtstruct(kinds["rtstruct"][0], images, options, redactor)
         else:
@@ -300,7 +300,9 @@ def _geometry_provenance(affine: np.ndarray, shape) -> dict:
 # ---- DICOM SEG ----------------------------------------------------------------------------------------
 
 
-def _read_seg(header: Header, options: DicomOptions, redactor: Redactor) -> LabelMap:
+def _read_seg(header: Header, images: list[Header], options: DicomOptions, redactor: Redactor) -> LabelMap:
+    """A DICOM SEG on its source series' grid when that series is at hand (the folder given, the SEG's folder
+    or --reference-series), else on the grid of its own frames."""
     import highdicom as hd
 
     seg = hd.seg.segread(header.path)
@@ -312,42 +314,69 @@ def _read_seg(header: Header, options: DicomOptions, redactor: Redactor) -> Labe
         prop = desc.segmented_property_type
         items.append((number, str(desc.segment_label), f"{prop.scheme_designator}:{prop.value}"))
     roles = _segment_roles(items, options, "segment")
-    volume = seg.get_volume(combine_segments=False, rescale_fractional=True)
-    array = np.asarray(volume.array)
+    fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
+    source = _seg_source_series(seg, header, images, options, redactor)
+    if source is not None:  # (slices, rows, columns, segments) -> (columns, rows, slices, segments)
+        series, affine_lps, _ = source
+        uids = [str(h.dataset.SOPInstanceUID) for h in series]
+        array = seg.get_pixels_by_source_instance(uids, rescale_fractional=True).transpose(2, 1, 0, 3)
+        affine = LPS_TO_RAS @ affine_lps
+        grid = "the source image series' grid"
+    else:
+        volume = seg.get_volume(combine_segments=False, rescale_fractional=True)
+        array = np.asarray(volume.array)
+        affine = volume.get_affine("RAH")
+        grid = "the SEG's frames"
     if array.ndim == 3:
         array = array[..., None]
-    fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
     masks = []
     for channel, number in enumerate(seg.segment_numbers):
         values = array[..., channel]
-        mask = values >= options.fractional_threshold if fractional else values > 0
-        masks.append((roles[number], mask))
-    affine = volume.get_affine("RAH")
+        masks.append((roles[number], values >= options.fractional_threshold if fractional else values > 0))
     labels = combine_roles(masks, options)
-    source_slices = _source_instance_count(seg)
-    cropped = source_slices > labels.shape[0]
-    if cropped:  # empty frames omitted: one empty slice each side, so no lesion seems cut by the crop
+    if source is None and _source_instance_count(seg) > labels.shape[0]:
+        # empty frames omitted and the source series absent: one empty slice each side, so that no lesion
+        # seems cut by the crop (touches_image_border cannot see the source's first and last slices)
         labels = np.pad(labels, ((1, 1), (0, 0), (0, 0)))
         affine[:3, 3] -= affine[:3, 0]
+        grid = (
+            "the extent of the SEG's frames plus one empty slice each side (its empty frames are omitted and its "
+            "source series was not found; touches_image_border cannot see the source's first and last slices)"
+        )
     return LabelMap(
         labels=labels,
         affine=affine,
         source=str(header.path),
         provenance={
             "input_format": "dicom-seg",
-            **_geometry_provenance(affine, array.shape[:3]),
+            **_geometry_provenance(affine, labels.shape),
             "segmentation_type": seg.segmentation_type.value,
             "segments": [{"number": n, "label": redactor(lbl), "role": roles[n]} for n, lbl, _ in items],
             "fractional_threshold": options.fractional_threshold if fractional else None,
-            "grid": "the extent of the SEG's frames plus one empty slice each side (its empty frames are omitted; "
-            "touches_image_border cannot see the source image's first and last slices)"
-            if cropped
-            else "the SEG's frames (every source slice)",
+            "grid": grid,
             "overlap_priority": list(options.overlap_priority),
-            "input_sha256": files_sha256([header.path]),
+            "input_sha256": files_sha256([header.path, *(h.path for h in source[0])] if source else [header.path]),
         },
         scheme=role_scheme(roles.values()),
     )
+
+
+def _seg_source_series(seg, header: Header, images: list[Header], options: DicomOptions, redactor: Redactor):
+    """(sorted headers, LPS affine, shape) of the SEG's source series if it is at hand and in the SEG's frame
+    of reference, else None."""
+    try:
+        series_uid = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
+    except (AttributeError, IndexError):
+        return None
+    if options.reference_series:
+        images = read_headers(dicom_files(Path(options.reference_series)), redactor)
+    elif not images:
+        images = read_headers(dicom_files(header.path.parent), redactor)
+    series = [h for h in images if h.series == series_uid]
+    frame = str(getattr(seg, "FrameOfReferenceUID", ""))
+    if not series or any(str(getattr(h.dataset, "FrameOfReferenceUID", "")) != frame for h in series):
+        return None
+    return series_geometry(series)
 
 
 def _source_instance_count(seg) -> int:
