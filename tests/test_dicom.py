@@ -402,3 +402,21 @@ def test_a_sparse_seg_sees_the_image_border_through_its_source_series(tmp_path):
     without = _features(tmp_path / "alone" / "seg.dcm", tmp_path / "without.json")
     assert [les["touches_image_border"] for les in without["lesions"]] == [False]  # the stated limitation
     assert without["lesions"][0]["volume_ml"] == beside["lesions"][0]["volume_ml"]
+
+
+def test_a_wrong_slice_spacing_tag_is_caught(tmp_path, caplog):
+    """A SEG whose SpacingBetweenSlices is half the true spacing: read alone, a warning says so; with its
+    source series, the frames go to their source slices and the volume is right."""
+    labels = _labels("sphere.nii.gz")
+    affine = np.diag([1.0, 1.0, 2.0, 1.0])
+    write_series(tmp_path / "mr", labels.astype(np.int16), affine)
+    seg = pydicom.dcmread(write_seg(tmp_path / "seg.dcm", labels, tmp_path / "mr", masks={"GTV": labels > 0}))
+    seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].SpacingBetweenSlices = 1.0
+    (tmp_path / "alone").mkdir()
+    seg.save_as(tmp_path / "alone" / "seg.dcm")
+    with caplog.at_level("WARNING"):
+        load_segmentation(tmp_path / "alone" / "seg.dcm")
+    assert "the tag is probably wrong" in caplog.text
+    right = load_segmentation(tmp_path / "alone" / "seg.dcm", DicomOptions(reference_series=str(tmp_path / "mr")))
+    assert (right.labels > 0).sum() == (labels > 0).sum()
+    assert np.allclose(np.linalg.norm(right.affine[:3, :3], axis=0), [1.0, 1.0, 2.0])

@@ -327,6 +327,7 @@ def _read_seg(header: Header, images: list[Header], options: DicomOptions, redac
         array = np.asarray(volume.array)
         affine = volume.get_affine("RAH")
         grid = "the SEG's frames"
+        _check_slice_spacing(seg, volume.affine)
     if array.ndim == 3:
         array = array[..., None]
     masks = []
@@ -377,6 +378,26 @@ def _seg_source_series(seg, header: Header, images: list[Header], options: Dicom
     if not series or any(str(getattr(h.dataset, "FrameOfReferenceUID", "")) != frame for h in series):
         return None
     return series_geometry(series)
+
+
+def _check_slice_spacing(seg, affine_lps: np.ndarray) -> None:
+    """Warn when the volume's slice spacing (from the SEG's SpacingBetweenSlices) is a fraction of the
+    distance between its frames: the tag is then likely wrong and the volume stretched along the slices."""
+    spacing = float(np.linalg.norm(affine_lps[:3, 0]))
+    positions = [
+        [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+        for frame in getattr(seg, "PerFrameFunctionalGroupsSequence", [])
+        if "PlanePositionSequence" in frame
+    ]
+    distances = np.unique(np.round(np.asarray(positions).reshape(-1, 3) @ (affine_lps[:3, 0] / spacing), 3))
+    if distances.size > 1 and np.diff(distances).min() > 1.5 * spacing:
+        log.warning(
+            "the SEG's slice spacing (SpacingBetweenSlices, %.4g mm) is smaller than the smallest distance "
+            "between its frames (%.4g mm): the tag is probably wrong; give the source series "
+            "(--reference-series) to read the SEG on its grid",
+            spacing,
+            np.diff(distances).min(),
+        )
 
 
 def _source_instance_count(seg) -> int:
