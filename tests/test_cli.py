@@ -207,6 +207,42 @@ def test_cohort_tables(tmp_path, capsys):
     assert json.loads((tmp_path / "g/studies.json").read_text())["lesion_count"]["Units"] == "count"
 
 
+def test_cohort_reads_status_documents_from_a_list_file(tmp_path, capsys):
+    """The workflow's way for large cohorts: --status-list with one path per line; same rows as --status."""
+    statuses = []
+    for i, case in enumerate(("sphere", "empty"), start=1):
+        status = tmp_path / f"{case}_status.json"
+        args = ["features", PHANTOMS / f"{case}.nii.gz", "--out-json", tmp_path / f"{case}.json", "--subject", str(i)]
+        assert _run([*args, "--status-json", status], capsys)[0] == 0
+        statuses.append(status)
+    listing = tmp_path / "statuses.txt"
+    listing.write_text("".join(f"{p}\n" for p in statuses) + "\n")
+    tables = {}
+    for how, args in (("list", ["--status-list", listing]), ("args", ["--status", *statuses])):
+        out = tmp_path / how
+        code, _, err = _run(
+            [
+                "cohort",
+                *args,
+                "--out-lesions",
+                out / "l.tsv",
+                "--out-studies",
+                out / "s.tsv",
+                "--out-status",
+                out / "x.tsv",
+            ],
+            capsys,
+        )
+        assert code == 0, err
+        tables[how] = [(out / n).read_text() for n in ("l.tsv", "s.tsv", "x.tsv")]
+    assert tables["list"] == tables["args"]
+    assert tables["list"][2].count("\tok\t") == 2
+    code, _, err = _run(
+        ["cohort", "--status-list", tmp_path / "nope.txt", "--out-lesions", "a", "--out-studies", "b"], capsys
+    )
+    assert code == 2 and "nope.txt: cannot read the list" in err
+
+
 def test_cohort_refuses_a_foreign_document(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

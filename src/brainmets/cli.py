@@ -250,6 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--indications", nargs="+", default=[], metavar="INDICATIONS_JSON", help="'brainmets indicate' documents"
     )
     coh.add_argument("--out-indications", metavar="TSV", help="one row per study: statuses, criteria met, scores")
+    for option, what in (("status", "--status"), ("indications", "--indications")):
+        coh.add_argument(
+            f"--{option}-list",
+            metavar="FILE",
+            help=f"a file naming more {what} documents, one path per line (for cohorts whose paths would "
+            "overflow a command line; the workflow passes them this way)",
+        )
     coh.set_defaults(func=run_cohort)
 
     fig = sub.add_parser(
@@ -586,9 +593,22 @@ def run_indicate(args: argparse.Namespace) -> dict:
     return {"json": args.out_json}
 
 
+def _path_list(path: str | None) -> list[str]:
+    """The non-empty lines of a list file (``-`` or ``/dev/stdin``: standard input)."""
+    if not path:
+        return []
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the list ({exc.strerror or exc})") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def run_cohort(args: argparse.Namespace) -> int:
     from .cohort import gather, write_tables
 
+    args.status = args.status + _path_list(args.status_list)
+    args.indications = args.indications + _path_list(args.indications_list)
     if not (args.documents or args.status):
         raise ConfigError("give features documents, or --status documents of the workflow's features step")
     outputs = {"lesions": args.out_lesions, "studies": args.out_studies}

@@ -1,6 +1,7 @@
 rule cohort:
     """Cohort tables: every lesion, every study, every study's indications and processing status (TSV with
-    data dictionaries, and Parquet)."""
+    data dictionaries, and Parquet). The documents' paths reach `brainmets cohort` through list files (bash's
+    printf into process substitutions): for 10,000 studies they would overflow a command line."""
     input:
         status=all_study_files("desc-status.json"),
         indications=all_study_files("desc-indications.json"),
@@ -20,7 +21,8 @@ rule cohort:
     conda:
         "../envs/brainmets.yaml"
     shell:
-        "{params.brainmets} cohort --status {input.status:q} --indications {input.indications:q} --parquet"
+        "{params.brainmets} cohort --status-list <(printf '%s\\n' {input.status:q})"
+        " --indications-list <(printf '%s\\n' {input.indications:q}) --parquet"
         " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
         " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
 

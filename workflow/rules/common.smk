@@ -154,8 +154,7 @@ def _identity(row) -> list[str]:
     return ["--subject", row["subject"]] + (["--session", row["session"]] if row["session"] else [])
 
 
-#: Linux refuses a single command-line argument longer than 128 KiB (MAX_ARG_STRLEN), and Snakemake passes
-#: the whole shell command as one; stay well below it.
+#: Linux refuses a single command-line argument longer than 128 KiB (MAX_ARG_STRLEN); stay well below it.
 MAX_JOBS_JSON = 100_000
 
 
