@@ -14,7 +14,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+from brainmets.io import LabelMap
+from brainmets.registration import to_sitk
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 RTSTRUCT_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 #: Planted in every header: none of these may reach an output or a log.
@@ -36,21 +38,10 @@ def planted_strings() -> list[str]:
     return values + IDENTIFIERS["PatientName"].split("^")
 
 
-def _sitk_image(array: np.ndarray, affine_ras: np.ndarray) -> sitk.Image:
-    """A SimpleITK image of a (x, y, z) array with the given RAS affine."""
-    lps = LPS_TO_RAS @ affine_ras
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    img = sitk.GetImageFromArray(np.ascontiguousarray(array.transpose(2, 1, 0)))
-    img.SetSpacing([float(s) for s in spacing])
-    img.SetDirection([float(v) for v in (lps[:3, :3] / spacing).ravel()])
-    img.SetOrigin([float(v) for v in lps[:3, 3]])
-    return img
-
-
 def write_series(folder: Path, array: np.ndarray, affine_ras: np.ndarray, series_uid: str | None = None) -> list[Path]:
     """One DICOM file per slice (SimpleITK's writer, tags set as its DICOM series example does)."""
     folder.mkdir(parents=True, exist_ok=True)
-    img = _sitk_image(array, affine_ras)
+    img = to_sitk(LabelMap(array, affine_ras, "<fixture>"))
     direction = img.GetDirection()
     series_uid = series_uid or generate_uid()
     writer = sitk.ImageFileWriter()

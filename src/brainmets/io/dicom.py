@@ -22,10 +22,10 @@ import numpy as np
 from ..errors import InputDataError
 from ..labels import ROLE_NAMES, LabelScheme
 from .labelmap import LabelMap
+from .readers import LPS_TO_RAS, as_integer_labels, file_sha256, sitk_ras_affine
 
 log = logging.getLogger(__name__)
 
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 #: Roles in the order a voxel covered by several segments takes them (first wins), unless configured.
 DEFAULT_OVERLAP_PRIORITY = ("enhancing", "necrotic", "core", "cavity", "edema")
 #: Segment label / ROI name patterns (case-insensitive regular expressions, first match wins) -> role.
@@ -240,8 +240,6 @@ def load_dicom(path: Path, options: DicomOptions | None = None) -> LabelMap:
 
 def files_sha256(files: Iterable[Path]) -> str:
     """One SHA-256 for a set of files: of their sorted individual digests (names play no part)."""
-    from .readers import file_sha256
-
     digests = sorted(file_sha256(f) for f in files)
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
@@ -480,8 +478,6 @@ def series_geometry(images: list[Header]) -> tuple[list[Header], np.ndarray, tup
 def _read_label_series(path: Path, images: list[Header]) -> LabelMap:
     import SimpleITK as sitk
 
-    from .readers import as_integer_labels
-
     images, _, _ = series_geometry(images)  # refuses missing slices, which ITK would only warn about
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(h.path) for h in images])
@@ -492,16 +488,14 @@ def _read_label_series(path: Path, images: list[Header]) -> LabelMap:
     finally:
         sitk.ProcessObject.SetGlobalWarningDisplay(warn)
     data = sitk.GetArrayFromImage(img).transpose(2, 1, 0)
-    lps = np.eye(4)
-    lps[:3, :3] = np.asarray(img.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(img.GetSpacing())
-    lps[:3, 3] = img.GetOrigin()
+    affine = sitk_ras_affine(img, path)
     return LabelMap(
         labels=as_integer_labels(data, path),
-        affine=LPS_TO_RAS @ lps,
+        affine=affine,
         source=str(path),
         provenance={
             "input_format": "dicom-series",
-            **_geometry_provenance(lps, data.shape),
+            **_geometry_provenance(affine, data.shape),
             "stored_dtype": img.GetPixelIDTypeAsString(),
             "input_sha256": files_sha256(h.path for h in images),
         },

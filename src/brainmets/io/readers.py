@@ -139,13 +139,9 @@ def _read_itk(path: Path) -> LabelMap:
     elif img.GetDimension() != 3:
         raise InputDataError(path, f"is a {img.GetDimension()}D image of size {size}; expected a 3D label map")
     data = sitk.GetArrayFromImage(img).transpose(2, 1, 0)  # ITK index (i, j, k) order
-    direction = np.asarray(img.GetDirection(), dtype=float).reshape(3, 3)
-    lps = np.eye(4)
-    lps[:3, :3] = direction * np.asarray(img.GetSpacing(), dtype=float)
-    lps[:3, 3] = img.GetOrigin()
     return LabelMap(
         labels=as_integer_labels(data, path),
-        affine=_checked_affine(LPS_TO_RAS @ lps, path),
+        affine=sitk_ras_affine(img, path),
         source=str(path),
         provenance={
             "input_format": path.name.lower().rsplit(".", 1)[-1],
@@ -155,7 +151,15 @@ def _read_itk(path: Path) -> LabelMap:
     )
 
 
-def _checked_affine(affine: np.ndarray, path: Path) -> np.ndarray:
+def sitk_ras_affine(img, path: str | Path) -> np.ndarray:
+    """The RAS voxel-to-world affine of a 3D SimpleITK image (its LPS origin, spacing and direction)."""
+    lps = np.eye(4)
+    lps[:3, :3] = np.asarray(img.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(img.GetSpacing(), dtype=float)
+    lps[:3, 3] = img.GetOrigin()
+    return _checked_affine(LPS_TO_RAS @ lps, path)
+
+
+def _checked_affine(affine: np.ndarray, path: str | Path) -> np.ndarray:
     if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
         raise InputDataError(path, "voxel-to-world affine is not a finite 4x4 matrix")
     if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
