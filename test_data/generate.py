@@ -273,7 +273,16 @@ def phantoms(out: Path) -> dict:
             "lesion_count": {"value": 1},
             "edema_only_component_count": {"value": 1},
             "resection_cavity_volume_ml": {"value": sphere_volume(8) / 1000, "rel_tol": 0.02},
+            "resection_cavity_count": {"value": 1},
         },
+        "resection_cavities": [
+            {
+                "volume_ml": {"value": sphere_volume(8) / 1000, "rel_tol": 0.02},
+                "max_diameter_3d_mm": {"value": 16.0, "abs_tol": 1.0},
+                "adjacent_enhancing_volume_ml": {"value": 0.0},
+                "adjacent_lesion_ids": {"value": []},
+            }
+        ],
         "edema_only_components": [
             {
                 "adjacent_to_cavity": {"value": True},
@@ -382,13 +391,13 @@ def toy_parcellation() -> np.ndarray:
 
 #: Synthetic clinical rows of the demo cohort, for the indication module (empty cell = unknown).
 CLINICAL_TSV = """\
-subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\tprimary_controlled\tprimary_histology\tmolecular_markers\tsymptomatic\tmass_effect\thydrocephalus\trefractory_epilepsy\tcns_diagnosis_confirmed\tdetected_on_screening\tsystemic_therapy_planned\tsystemic_options\trefractory_to_other_treatments\tpost_operative\tresected_lesion_count\tlocal_recurrence_after_resection\trecurrence_after_srs\trecurrence_after_wbrt\tcystic\themorrhage\trapid_growth\tcns_progression\themoglobin_g_dl
-01\t01\t57\t70\tcontrolled\tno\tyes\tmelanoma\tBRAF\tyes\tyes\tno\tno\tyes\tno\tno\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
-02\t01\t58\t80\tcontrolled\tno\tyes\tnsclc_adenocarcinoma\tEGFR\tno\t\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
-03\t01\t66\t60\tprogressive\tyes\t\tsclc\tnone\tyes\t\tno\tno\tyes\tno\tno\tlimited\tno\tno\t0\tno\tno\tno\tno\tno\tno\tyes\t
-04\t01\t49\t90\tnone\tno\tyes\tbreast_her2\tHER2\tno\tno\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t
-05\t02\t61\t80\tcontrolled\tyes\tyes\trenal\tnone\tno\t\tno\tno\tyes\tno\tno\teffective\tno\tyes\t1\tno\tno\tno\tno\tno\tno\tno\t12.1
-06\t01\t72\t\t\tyes\t\tunknown\t\tyes\t\tyes\t\tno\t\t\t\t\t\t\t\t\t\t\t\t\t\t
+subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\tprimary_controlled\tprimary_histology\tmolecular_markers\tsymptomatic\tmass_effect\thydrocephalus\trefractory_epilepsy\tcns_diagnosis_confirmed\tdetected_on_screening\tsystemic_therapy_planned\tsystemic_options\trefractory_to_other_treatments\tpost_operative\tresected_lesion_count\tlocal_recurrence_after_resection\trecurrence_after_srs\trecurrence_after_wbrt\tcystic\themorrhage\trapid_growth\tcns_progression\themoglobin_g_dl\tsrs_unsuitable\tanticipated_poor_rt_response\tgross_total_resection
+01\t01\t57\t70\tcontrolled\tno\tyes\tmelanoma\tBRAF\tyes\tyes\tno\tno\tyes\tno\tno\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t\tno\tno\t
+02\t01\t58\t80\tcontrolled\tno\tyes\tnsclc_adenocarcinoma\tEGFR\tno\t\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t\tno\tno\t
+03\t01\t66\t60\tprogressive\tyes\t\tsclc\tnone\tyes\t\tno\tno\tyes\tno\tno\tlimited\tno\tno\t0\tno\tno\tno\tno\tno\tno\tyes\t\tno\tno\t
+04\t01\t49\t90\tnone\tno\tyes\tbreast_her2\tHER2\tno\tno\tno\tno\tyes\tyes\tyes\teffective\tno\tno\t0\tno\tno\tno\tno\tno\tno\tno\t\tno\tno\t
+05\t02\t61\t80\tcontrolled\tyes\tyes\trenal\tnone\tno\t\tno\tno\tyes\tno\tno\teffective\tno\tyes\t1\tno\tno\tno\tno\tno\tno\tno\t12.1\tno\tno\t
+06\t01\t72\t\t\tyes\t\tunknown\t\tyes\t\tyes\t\tno\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t
 """
 
 

@@ -48,3 +48,39 @@ def ball(shape, centre, radius, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:
     grid = np.indices(shape, dtype=float)
     d2 = sum(((g - c) * s) ** 2 for g, c, s in zip(grid, centre, spacing))
     return d2 <= radius**2
+
+
+def lesion_row(**fields) -> dict:
+    """A lesion of a features document, for indication tests (location unknown unless given)."""
+    return {
+        "volume_ml": 1.0,
+        "edema_volume_ml": 1.0,
+        "edema_ratio": 1.0,
+        "max_diameter_3d_mm": 12.0,
+        "axial_longest_diameter_mm": 11.0,
+        "location": None,
+        "eloquent_regions": None,
+        "brainstem_involved": None,
+    } | fields
+
+
+def features_document(lesions, cavities=None, cavity_ml=None, discarded=0, subject="x") -> dict:
+    """A minimal features document around lesion rows (and resection-cavity rows), for indication tests."""
+    if cavities:
+        cavity_ml = sum(c["volume_ml"] for c in cavities)
+    return {
+        "study": {
+            "subject": subject,
+            "session": None,
+            "lesion_count": len(lesions),
+            "largest_max_diameter_3d_mm": max((r["max_diameter_3d_mm"] for r in lesions), default=None),
+            "cumulative_tumor_volume_ml": sum(r["volume_ml"] for r in lesions),
+            "resection_cavity_volume_ml": cavity_ml,
+            "resection_cavity_count": None if cavity_ml is None else len(cavities or []),
+            "discarded_core_component_count": discarded,
+            "discarded_core_volume_ml": 0.008 * discarded,
+        },
+        "lesions": lesions,
+        "resection_cavities": cavities or [],
+        "provenance": {"parameters": {"min_lesion_volume_mm3": 20.0}},
+    }

@@ -54,7 +54,7 @@ def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
     )
     assert code == 0, err
     document = json.loads((tmp_path / "f.json").read_text())
-    assert list(document) == ["edema_only_components", "lesions", "provenance", "study"]
+    assert list(document) == ["edema_only_components", "lesions", "provenance", "resection_cavities", "study"]
     assert document["study"]["subject"] == "07" and document["study"]["lesion_count"] == 2
     with open(tmp_path / "l.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))

@@ -7,6 +7,7 @@ import pytest
 from brainmets.config import FeatureParameters
 from brainmets.errors import ConfigError
 from brainmets.features import (
+    CAVITY_FIELDS,
     EDEMA_ONLY_FIELDS,
     LESION_FIELDS,
     STUDY_FIELDS,
@@ -48,6 +49,10 @@ def test_phantom_matches_its_analytic_answers(case, expected):
     for i, comp in enumerate(answers.get("edema_only_components", [])):
         for key, spec in comp.items():
             _check(f"{case}: edema-only {i + 1} {key}", spec, result.document["edema_only_components"][i][key])
+    assert len(result.document["resection_cavities"]) == len(answers.get("resection_cavities", []))
+    for i, cavity in enumerate(answers.get("resection_cavities", [])):
+        for key, spec in cavity.items():
+            _check(f"{case}: cavity {i + 1} {key}", spec, result.document["resection_cavities"][i][key])
 
 
 def test_every_phantom_has_answers(expected):
@@ -68,10 +73,37 @@ def test_flipped_and_permuted_phantom_equals_the_original(expected):
 
 def test_output_keys_are_exactly_the_documented_fields(expected):
     result = _phantom_result("postop", expected)
-    assert set(result.document) == {"study", "lesions", "edema_only_components", "provenance"}
+    assert set(result.document) == {"study", "lesions", "edema_only_components", "resection_cavities", "provenance"}
     assert set(result.study) == {f.name for f in STUDY_FIELDS}
     assert set(result.lesions[0]) == {f.name for f in LESION_FIELDS}
     assert set(result.document["edema_only_components"][0]) == {f.name for f in EDEMA_ONLY_FIELDS}
+    assert set(result.document["resection_cavities"][0]) == {f.name for f in CAVITY_FIELDS}
+
+
+def test_resection_cavities_and_the_enhancing_tissue_touching_them():
+    labels = np.zeros((40, 30, 30), np.uint8)
+    labels[5:15, 5:15, 5:15] = 4  # a 10 mm cube of cavity ...
+    labels[15:17, 5:15, 5:15] = 3  # ... with a 2-voxel slab of enhancing tissue on one face
+    labels[30:34, 5:9, 5:9] = 3  # a lesion elsewhere
+    labels[25:27, 20:22, 20:22] = 4  # a second, smaller cavity
+    result = features(labels)
+    first, second = result.document["resection_cavities"]
+    assert result.study["resection_cavity_count"] == 2
+    assert first["voxel_count"] == 1000 and second["voxel_count"] == 8
+    assert first["adjacent_enhancing_volume_ml"] == pytest.approx(0.1)  # the slab's first layer: 10 x 10 voxels
+    slab = next(r["lesion_id"] for r in result.lesions if r["voxel_count"] == 200)
+    assert first["adjacent_lesion_ids"] == [slab] and second["adjacent_lesion_ids"] == []
+    assert second["adjacent_enhancing_volume_ml"] == 0
+    as_lesion = features(np.where(labels == 4, 3, 0).astype(np.uint8)).lesions[0]  # the same cube as a core
+    for key in ("max_diameter_3d_mm", "axial_longest_diameter_mm", "centroid_x_mm", "bbox_i_min"):
+        assert first[key] == pytest.approx(as_lesion[key], rel=1e-12), key
+    assert first["location"] is None  # no anatomical reference
+    no_enhancing = features(labels, label_scheme={"core": [3], "cavity": [4]})
+    assert no_enhancing.document["resection_cavities"][0]["adjacent_enhancing_volume_ml"] is None
+    no_cavity_label = features(labels, label_scheme={"enhancing": [3, 4]})
+    assert (
+        no_cavity_label.document["resection_cavities"] == [] and no_cavity_label.study["resection_cavity_count"] is None
+    )
 
 
 def test_data_dictionary_has_descriptions_and_units():
@@ -87,7 +119,7 @@ def test_data_dictionary_has_descriptions_and_units():
 def test_readme_documents_every_output_field():
     """The README's field tables say exactly what the data dictionaries say."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for field in LESION_FIELDS + STUDY_FIELDS + EDEMA_ONLY_FIELDS:
+    for field in LESION_FIELDS + STUDY_FIELDS + EDEMA_ONLY_FIELDS + CAVITY_FIELDS:
         assert f"| `{field.name}` | {field.unit or ''} | {field.description} |" in readme, field.name
 
 

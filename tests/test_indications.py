@@ -7,12 +7,12 @@ import pytest
 from brainmets.cli import main
 from brainmets.errors import ConfigError
 from brainmets.indications import RuleSet, evaluate_study
-from brainmets.indications.conditions import Trace, evaluate
-from brainmets.indications.engine import histologies, known_facts, score_tables
+from brainmets.indications.conditions import CountRange, Trace, describe, evaluate
+from brainmets.indications.engine import clinical_columns, histologies, known_facts, score_tables
 from brainmets.indications.facts import build_facts
 from brainmets.indications.scores import all_scores, gpa, rpa
 
-from .conftest import ROOT
+from .conftest import ROOT, features_document, lesion_row
 
 RULES = RuleSet.load()
 BY_ID = {r["id"]: r for r in RULES.table["rules"] + RULES.table["text_rules"]}
@@ -67,18 +67,35 @@ CASES = [
         "poor_performance_status",
     ),
     ("table1.wbrt.2", {"lesion_count": 2}, {"lesion_count": 1}, "lesion_count"),
-    ("table1.wbrt.3", {"largest_diameter_mm": 40.01}, {"largest_diameter_mm": 40.0}, "largest_diameter_mm"),
+    (
+        "table1.wbrt.3",
+        {"largest_diameter_mm": 40.01, "srs_unsuitable": True},
+        {"largest_diameter_mm": 40.0, "srs_unsuitable": True},
+        "largest_diameter_mm",
+    ),
+    (
+        "table1.wbrt.3",
+        {"largest_diameter_mm": 45.0, "srs_unsuitable": True},
+        {"largest_diameter_mm": 45.0, "srs_unsuitable": False},
+        "srs_unsuitable",  # never assumed from the size
+    ),
     (
         "table1.wbrt.4",
-        {"post_operative": True, "lesion_count": 3},
-        {"post_operative": True, "lesion_count": 2},
+        {"post_operative": True, "gross_total_resection": True, "lesion_count": 3},
+        {"post_operative": True, "gross_total_resection": True, "lesion_count": 2},
         "post_operative",
     ),
     (
         "table1.wbrt.4",
-        {"post_operative": True, "lesion_count": 10},
-        {"post_operative": True, "lesion_count": 11},
+        {"post_operative": True, "gross_total_resection": True, "lesion_count": 10},
+        {"post_operative": True, "gross_total_resection": True, "lesion_count": 11},
         "lesion_count",
+    ),
+    (
+        "table1.wbrt.4",
+        {"post_operative": True, "gross_total_resection": True, "lesion_count": 5},
+        {"post_operative": True, "gross_total_resection": False, "lesion_count": 5},
+        "gross_total_resection",
     ),
     (
         "table1.wbrt.5",
@@ -100,9 +117,15 @@ CASES = [
     ),
     (
         "table1.srs.2",
-        {"post_operative": True, "resected_lesion_count": 1},
-        {"post_operative": True, "resected_lesion_count": 2},
+        {"post_operative": True, "resected_lesion_count": 1, "lesion_count": 0},
+        {"post_operative": True, "resected_lesion_count": 2, "lesion_count": 0},
         "resected_lesion_count",
+    ),
+    (
+        "table1.srs.2",
+        {"post_operative": True, "resected_lesion_count": 1, "lesion_count": 0},
+        {"post_operative": True, "resected_lesion_count": 1, "lesion_count": 4},  # residual lesions: not solitary
+        "lesion_count",
     ),
     (
         "table1.srs.3",
@@ -135,14 +158,14 @@ CASES = [
     (
         "table1.surgery.6",
         {"cystic": True},
-        {"cystic": False, "histology_radioresistant": False},
+        {"cystic": False, "anticipated_poor_rt_response": False, "histology_radioresistant": True},
         "cystic",
     ),
     (
         "table1.surgery.6",
-        {"histology_radioresistant": True},
-        {"cystic": False, "histology_radioresistant": False},
-        "histology_radioresistant",
+        {"anticipated_poor_rt_response": True},
+        {"cystic": False, "anticipated_poor_rt_response": False},
+        "anticipated_poor_rt_response",
     ),
     (
         "table1.none.1",
@@ -163,6 +186,12 @@ CASES = [
             "eloquent_involved": False,
         },
         "largest_diameter_mm",
+    ),
+    (
+        "text.surgery.decompression",
+        {"lesion_count": 4, "symptomatic": True},
+        {"lesion_count": 5, "symptomatic": True, "largest_diameter_mm": 50},  # beyond limited disease
+        "lesion_count",
     ),
     (
         "text.surgery.decompression",
@@ -255,77 +284,165 @@ def test_kleene_logic():
     assert trace.evidence == {"a": True, "b": None} and trace.missing == ["b"]
 
 
+def test_a_count_known_as_a_range_decides_only_when_the_whole_range_agrees():
+    between = {"fact": "n", "between": [1, 4]}
+    for low, extra, expected in [(1, 2, True), (0, 40, None), (3, 1, True), (3, 2, None), (6, 3, False)]:
+        trace = Trace()
+        assert evaluate(between, {"n": CountRange(low, extra)}, {}, trace) is expected, (low, extra)
+        assert trace.evidence == {"n": low} and trace.missing == []
+        assert trace.uncertain == ([] if expected is not None else ["n"])
+    assert evaluate({"fact": "n", "ge": 2}, {"n": CountRange(1, 1)}, {}, Trace()) is None
+    assert evaluate({"fact": "n", "is": 0}, {"n": CountRange(0, 0)}, {}, Trace()) is True
+
+
+def test_conflicts_read_rule_verdicts_and_rules_may_not(tmp_path):
+    cond = {"all": [{"rule": "table1.wbrt.2", "is": True}, {"fact": "n", "ge": 2}]}
+    trace = Trace()
+    assert evaluate(cond, {"rule:table1.wbrt.2": True, "n": 3}, {}, trace) is True
+    assert trace.evidence == {"rule:table1.wbrt.2": True, "n": 3}
+    assert evaluate(cond, {"rule:table1.wbrt.2": None, "n": 3}, {}, Trace()) is None
+    assert describe(cond) == "rule table1.wbrt.2 is yes and n >= 2"
+    from importlib import resources
+
+    text = (resources.files("brainmets") / "data/indications/rules.yaml").read_text()
+    bad = tmp_path / "rules.yaml"
+    bad.write_text(text.replace("when: {fact: refractory_epilepsy, is: true}", "when: {rule: table1.wbrt.2, is: true}"))
+    with pytest.raises(ConfigError, match="only conflicts may read other rules"):
+        RuleSet.load(bad)
+    bad.write_text(text.replace("{rule: table1.wbrt.2, is: true}", "{rule: table1.wbrt.99, is: true}"))
+    with pytest.raises(ConfigError, match=r"unknown rule\(s\) \['table1.wbrt.99'\]"):
+        RuleSet.load(bad)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"marked_edema_ratio": float("nan")}, "must be a finite number"),
+        ({"marked_edema_ratio": float("inf")}, "must be a finite number"),
+        ({"multiple_min_lesions": True}, "must be a finite number"),
+        ({"brainstem_is_functionally_critical": 1}, "must be true or false"),
+        ({"size_diameter": "feret"}, "must be one of max_diameter_3d_mm, axial_longest_diameter_mm"),
+        ({"discarded_core_components": 0}, "must be a text"),
+    ],
+)
+def test_threshold_overrides_are_checked(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        RuleSet.load(overrides=overrides)
+
+
+def test_settings_are_thresholds_too():
+    rules = RuleSet.load(
+        overrides={"size_diameter": "axial_longest_diameter_mm", "brainstem_is_functionally_critical": True}
+    )
+    assert rules.thresholds["size_diameter"] == "axial_longest_diameter_mm"
+    assert rules.thresholds["brainstem_is_functionally_critical"] is True
+
+
 # ---- facts -------------------------------------------------------------------------------------------
 
 
-def _document(lesions, cavity=None):
-    return {
-        "study": {
-            "subject": "x",
-            "session": None,
-            "lesion_count": len(lesions),
-            "largest_max_diameter_3d_mm": max((r.get("max_diameter_3d_mm", 0) for r in lesions), default=None),
-            "cumulative_tumor_volume_ml": sum(r["volume_ml"] for r in lesions),
-            "resection_cavity_volume_ml": cavity,
-        },
-        "lesions": lesions,
-    }
-
-
-def _lesion(**kw):
-    return {
-        "volume_ml": 1.0,
-        "edema_volume_ml": 1.0,
-        "edema_ratio": 1.0,
-        "max_diameter_3d_mm": 12.0,
-        "location": None,
-        "eloquent_regions": None,
-        "brainstem_involved": None,
-    } | kw
-
-
-def _facts(document, clinical=None):
-    columns = ["subject", "session", *sorted(known_facts())]
-    from brainmets.config import load_schema
-
-    columns = list(load_schema("clinical.schema.yaml")["properties"])
-    return build_facts(document, clinical, histologies(), RULES.thresholds, columns)
+def _facts(document, clinical=None, thresholds=None):
+    return build_facts(document, clinical, histologies(), RULES.thresholds | (thresholds or {}), clinical_columns())
 
 
 def test_imaging_facts():
-    doc = _document(
+    doc = features_document(
         [
-            _lesion(edema_ratio=2.0, edema_volume_ml=29.0, location="supratentorial", eloquent_regions=[]),
-            _lesion(edema_ratio=1.99, location="mixed", eloquent_regions=[], brainstem_involved=True),
+            lesion_row(edema_ratio=2.0, edema_volume_ml=29.0, location="supratentorial", eloquent_regions=[]),
+            lesion_row(edema_ratio=1.99, location="mixed", eloquent_regions=["brainstem"], brainstem_involved=True),
         ],
-        cavity=0.0,
+        cavity_ml=0.0,
     )
     facts = _facts(doc).values
     assert facts["marked_edema_lesion_count"] == 1
     assert facts["mass_effect_on_imaging"] is True  # 1 + 29 mL reaches the 30 mL surrogate
-    assert facts["posterior_fossa_involved"] is True and facts["eloquent_involved"] is True
-    assert facts["resection_cavity_present"] is False and facts["post_operative"] is False
-    unknown = _facts(_document([_lesion()])).values
+    assert facts["posterior_fossa_involved"] is True and facts["brainstem_involved"] is True
+    assert facts["eloquent_involved"] is False, "the brainstem alone is not functionally critical by default"
+    assert facts["eloquent_regions_involved"] == ["brainstem"]
+    assert facts["resection_cavity_present"] is False
+    assert facts["post_operative"] is None, "no segmented cavity does not show that there was no operation"
+    unknown = _facts(features_document([lesion_row()])).values
     assert unknown["posterior_fossa_involved"] is None and unknown["eloquent_involved"] is None
-    no_edema = _facts(_document([_lesion(edema_ratio=None, edema_volume_ml=None)])).values
+    assert unknown["brainstem_involved"] is None
+    no_edema = _facts(features_document([lesion_row(edema_ratio=None, edema_volume_ml=None)])).values
     assert no_edema["marked_edema_lesion_count"] is None and no_edema["mass_effect_on_imaging"] is None
-    empty = _facts(_document([])).values
+    small = _facts(features_document([lesion_row(volume_ml=2.0, edema_volume_ml=3.0)])).values
+    assert small["mass_effect_on_imaging"] is None and small["mass_effect"] is None, "imaging never says no"
+    empty = _facts(features_document([])).values
     assert empty["largest_diameter_mm"] == 0.0 and empty["posterior_fossa_involved"] is False
 
 
+def test_functionally_critical_regions():
+    def critical(lesion, **thresholds):
+        values = _facts(features_document([lesion_row(**lesion)]), thresholds=thresholds).values
+        return values["eloquent_involved"]
+
+    assert critical({"eloquent_regions": ["primary_motor_cortex"], "brainstem_involved": False}) is True
+    assert critical({"eloquent_regions": ["basal_ganglia"], "brainstem_involved": False}) is True
+    assert critical({"eloquent_regions": ["brainstem"], "brainstem_involved": True}) is False
+    assert critical({"eloquent_regions": [], "brainstem_involved": True}) is False
+    on = {"brainstem_is_functionally_critical": True}
+    assert critical({"eloquent_regions": ["brainstem"], "brainstem_involved": True}, **on) is True
+    assert critical({"eloquent_regions": [], "brainstem_involved": False}, **on) is False
+    assert critical({"eloquent_regions": None, "brainstem_involved": None}, **on) is None
+
+
+def test_size_rules_read_the_configured_diameter():
+    lesion = lesion_row(max_diameter_3d_mm=42.0, axial_longest_diameter_mm=38.0)
+    assert _facts(features_document([lesion])).values["largest_diameter_mm"] == 42.0
+    axial = _facts(features_document([lesion]), thresholds={"size_diameter": "axial_longest_diameter_mm"}).values
+    assert axial["largest_diameter_mm"] == 38.0 and axial["largest_diameter_measure"] == "axial_longest_diameter_mm"
+
+
 def test_clinical_facts_are_never_guessed():
-    facts = _facts(_document([_lesion()]), {"primary_histology": "nsclc_adenocarcinoma", "molecular_markers": None})
+    facts = _facts(
+        features_document([lesion_row()]), {"primary_histology": "nsclc_adenocarcinoma", "molecular_markers": None}
+    )
     assert facts.values["targeted_therapy_sensitive"] is None  # markers unknown
-    facts = _facts(_document([_lesion()]), {"primary_histology": "nsclc_adenocarcinoma", "molecular_markers": ["none"]})
+    facts = _facts(
+        features_document([lesion_row()]), {"primary_histology": "nsclc_adenocarcinoma", "molecular_markers": ["none"]}
+    )
     assert facts.values["targeted_therapy_sensitive"] is False
-    facts = _facts(_document([_lesion()]), {"primary_histology": "melanoma", "molecular_markers": ["BRAF"]})
+    facts = _facts(features_document([lesion_row()]), {"primary_histology": "melanoma", "molecular_markers": ["BRAF"]})
     assert facts.values["targeted_therapy_sensitive"] is True and facts.values["histology_radioresistant"] is True
-    facts = _facts(_document([_lesion()]), {"primary_histology": "renal"})
+    facts = _facts(features_document([lesion_row()]), {"primary_histology": "renal"})
     assert facts.values["targeted_therapy_sensitive"] is False  # nothing to target in the data file
-    facts = _facts(_document([_lesion()]), {"extracranial_disease": "progressive", "extracranial_metastases": True})
+    facts = _facts(
+        features_document([lesion_row()]), {"extracranial_disease": "progressive", "extracranial_metastases": True}
+    )
     assert facts.values["primary_controlled"] is None  # progressive disease with metastases: primary unknown
-    facts = _facts(_document([_lesion()]), {"extracranial_disease": "progressive", "extracranial_metastases": False})
+    facts = _facts(
+        features_document([lesion_row()]), {"extracranial_disease": "progressive", "extracranial_metastases": False}
+    )
     assert facts.values["primary_controlled"] is False and "primary_controlled" in facts.derivations
+
+
+def test_a_histology_that_carries_a_target_counts_as_the_marker():
+    her2 = _facts(features_document([lesion_row()]), {"primary_histology": "breast_her2"})
+    assert her2.values["targeted_therapy_sensitive"] is True
+    assert "breast_her2 carries HER2" in her2.derivations["targeted_therapy_sensitive"]
+    luminal_b = _facts(
+        features_document([lesion_row()]), {"primary_histology": "breast_luminal_b", "molecular_markers": ["none"]}
+    )
+    assert luminal_b.values["targeted_therapy_sensitive"] is True
+    unknown = _facts(features_document([lesion_row()]), {"primary_histology": "breast_unknown_subtype"})
+    assert unknown.values["targeted_therapy_sensitive"] is None  # HER2 status not known
+    negative = _facts(features_document([lesion_row()]), {"primary_histology": "breast_luminal_a"})
+    assert negative.values["targeted_therapy_sensitive"] is False
+
+
+def test_missing_inputs_name_only_what_was_not_given():
+    clinical = {"extracranial_disease": "progressive", "extracranial_metastases": True, "kps": 80, "age_years": 50}
+    result = evaluate_study(features_document([lesion_row()]), clinical, RULES)
+    assert "primary_controlled" in result["missing_inputs"]  # needed by RPA class I and the favourable profile
+    assert "extracranial_disease" not in result["missing_inputs"], "given, although it did not decide"
+    wbrt5 = next(c for c in result["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.5")
+    assert wbrt5["met"] is None and wbrt5["missing"] == ["recurrence_after_srs", "recurrence_after_wbrt"]
+    decided = evaluate_study(features_document([lesion_row()]), clinical | {"recurrence_after_srs": True}, RULES)
+    wbrt5 = next(c for c in decided["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.5")
+    assert wbrt5["met"] is True and wbrt5["missing"] == [], "an unknown part that cannot change the verdict"
+    assert "recurrence_after_wbrt" in decided["missing_inputs"]  # still needed by SRS (iv)
+    assert "recurrence_after_srs" not in decided["missing_inputs"]
 
 
 # ---- scores (clinical-reference.md sections 2 and 3) ---------------------------------------------
@@ -441,14 +558,40 @@ def test_gpa_missing_input_and_table_defaults():
     assert result["total"] == 3.5 and "unknown" in result["notes"][0]  # unknown haemoglobin scores 0.5
     scores = all_scores(tables, _score_facts(kps=90), histologies()["germ_cell"])
     assert scores["gpa_ds_2012"] == {"not_applicable": "no such score for this histology"}
+    assert "extracranial_metastases unknown" in all_scores(tables, _score_facts(kps=90), None)["gpa_original"]["reason"]
+    rpa_result = all_scores(tables, _score_facts(kps=80, age_years=50), None)["rpa"]
+    assert (
+        rpa_result["class"] is None
+        and rpa_result["reason"] == "cannot be computed: primary_controlled, extracranial_metastases unknown"
+    )
+    decided = all_scores(tables, _score_facts(kps=80, age_years=50, extracranial_metastases=True), None)["rpa"]
+    assert decided["class"] == "II" and decided["missing"] == [] and "reason" not in decided
+
+
+def test_sclc_takes_its_own_ds_gpa_medians():
+    best = dict(age_years=45, kps=90, lesion_count=1, extracranial_metastases=False)
+    sclc = all_scores(score_tables(), _score_facts(**best), histologies()["sclc"])["gpa_ds_2012"]
+    nsclc = all_scores(score_tables(), _score_facts(**best), histologies()["nsclc_other"])["gpa_ds_2012"]
+    assert sclc["total"] == nsclc["total"] == 4.0
+    assert sclc["diagnosis"] == "sclc" and sclc["median_survival_months"] == 17.1
+    assert nsclc["median_survival_months"] == 14.8
+    low = all_scores(score_tables(), _score_facts(**best | {"kps": 60, "age_years": 70}), histologies()["sclc"])
+    assert low["gpa_ds_2012"]["median_survival_months"] == 5.3  # 0 + 0 + 1 + 1 = 2.0
+
+
+def test_a_score_left_uncertain_by_discarded_components_says_why():
+    facts = _score_facts(age_years=45, kps=90, lesion_count=CountRange(1, 2), extracranial_metastases=False)
+    result = all_scores(score_tables(), facts, None)["gpa_original"]
+    assert result["total"] is None and "lesion_count uncertain" in result["reason"]
+    assert result["points"]["age"] == 1.0 and result["points"]["number_of_brain_metastases"] is None
 
 
 # ---- whole studies ---------------------------------------------------------------------------------
 
 
 def test_missing_clinical_data_never_gives_a_confident_no():
-    document = _document(
-        [_lesion(location="supratentorial", eloquent_regions=[], brainstem_involved=False)], cavity=0.0
+    document = features_document(
+        [lesion_row(location="supratentorial", eloquent_regions=[], brainstem_involved=False)], cavity_ml=0.0
     )
     result = evaluate_study(document, None, RULES)
     statuses = {m: e["status"] for m, e in result["modalities"].items()}
@@ -460,7 +603,7 @@ def test_missing_clinical_data_never_gives_a_confident_no():
 
 
 def test_every_fired_rule_lists_its_evidence():
-    document = _document([_lesion(max_diameter_3d_mm=45.0, location="infratentorial", eloquent_regions=[])])
+    document = features_document([lesion_row(max_diameter_3d_mm=45.0, location="infratentorial", eloquent_regions=[])])
     clinical = {
         "kps": 60,
         "age_years": 70,
@@ -471,40 +614,46 @@ def test_every_fired_rule_lists_its_evidence():
     }
     result = evaluate_study(document, clinical, RULES)
     fired = [c for m in result["modalities"].values() for c in m["criteria"] if c["met"]]
-    assert {c["id"] for c in fired} == {"table1.wbrt.3", "table1.none.1"}
-    wbrt3 = next(c for c in fired if c["id"] == "table1.wbrt.3")
-    assert wbrt3["evidence"] == {"largest_diameter_mm": 45.0}
-    assert wbrt3["thresholds"] == {"wbrt_large_tumour_diameter_mm": 40}
+    assert {c["id"] for c in fired} == {"table1.none.1"}
+    wbrt3 = next(c for c in result["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.3")
+    assert wbrt3["met"] is None and wbrt3["missing"] == ["srs_unsuitable"], "unsuitability is never assumed"
+    assert wbrt3["evidence"] == {
+        "largest_diameter_mm": 45.0,
+        "largest_diameter_measure": "max_diameter_3d_mm",
+        "srs_unsuitable": None,
+    }
+    assert wbrt3["thresholds"] == {"wbrt_large_tumour_diameter_mm": 40, "size_diameter": "max_diameter_3d_mm"}
     none1 = next(c for c in fired if c["id"] == "table1.none.1")
     assert (
         none1["evidence"]["poor_performance_status"] is True and none1["thresholds"]["poor_performance_kps_below"] == 70
     )
     assert any(a.startswith("poor_performance_kps_below = 70") for a in result["assumptions"])
-    first = [(f["modality"], f["rule"]["id"]) for f in result["first_line"]]
-    assert first == [
-        ("surgery", "text.surgery.decompression"),
-        ("srs", "text.srs.limited"),
-        ("surgery", "text.surgery.up_to_three"),
+    assert [(f["modality"], f["rule"]["id"]) for f in result["first_line"]] == [("srs", "text.srs.limited")]
+    excluded = [(f["rule"]["id"], f["failed_requirements"]) for f in result["first_line_excluded"]]
+    assert excluded == [  # progressive systemic disease: surgery is not offered
+        ("text.surgery.decompression", ["text.surgery.systemic_control"]),
+        ("text.surgery.up_to_three", ["text.surgery.systemic_control"]),
     ]
-    assert result["first_line"][0]["requirements"][0]["met"] is False  # progressive systemic disease
-    assert {c["id"] for c in result["conflicts"]} == set()
+    assert {c["id"] for c in result["conflicts"]} == {"conflict.wbrt_large_lesion", "conflict.srs_poor_performance"}
     assert result["scores"]["rpa"]["class"] == "III"
 
 
 def test_conflicts_are_reported_for_the_patient():
-    lesions = [_lesion(max_diameter_3d_mm=35.0) for _ in range(6)]
-    result = evaluate_study(_document(lesions), {"primary_histology": "sclc"}, RULES)
+    lesions = [lesion_row(max_diameter_3d_mm=35.0) for _ in range(6)]
+    result = evaluate_study(features_document(lesions), {"primary_histology": "sclc"}, RULES)
     assert {c["id"] for c in result["conflicts"]} == {
         "conflict.surgery_size_cut",
         "conflict.wbrt_lesion_count",
         "conflict.srs_5_to_10",
     }
-    result = evaluate_study(_document(lesions[:3]), {"primary_histology": "sclc"}, RULES)
+    result = evaluate_study(features_document(lesions[:3]), {"primary_histology": "sclc"}, RULES)
     assert {c["id"] for c in result["conflicts"]} == {
         "conflict.surgery_size_cut",
         "conflict.surgery_level_of_evidence",
         "conflict.sclc_srs_alone",
+        "conflict.wbrt_2_to_4_lesions",
     }
+    assert all(c["strength"] and c["source"] and c["guidelines"] for c in result["conflicts"])
 
 
 # ---- end to end: segmentation + clinical row -> features -> indicate -------------------------------
@@ -546,7 +695,11 @@ def test_end_to_end_on_the_demo_cohort(tmp_path):
     assert status["no_intervention"] == "not_indicated"
     surgery = {c["id"]: c for c in result["modalities"]["surgery"]["criteria"]}
     assert surgery["table1.surgery.3"]["met"] is False  # the toy brain: no lesion in an eloquent region
-    assert surgery["table1.surgery.3"]["evidence"] == {"eloquent_involved": False}
+    assert surgery["table1.surgery.3"]["evidence"] == {
+        "eloquent_involved": False,
+        "eloquent_regions_involved": [],
+        "brainstem_involved": False,
+    }
     assert [f["rule"]["id"] for f in result["first_line"]] == ["text.srs.limited", "text.surgery.up_to_three"]
     assert result["scores"]["gpa_updated"]["median_survival_months"] == 46.8  # lung-molGPA 4.0
     assert result["scores"]["rpa"]["class"] == "I"
@@ -602,14 +755,20 @@ def test_real_segmentation_fires_exactly_at_its_thresholds(tmp_path, shared):
     args = ("--subject", "05", "--scheme", "brats-2015")
     result = _indicate(tmp_path, seg, [row], features_args=args)
     crit = {c["id"]: c for m in result["modalities"].values() for c in m["criteria"]}
-    assert crit["table1.wbrt.3"]["met"] is True and crit["table1.wbrt.3"]["evidence"]["largest_diameter_mm"] > 90
+    wbrt3 = crit["table1.wbrt.3"]
+    assert wbrt3["met"] is None and wbrt3["evidence"]["largest_diameter_mm"] > 90  # SRS suitability not given
+    assert wbrt3["missing"] == ["srs_unsuitable"]
+    assert "conflict.wbrt_large_lesion" in {c["id"] for c in result["conflicts"]}
     assert crit["table1.surgery.2"]["met"] is False  # edema ratio 0.72 is not "marked" at the default 2.0
     assert crit["table1.surgery.2"]["evidence"]["mass_effect"] is True  # 77 mL >= 30 mL (imaging surrogate)
     assert crit["table1.srs.1"]["met"] is True  # melanoma: radioresistant
     assert crit["table1.surgery.3"]["met"] is None and "anatomical reference" in " ".join(
         crit["table1.surgery.3"]["missing"]
     )
-    assert result["first_line"][0]["rule"]["id"] == "text.surgery.decompression"
+    # eight labelling specks (35 mm3 in all) below min_lesion_volume_mm3: the count lies between 1 and 9
+    decompression = next(t for t in result["text_rules"] if t["id"] == "text.surgery.decompression")
+    assert decompression["met"] is None and "between 1 and 9" in decompression["uncertain"]["lesion_count"]
+    assert result["first_line"] == [] and "8 core component(s)" in result["warnings"][0]
     assert not any(c["id"] == "conflict.favourable_profile_ecm" for c in result["conflicts"])
     (tmp_path / "t").mkdir()
     loose = _indicate(
@@ -617,13 +776,15 @@ def test_real_segmentation_fires_exactly_at_its_thresholds(tmp_path, shared):
         seg,
         [row],
         "--config-json",
-        '{"indications": {"thresholds": {"marked_edema_ratio": 0.7}}}',
+        '{"indications": {"thresholds": {"marked_edema_ratio": 0.7, "discarded_core_components": "ignore"}}}',
         features_args=args,
     )
     crit = {c["id"]: c for m in loose["modalities"].values() for c in m["criteria"]}
     assert crit["table1.surgery.2"]["met"] is True
     assert loose["modalities"]["surgery"]["status"] == "indicated"
     assert any(a.startswith("marked_edema_ratio = 0.7") for a in loose["assumptions"])
+    assert any(a.startswith("discarded_core_components = ignore") for a in loose["assumptions"])
+    assert loose["first_line"][0]["rule"]["id"] == "text.surgery.decompression"  # symptomatic, 92 mm
 
 
 @pytest.mark.shared

@@ -115,7 +115,9 @@ def test_indication_table(workflow_run):
     assert all(r["research_use_only"] == "true" for r in rows.values())
     assert "table1.surgery.3" in rows["01"]["criteria_met"]  # lesion in the toy precentral gyrus
     assert rows["04"]["first_line"] == "none"  # no lesion, no first-line suggestion
-    assert rows["05"]["srs_status"] == "indicated" and "table1.srs.2" in rows["05"]["criteria_met"]  # post-op
+    # post-op renal: SRS through radioresistance; not row (ii), as a new lesion means the metastasis was not solitary
+    assert rows["05"]["srs_status"] == "indicated" and "table1.srs.1" in rows["05"]["criteria_met"]
+    assert "table1.srs.2" not in rows["05"]["criteria_met"] + rows["05"]["criteria_undetermined"]
     assert rows["06"]["no_intervention_status"] == "undetermined"  # sparse clinical row: never guessed
 
 

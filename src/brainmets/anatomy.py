@@ -10,6 +10,7 @@ resampled as a whole and any grid, orientation or voxel size of either side is h
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -224,6 +225,7 @@ class LocationParameters:
     brainstem_min_fraction: float = 0.05
     eloquent_min_fraction: float = 0.05
     max_outside_brain_fraction: float = 0.5  # beyond this the reference is taken not to line up
+    cavity_shell_mm: float = 3.0  # a resection cavity is located with the tissue this close around it
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> LocationParameters:
@@ -295,37 +297,89 @@ def locate(
                 f"lesion voxels ({out_of_brain / total:.0%}) fall outside its brain (if the voxel grids match "
                 "although the headers disagree, use --reference-alignment voxel)",
             )
-    ventricle = None
-    if reference.has("fourth_ventricle"):
-        points = reference.region_points("fourth_ventricle")
-        ventricle = cKDTree(points) if len(points) else None
+    ventricle = _ventricle_tree(reference)
+    return [
+        _location_row(points, sample, None, reference, params, ventricle)
+        for points, sample in zip(lesion_points, samples)
+    ]
 
-    rows = []
-    for points, sample in zip(lesion_points, samples):
-        n = len(points)
-        pf = float(_mask(reference.definition.regions["posterior_fossa"], sample).sum()) / n
-        row = empty_location()
-        row["posterior_fossa_fraction"] = pf
-        if pf <= params.mixed_margin:
-            row["location"] = "supratentorial"
-        elif pf >= 1 - params.mixed_margin:
-            row["location"] = "infratentorial"
-        else:
-            row["location"] = "mixed"
-        if reference.has("brainstem"):
-            bs = float(_mask(reference.definition.regions["brainstem"], sample).sum()) / n
-            row["brainstem_fraction"] = bs
-            row["brainstem_involved"] = bool(bs > 0 and bs >= params.brainstem_min_fraction)
-        if reference.definition.eloquent:
-            row["eloquent_regions"] = sorted(
-                name
-                for name, region in reference.definition.eloquent.items()
-                if (hits := _mask(region, sample).sum()) and hits / n >= params.eloquent_min_fraction
-            )
-        if ventricle is not None:
-            row["distance_to_fourth_ventricle_mm"] = float(ventricle.query(points, k=1)[0].min())
-        rows.append(row)
-    return rows
+
+def _ventricle_tree(reference: Reference) -> cKDTree | None:
+    if not reference.has("fourth_ventricle"):
+        return None
+    points = reference.region_points("fourth_ventricle")
+    return cKDTree(points) if len(points) else None
+
+
+def _location_row(
+    points: np.ndarray,
+    sample: dict[str, np.ndarray],
+    counted: np.ndarray | None,
+    reference: Reference,
+    params: LocationParameters,
+    ventricle: cKDTree | None,
+    distance_points: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Location fields from the reference's labels at ``points`` (fractions over the ``counted`` points,
+    default all); the 4th-ventricle distance is measured from ``distance_points`` (default ``points``)."""
+    n = len(points) if counted is None else int(counted.sum())
+    row = empty_location()
+    if n == 0:
+        return row
+
+    def fraction(region: Region) -> float:
+        hits = _mask(region, sample)
+        return float((hits if counted is None else hits & counted).sum()) / n
+
+    pf = fraction(reference.definition.regions["posterior_fossa"])
+    row["posterior_fossa_fraction"] = pf
+    if pf <= params.mixed_margin:
+        row["location"] = "supratentorial"
+    elif pf >= 1 - params.mixed_margin:
+        row["location"] = "infratentorial"
+    else:
+        row["location"] = "mixed"
+    if reference.has("brainstem"):
+        bs = fraction(reference.definition.regions["brainstem"])
+        row["brainstem_fraction"] = bs
+        row["brainstem_involved"] = bool(bs > 0 and bs >= params.brainstem_min_fraction)
+    if reference.definition.eloquent:
+        row["eloquent_regions"] = sorted(
+            name
+            for name, region in reference.definition.eloquent.items()
+            if (share := fraction(region)) and share >= params.eloquent_min_fraction
+        )
+    if ventricle is not None:
+        source = points if distance_points is None else distance_points
+        row["distance_to_fourth_ventricle_mm"] = float(ventricle.query(source, k=1)[0].min())
+    return row
+
+
+def locate_cavity(
+    cavity_points: np.ndarray,
+    shell_points: Callable[[], np.ndarray],
+    reference: Reference,
+    params: LocationParameters,
+) -> dict[str, Any]:
+    """Location fields of a resection cavity, from the reference's labels at its voxels that lie inside the
+    reference's brain. A parcellation of the operated brain often leaves the cavity unlabelled (a hole):
+    when more of its voxels than ``max_outside_brain_fraction`` fall outside the brain, the tissue within
+    ``cavity_shell_mm`` around it (``shell_points()``) is read too. Nothing inside the brain: all fields null."""
+
+    def inside(points: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        sample = reference.sample(points)
+        counted = ~np.any([values == OUTSIDE for values in sample.values()], axis=0)
+        if reference.has("brain"):
+            counted &= _mask(reference.definition.regions["brain"], sample)
+        return sample, counted
+
+    ventricle = _ventricle_tree(reference)
+    sample, counted = inside(cavity_points)
+    if counted.mean() >= 1 - params.max_outside_brain_fraction:
+        return _location_row(cavity_points, sample, counted, reference, params, ventricle)
+    points = np.concatenate([cavity_points, shell_points()])
+    sample, counted = inside(points)
+    return _location_row(points, sample, counted, reference, params, ventricle, cavity_points)
 
 
 def missing_notes(reference: Reference | None) -> list[str]:

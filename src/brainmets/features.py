@@ -9,12 +9,13 @@ from functools import partial
 from importlib.metadata import version
 from typing import Any
 
+import cc3d
 import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
 from . import __version__
-from .anatomy import LocationParameters, Reference, empty_location, locate, missing_notes
+from .anatomy import LocationParameters, Reference, empty_location, locate, locate_cavity, missing_notes
 from .config import FeatureParameters
 from .errors import InputDataError, LabelSchemeError
 from .geometry import (
@@ -194,6 +195,56 @@ EDEMA_ONLY_FIELDS: list[Field] = [
     ),
 ]
 
+CAVITY_FIELDS: list[Field] = [
+    Field("component_id", None, "resection-cavity component number, 1 = largest; ties ordered by centroid position"),
+    Field("voxel_count", "voxel", "number of resection-cavity voxels in the component"),
+    Field("volume_ml", "mL", "volume of the component"),
+    Field("max_diameter_3d_mm", "mm", "largest distance between two vertices of the component's surface mesh"),
+    Field(
+        "axial_longest_diameter_mm",
+        "mm",
+        "largest distance between two points of the component's outline within one patient-axial plane",
+    ),
+    *[
+        Field(f.name, f.unit, f.description.replace("core voxel centres", "component's voxel centres"))
+        for f in _CENTROID
+    ],
+    *[Field(f.name, f.unit, f.description.replace("of the core", "of the component")) for f in _BBOX],
+    Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis"),
+    Field(
+        "adjacent_enhancing_volume_ml",
+        "mL",
+        "enhancing-tumour voxels touching the cavity (26-neighbourhood) x voxel volume, i.e. residual enhancing tissue at the cavity; n/a when the scheme has no enhancing label",
+    ),
+    Field("adjacent_lesion_ids", None, "lesions whose core touches the cavity; empty when none"),
+    Field(
+        "posterior_fossa_fraction",
+        None,
+        "fraction of the cavity's voxels inside the reference's brain that lie in the posterior fossa (when more than anatomy.max_outside_brain_fraction of them fall outside it, an unlabelled hole, the tissue within anatomy.cavity_shell_mm around the cavity is counted too); n/a without an anatomical reference",
+    ),
+    Field(
+        "location",
+        None,
+        "supratentorial, infratentorial or mixed, from posterior_fossa_fraction as for lesions; n/a without a reference",
+    ),
+    Field(
+        "brainstem_fraction",
+        None,
+        "fraction of the same points inside the reference's brainstem; n/a when the reference has no brainstem",
+    ),
+    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0"),
+    Field(
+        "eloquent_regions",
+        None,
+        "eloquent regions holding >= 5 % (configurable) of the same points; empty when none",
+    ),
+    Field(
+        "distance_to_fourth_ventricle_mm",
+        "mm",
+        "shortest distance between a cavity voxel centre and a 4th-ventricle voxel centre; n/a when the reference has no 4th ventricle",
+    ),
+]
+
 STUDY_FIELDS: list[Field] = [
     Field("subject", None, "subject label, when given"),
     Field("session", None, "session label, when given"),
@@ -231,6 +282,11 @@ STUDY_FIELDS: list[Field] = [
         "resection_cavity_volume_ml",
         "mL",
         "resection-cavity voxels x voxel volume; n/a when the scheme has no cavity label",
+    ),
+    Field(
+        "resection_cavity_count",
+        "count",
+        "connected components of resection-cavity voxels (see resection_cavities); n/a when the scheme has no cavity label",
     ),
     Field("discarded_core_component_count", "count", "core components below min_lesion_volume_mm3 (not lesions)"),
     Field("discarded_core_volume_ml", "mL", "their total volume"),
@@ -409,13 +465,17 @@ def compute_features(
     _add_location(rows, lesions, crop_affine, reference, location or LocationParameters(), label_map.source)
 
     edema_only = _edema_only_rows(assignment, lesions.regions, crop, edema, crop_affine, origin, shape, scheme)
-    study = _summary(rows, edema_only, counts, lesions, assignment, scheme, vox_mm3)
+    cavities = _cavity_rows(
+        lesions, crop, crop_affine, origin, shape, grid, params, reference, location or LocationParameters()
+    )
+    study = _summary(rows, edema_only, cavities, counts, lesions, assignment, scheme, vox_mm3)
     study = {"subject": subject, "session": session, **study, **_location_summary(rows, reference)}
 
     document = {
         "study": study,
         "lesions": rows,
         "edema_only_components": edema_only,
+        "resection_cavities": cavities,
         "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location),
     }
     return StudyFeatures(document, affine, shape, box, lesions)
@@ -552,7 +612,61 @@ def _edema_only_rows(assignment, regions, crop, edema, affine, origin, shape, sc
     return rows
 
 
-def _summary(rows, edema_only, counts, lesions, assignment, scheme, vox_mm3) -> dict[str, Any]:
+def _cavity_rows(lesions, crop, affine, origin, shape, grid, params, reference, location) -> list[dict[str, Any]]:
+    """Rows of the resection-cavity components (``crop`` and ``affine`` are those of the crop): size, the
+    enhancing tissue and lesions touching each, and where each is (with the tissue around it)."""
+    scheme = params.scheme
+    if not scheme.has(Role.CAVITY):
+        return []
+    cavity = role_mask(crop, scheme, Role.CAVITY)
+    components, n = cc3d.connected_components(cavity, connectivity=params.connectivity, return_N=True)
+    if n == 0:
+        return []
+    enhancing = role_mask(crop, scheme, Role.ENHANCING) if scheme.has(Role.ENHANCING) else None
+    instances = lesions.instances()
+    vox_mm3, spacing = voxel_volume_mm3(affine), voxel_spacing_mm(affine)
+    rows = []
+    for label, box in enumerate(ndimage.find_objects(components), start=1):
+        mask = components[box] == label
+        offset = tuple(s.start for s in box)
+        mesh = surface_mesh(mask, affine, offset)
+        voxels = np.argwhere(mask) + offset
+        grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, crop.shape))
+        local = components[grown] == label
+        ring = ndimage.binary_dilation(local, structure(26)) & ~local
+        image_box = _shift(box, origin)
+        row = {
+            "voxel_count": len(voxels),
+            "volume_ml": _ml(len(voxels), vox_mm3),
+            "max_diameter_3d_mm": max_pairwise_distance(mesh.vertices),
+            "axial_longest_diameter_mm": axial_diameters(mesh, grid).longest_mm,
+            **{f"centroid_{c}_mm": float(v) for c, v in zip("xyz", apply_affine(affine, voxels.mean(axis=0)))},
+            **_bbox_fields(image_box),
+            "touches_image_border": _touches_border(image_box, shape),
+            "adjacent_enhancing_volume_ml": None
+            if enhancing is None
+            else _ml(np.count_nonzero(ring & enhancing[grown]), vox_mm3),
+            "adjacent_lesion_ids": sorted(int(i) for i in np.unique(instances[grown][ring]) if i),
+        }
+        if reference is None:
+            row.update(empty_location())
+        else:
+            shell = partial(_shell_points, mask, offset, affine, spacing, location.cavity_shell_mm)
+            row.update(locate_cavity(apply_affine(affine, voxels), shell, reference, location))
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["voxel_count"], *(round(r[f"centroid_{c}_mm"], 6) for c in "xyz")))
+    return [{"component_id": i, **row} for i, row in enumerate(rows, start=1)]
+
+
+def _shell_points(mask: np.ndarray, offset, affine: np.ndarray, spacing: np.ndarray, shell_mm: float) -> np.ndarray:
+    """World positions of the voxel centres within ``shell_mm`` around ``mask`` (a crop at ``offset``)."""
+    pad = np.ceil(shell_mm / spacing).astype(int) + 1
+    padded = np.pad(mask, [(p, p) for p in pad])
+    shell = ~padded & (ndimage.distance_transform_edt(~padded, sampling=spacing) <= shell_mm)
+    return apply_affine(affine, np.argwhere(shell) + np.asarray(offset) - pad)
+
+
+def _summary(rows, edema_only, cavities, counts, lesions, assignment, scheme, vox_mm3) -> dict[str, Any]:
     has_edema = scheme.has(Role.EDEMA)
     cumulative = sum(r["volume_ml"] for r in rows)
     edema_voxels = sum(counts.get(v, 0) for v in scheme.values.get(Role.EDEMA, ()))
@@ -578,6 +692,7 @@ def _summary(rows, edema_only, counts, lesions, assignment, scheme, vox_mm3) -> 
         "edema_only_component_count": len(edema_only),
         "edema_only_volume_ml": sum(r["volume_ml"] for r in edema_only),
         "resection_cavity_volume_ml": _ml(cavity_voxels, vox_mm3) if scheme.has(Role.CAVITY) else None,
+        "resection_cavity_count": len(cavities) if scheme.has(Role.CAVITY) else None,
         "discarded_core_component_count": lesions.discarded_count,
         "discarded_core_volume_ml": _ml(lesions.discarded_voxels, vox_mm3),
         "discarded_edema_component_count": assignment.discarded_edema_only_count,

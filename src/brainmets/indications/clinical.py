@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -42,9 +43,12 @@ def _parse(column: str, text: str, spec: dict) -> Any:
             raise ValueError(f"{text!r} is not a whole number") from None
     if "number" in kinds:
         try:
-            return float(text)
+            value = float(text)
         except ValueError:
             raise ValueError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{text!r} is not a finite number")
+        return value
     if "array" in kinds:
         return [item.strip() for item in re.split(r"[,;]", text) if item.strip()]
     if column == "primary_histology":

@@ -3,10 +3,13 @@
 A condition is a mapping:
 - ``{all: [c, ...]}``, ``{any: [c, ...]}``, ``{not: c}``;
 - ``{fact: NAME, <op>: VALUE}`` with op one of ``is`` (equality), ``ne``, ``gt``, ``ge``, ``lt``, ``le``,
-  ``in`` (a list), ``between`` (``[low, high]``, both inclusive).
+  ``in`` (a list), ``between`` (``[low, high]``, both inclusive);
+- ``{rule: ID, is: true|false}``: another rule's verdict (conflicts only, evaluated after the rules).
 A VALUE written ``"$name"`` is the threshold ``name``. A fact whose value is unknown (None) makes its
-comparison unknown; ``all`` is false if any part is false, else unknown if any part is unknown; ``any`` is
-true if any part is true, else unknown if any part is unknown (Kleene logic). Nothing is ever ``eval``-ed.
+comparison unknown, and so does a :class:`CountRange` (a count known only to lie in a range) on which the
+comparison does not give one answer for the whole range; ``all`` is false if any part is false, else unknown
+if any part is unknown; ``any`` is true if any part is true, else unknown if any part is unknown (Kleene
+logic). Nothing is ever ``eval``-ed.
 """
 
 from __future__ import annotations
@@ -20,16 +23,30 @@ from ..errors import ConfigError
 OPERATORS = ("is", "ne", "gt", "ge", "lt", "le", "in", "between")
 
 
+@dataclass(frozen=True)
+class CountRange:
+    """A count known only to lie between ``counted`` and ``counted + uncounted`` (both inclusive): the lesions
+    found, and components too small to be counted that might be lesions too."""
+
+    counted: int
+    uncounted: int
+
+    def values(self) -> range:
+        return range(self.counted, self.counted + self.uncounted + 1)
+
+
 @dataclass
 class Trace:
-    """What an evaluation looked at: every fact consulted with its value, the unknown ones, thresholds used."""
+    """What an evaluation looked at: every fact consulted with its value, the unknown ones, the ones whose
+    range left a comparison undecided, and the thresholds used."""
 
     evidence: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
+    uncertain: list[str] = field(default_factory=list)
     thresholds: dict[str, Any] = field(default_factory=dict)
 
     def record(self, name: str, value: Any) -> None:
-        self.evidence[name] = value
+        self.evidence[name] = value.counted if isinstance(value, CountRange) else value
         if value is None and name not in self.missing:
             self.missing.append(name)
 
@@ -70,25 +87,48 @@ def evaluate(condition: Mapping[str, Any], facts: Mapping[str, Any], thresholds:
     if "not" in condition:
         result = evaluate(condition["not"], facts, thresholds, trace)
         return None if result is None else not result
-    name = condition["fact"]
+    name = _leaf_name(condition)
     if name not in facts:
-        raise ConfigError(f"rule condition uses unknown fact {name!r}")
+        raise ConfigError(f"rule condition uses unknown {name.replace(':', ' ')!r}")
     ops = [op for op in OPERATORS if op in condition]
     if len(ops) != 1:
         raise ConfigError(f"condition on {name!r} needs exactly one of {', '.join(OPERATORS)}")
     value = facts[name]
     trace.record(name, value)
     expected = _resolve(condition[ops[0]], thresholds, trace)
-    return None if value is None else _compare(ops[0], value, expected)
+    if value is None:
+        return None
+    if isinstance(value, CountRange):
+        answers = {_compare(ops[0], v, expected) for v in value.values()}
+        if len(answers) > 1:
+            if name not in trace.uncertain:
+                trace.uncertain.append(name)
+            return None
+        return answers.pop()
+    return _compare(ops[0], value, expected)
+
+
+def _leaf_name(condition: Mapping[str, Any]) -> str:
+    """The fact a comparison reads; a rule's verdict is read as the fact ``rule:<id>``."""
+    return condition["fact"] if "fact" in condition else f"rule:{condition['rule']}"
+
+
+def _leaves(condition: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    if "all" in condition or "any" in condition:
+        return [leaf for c in condition.get("all", condition.get("any", [])) for leaf in _leaves(c)]
+    if "not" in condition:
+        return _leaves(condition["not"])
+    return [condition]
 
 
 def facts_used(condition: Mapping[str, Any]) -> set[str]:
     """Every fact a condition names (to check a rule table against the facts that exist)."""
-    if "all" in condition or "any" in condition:
-        return set().union(*(facts_used(c) for c in condition.get("all", condition.get("any", []))))
-    if "not" in condition:
-        return facts_used(condition["not"])
-    return {condition["fact"]}
+    return {leaf["fact"] for leaf in _leaves(condition) if "fact" in leaf}
+
+
+def rules_used(condition: Mapping[str, Any]) -> set[str]:
+    """Every rule whose verdict a condition reads."""
+    return {leaf["rule"] for leaf in _leaves(condition) if "rule" in leaf}
 
 
 _WORDS = {
@@ -124,7 +164,8 @@ def describe(condition: Mapping[str, Any]) -> str:
         shown = ", ".join(_show(v) for v in value)
     else:
         shown = _show(value)
-    return f"{condition['fact']} {_WORDS[op]} {shown}"
+    subject = condition["fact"] if "fact" in condition else f"rule {condition['rule']}"
+    return f"{subject} {_WORDS[op]} {shown}"
 
 
 def _show(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -14,8 +15,8 @@ import yaml
 from .. import __version__
 from ..config import load_schema, load_yaml, validate_with
 from ..errors import ConfigError
-from .conditions import Trace, describe, evaluate, facts_used
-from .facts import DERIVED_FACTS, FACT_THRESHOLDS, IMAGING_FACTS, build_facts, inputs_for
+from .conditions import CountRange, Trace, describe, evaluate, facts_used, rules_used
+from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
 from .scores import all_scores
 
 MODALITIES = ("systemic_therapy", "wbrt", "srs", "surgery", "no_intervention")
@@ -39,10 +40,31 @@ def score_tables() -> dict[str, Any]:
     return load_yaml(_data("scores.yaml"))
 
 
+def clinical_columns() -> list[str]:
+    return list(load_schema("clinical.schema.yaml")["properties"])
+
+
 def known_facts() -> set[str]:
-    """Every fact name a rule may use."""
-    clinical = set(load_schema("clinical.schema.yaml")["properties"]) - {"subject", "session"}
-    return clinical | set(IMAGING_FACTS) | set(DERIVED_FACTS)
+    """Every fact a rule may use."""
+    return (set(clinical_columns()) - {"subject", "session"}) | set(IMAGING_FACTS) | set(DERIVED_FACTS)
+
+
+def _check_value(origin: str, name: str, spec: dict[str, Any], value: Any) -> None:
+    """A threshold's value: of its default's kind (number, yes/no or a choice), finite, one of its choices."""
+    default = spec["value"]
+    if isinstance(default, bool):
+        ok, what = isinstance(value, bool), "true or false"
+    elif isinstance(default, str):
+        ok, what = isinstance(value, str), "a text"
+    else:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        what = "a finite number"
+    if not ok:
+        raise ConfigError(f"{origin}: threshold {name} must be {what}, not {value!r}")
+    if "choices" in spec and value not in spec["choices"]:
+        raise ConfigError(
+            f"{origin}: threshold {name} must be one of {', '.join(map(str, spec['choices']))}, not {value!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -50,12 +72,12 @@ class RuleSet:
     """A validated rule table and its thresholds (defaults overridden from the config)."""
 
     table: dict[str, Any]
-    thresholds: dict[str, float]
+    thresholds: dict[str, Any]
     sha256: str
     origin: str
 
     @classmethod
-    def load(cls, path: str | Path | None = None, overrides: dict[str, float] | None = None) -> RuleSet:
+    def load(cls, path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> RuleSet:
         """The built-in table, or an edited copy at ``path``; ``overrides`` replace threshold values."""
         if path is None:
             text, origin = _data("rules.yaml"), "built-in"
@@ -77,41 +99,22 @@ class RuleSet:
                 unknown = facts_used(entry[key]) - facts if key in entry else set()
                 if unknown:
                     raise ConfigError(f"{origin}: {entry['id']} uses unknown fact(s) {sorted(unknown)}")
+            verdicts = rules_used(entry["when"])
+            if verdicts and entry not in table["conflicts"]:  # rules are evaluated in one pass, conflicts after
+                raise ConfigError(f"{origin}: {entry['id']}: only conflicts may read other rules' verdicts")
+            unknown = (verdicts | set(entry.get("requires", [])) | set(entry.get("supported_by", []))) - set(ids)
+            if unknown:
+                raise ConfigError(f"{origin}: {entry['id']} names unknown rule(s) {sorted(unknown)}")
+        for name, spec in table["thresholds"].items():
+            _check_value(origin, name, spec, spec["value"])
         thresholds = {name: spec["value"] for name, spec in table["thresholds"].items()}
         unknown = set(overrides or {}) - set(thresholds)
         if unknown:
             raise ConfigError(f"unknown indication threshold(s) {sorted(unknown)}; known: {sorted(thresholds)}")
+        for name, value in (overrides or {}).items():
+            _check_value("indications.thresholds", name, table["thresholds"][name], value)
         thresholds.update(overrides or {})
         return cls(table, thresholds, hashlib.sha256(text.encode()).hexdigest(), origin)
-
-
-def _criterion(rule: dict[str, Any], facts: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
-    trace = Trace()
-    met = evaluate(rule["when"], facts, thresholds, trace)
-    for name in trace.evidence:  # thresholds behind derived facts count as used too
-        for threshold in FACT_THRESHOLDS.get(name, ()):
-            trace.thresholds[threshold] = thresholds[threshold]
-    entry = {
-        "id": rule["id"],
-        "met": met,
-        "text": rule["text"],
-        "source": rule["source"],
-        "condition": describe(rule["when"]),
-        "evidence": trace.evidence,
-        "missing": inputs_for(trace.missing),
-        "thresholds": trace.thresholds,
-    }
-    if "supporting" in rule:
-        support = Trace()
-        entry["supporting"] = {
-            "met": evaluate(rule["supporting"], facts, thresholds, support),
-            "evidence": support.evidence,
-            "missing": inputs_for(support.missing),
-        }
-    for key in ("notes", "guidelines"):
-        if rule.get(key):
-            entry[key] = rule[key]
-    return entry
 
 
 def _status(criteria: list[dict[str, Any]]) -> str:
@@ -119,6 +122,86 @@ def _status(criteria: list[dict[str, Any]]) -> str:
     if True in met:
         return "indicated"
     return "undetermined" if None in met else "not_indicated"
+
+
+def _all(values: list[bool | None]) -> bool | None:
+    return False if False in values else (None if None in values else True)
+
+
+@dataclass
+class _Study:
+    """What every rule of one study is evaluated against, and how its traces are explained."""
+
+    facts: Facts
+    evaluation: dict[str, Any]  # the fact values, with counts known only as ranges as CountRange
+    thresholds: dict[str, Any]
+    clinical: dict[str, Any]
+    columns: list[str]
+    uncertainty: dict[str, str]  # why a fact is a range
+
+    def explain(self, trace: Trace, met: bool | None) -> dict[str, Any]:
+        """Evidence (with the facts shown beside those consulted), the missing inputs that left the verdict
+        undetermined, the thresholds it depended on, and counts whose range left it undecided."""
+        evidence = dict(trace.evidence)
+        thresholds = dict(trace.thresholds)
+        for name in trace.evidence:
+            for companion in FACT_COMPANIONS.get(name, ()):
+                evidence.setdefault(companion, self.facts.values[companion])
+            for threshold in self.facts.thresholds.get(name, ()):
+                thresholds[threshold] = self.thresholds[threshold]
+        out = {
+            "evidence": evidence,
+            "missing": [] if met is not None else self.facts.inputs_for(trace.missing, self.clinical, self.columns),
+            "thresholds": thresholds,
+        }
+        if met is None and trace.uncertain:
+            out["uncertain"] = {name: self.uncertainty[name] for name in trace.uncertain}
+        return out
+
+    def criterion(self, rule: dict[str, Any]) -> dict[str, Any]:
+        trace = Trace()
+        met = evaluate(rule["when"], self.evaluation, self.thresholds, trace)
+        entry = {
+            "id": rule["id"],
+            "met": met,
+            "text": rule["text"],
+            "source": rule["source"],
+            "condition": describe(rule["when"]),
+            **self.explain(trace, met),
+        }
+        if "supporting" in rule:
+            support = Trace()
+            supported = evaluate(rule["supporting"], self.evaluation, self.thresholds, support)
+            entry["supporting"] = {
+                "met": supported,
+                "condition": describe(rule["supporting"]),
+                **self.explain(support, supported),
+            }
+        for key in ("notes", "guidelines"):
+            if rule.get(key):
+                entry[key] = rule[key]
+        return entry
+
+
+def _counts(values: dict[str, Any], thresholds: dict[str, Any], document: dict[str, Any]) -> tuple[dict, dict, list]:
+    """The fact values to evaluate, with the lesion count as a range when discarded core components might be
+    lesions; why; and the warning that says so."""
+    discarded, counted = values["discarded_core_component_count"], values["lesion_count"]
+    if not discarded:
+        return values, {}, []
+    minimum = document.get("provenance", {}).get("parameters", {}).get("min_lesion_volume_mm3")
+    volume = document["study"].get("discarded_core_volume_ml")
+    below = f"below min_lesion_volume_mm3 ({minimum} mm3)" if minimum is not None else "below min_lesion_volume_mm3"
+    what = f"{discarded} core component(s) {below}" + (f", {volume:.3g} mL in all," if volume is not None else "")
+    if thresholds["discarded_core_components"] == "ignore":
+        return values, {}, [f"{what} were not counted as lesions and are ignored (discarded_core_components = ignore)"]
+    why = f"between {counted} and {counted + discarded}: {what} might be lesions"
+    warning = (
+        f"{what} were not counted as lesions: the lesion count lies between {counted} and {counted + discarded}, "
+        "so every count-based verdict they could change is undetermined (discarded_core_components = "
+        "undetermined; lower features.min_lesion_volume_mm3, or set it to ignore)"
+    )
+    return {**values, "lesion_count": CountRange(counted, discarded)}, {"lesion_count": why}, [warning]
 
 
 def evaluate_study(
@@ -129,66 +212,81 @@ def evaluate_study(
 ) -> dict[str, Any]:
     """The indication document of one study (``document``: a ``brainmets features`` output)."""
     table, thresholds = rules.table, rules.thresholds
-    columns = list(load_schema("clinical.schema.yaml")["properties"])
+    columns = clinical_columns()
     facts = build_facts(document, clinical, histologies(), thresholds, columns)
-    values = facts.values
+    evaluation, uncertainty, warnings = _counts(facts.values, thresholds, document)
+    study = _Study(facts, evaluation, thresholds, clinical or {}, columns, uncertainty)
 
     modalities = {m: {"criteria": []} for m in MODALITIES}
     for rule in table["rules"]:
-        modalities[rule["modality"]]["criteria"].append(_criterion(rule, values, thresholds))
+        modalities[rule["modality"]]["criteria"].append(study.criterion(rule))
     for entry in modalities.values():
         entry["status"] = _status(entry["criteria"])
 
-    text = {rule["id"]: {**_criterion(rule, values, thresholds), "role": rule["role"]} for rule in table["text_rules"]}
-    first_line = []
+    text_rules = [
+        {**study.criterion(rule), "role": rule["role"], "modality": rule["modality"]} for rule in table["text_rules"]
+    ]
+    by_id = {entry["id"]: entry for entry in text_rules}
+    first_line, excluded = [], []
     for rule in sorted((r for r in table["text_rules"] if r["role"] == "suggestion"), key=lambda r: r.get("rank", 99)):
-        if text[rule["id"]]["met"]:
-            first_line.append(
-                {
-                    "rank": len(first_line) + 1,
-                    "modality": rule["modality"],
-                    "rule": text[rule["id"]],
-                    "requirements": [text[r] for r in rule.get("requires", [])],
-                    "supported_by": [text[r] for r in rule.get("supported_by", [])],
-                    "table1_status": modalities[rule["modality"]]["status"],
-                }
-            )
+        if not by_id[rule["id"]]["met"]:
+            continue
+        requirements = [by_id[r] for r in rule.get("requires", [])]
+        suggestion = {
+            "modality": rule["modality"],
+            "rule": by_id[rule["id"]],
+            "requirements": requirements,
+            "supported_by": [by_id[r] for r in rule.get("supported_by", [])],
+            "table1_status": modalities[rule["modality"]]["status"],
+        }
+        failed = [r["id"] for r in requirements if r["met"] is False]
+        if failed:
+            excluded.append({**suggestion, "failed_requirements": failed})
+        else:
+            met = _all([r["met"] for r in requirements])
+            first_line.append({"rank": len(first_line) + 1, **suggestion, "requirements_met": met})
 
+    criteria = [c for m in modalities.values() for c in m["criteria"]]
+    verdicts = {f"rule:{c['id']}": c["met"] for c in criteria + text_rules}
     conflicts = []
     for conflict in table["conflicts"]:
         trace = Trace()
-        if evaluate(conflict["when"], values, thresholds, trace):
-            conflicts.append({k: v for k, v in conflict.items() if k != "when"} | {"evidence": trace.evidence})
+        if evaluate(conflict["when"], {**evaluation, **verdicts}, thresholds, trace):
+            shown = {k: v for k, v in conflict.items() if k != "when"}
+            conflicts.append(shown | {"evidence": study.explain(trace, True)["evidence"]})
 
-    histology = histologies().get(values["primary_histology"]) if values["primary_histology"] else None
-    scores = all_scores(score_tables(), values, histology)
+    histology = histologies().get(facts.values["primary_histology"]) if facts.values["primary_histology"] else None
+    scores = all_scores(score_tables(), evaluation, histology)
 
-    consulted = [c for m in modalities.values() for c in m["criteria"]] + list(text.values())
-    missing = sorted({name for c in consulted for name in c["missing"]} | _score_missing(scores))
-    used_thresholds = {name for c in consulted for name in c["thresholds"]}
+    consulted = criteria + text_rules + [c["supporting"] for c in criteria if "supporting" in c]
+    undetermined = [name for score in scores.values() if "reason" in score for name in score["missing"]]
+    missing = {name for c in consulted for name in c["missing"]}
+    missing |= set(facts.inputs_for(undetermined, clinical or {}, columns))
+    used = {name for c in consulted for name in c["thresholds"]}
     assumptions = [
-        f"{name} = {thresholds[name]} {table['thresholds'][name].get('unit', '')}".rstrip()
-        + f": {table['thresholds'][name]['source']}"
-        for name in sorted(used_thresholds)
+        _assumption(name, thresholds[name], table["thresholds"][name])
+        for name in sorted(used)
         if table["thresholds"][name].get("assumption")
     ]
     assumptions += [facts.derivations[name] for name in sorted(facts.derivations)]
     if clinical is None:
         assumptions.append("no clinical row for this study: every clinical input is unknown")
 
-    study = document["study"]
     return {
         "research_use_only": True,
         "disclaimer": DISCLAIMER,
-        "subject": study.get("subject"),
-        "session": study.get("session"),
+        "subject": document["study"].get("subject"),
+        "session": document["study"].get("session"),
         "modalities": modalities,
+        "text_rules": text_rules,
         "first_line": first_line,
+        "first_line_excluded": excluded,
         "scores": scores,
         "conflicts": conflicts,
         "assumptions": assumptions,
-        "missing_inputs": missing,
-        "facts": values,
+        "warnings": warnings,
+        "missing_inputs": sorted(missing),
+        "facts": facts.values,
         "provenance": {
             "brainmets_version": __version__,
             "rules": {"origin": rules.origin, "sha256": rules.sha256, "version": table["version"]},
@@ -198,8 +296,11 @@ def evaluate_study(
     }
 
 
-def _score_missing(scores: dict[str, Any]) -> set[str]:
-    return set(inputs_for([name for score in scores.values() for name in score.get("missing", [])]))
+def _assumption(name: str, value: Any, spec: dict[str, Any]) -> str:
+    """``name = value unit: source``, with the value in force."""
+    shown = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    unit = f" {spec['unit']}" if "unit" in spec else ""
+    return f"{name} = {shown}{unit}: {spec['source']}"
 
 
 #: Columns of the cohort indication table (one row per study), with their definitions.
@@ -210,14 +311,18 @@ SUMMARY_FIELDS = {
         f"{m}_status": f"{m.replace('_', ' ')}: indicated, not_indicated or undetermined by Table 1" for m in MODALITIES
     },
     "criteria_met": "Table 1 criteria that hold",
-    "criteria_undetermined": "Table 1 criteria that could not be evaluated (inputs missing)",
+    "criteria_undetermined": "Table 1 criteria that could not be evaluated (inputs missing, or a lesion count left uncertain by discarded core components)",
+    "text_rules_met": "rules of the review's text (sections 2.3 and 3.1) that hold",
+    "text_rules_undetermined": "rules of the review's text that could not be evaluated",
     "first_line": "first-line suggestions of the review's text, in order (modality:rule)",
+    "first_line_excluded": "suggestions whose condition holds but whose requirement fails, e.g. surgery without systemic control (modality:rule)",
     "rpa_class": "RTOG RPA class",
     "gpa_original": "original GPA total",
     "gpa_ds_2012": "diagnosis-specific GPA (2012) total",
     "gpa_updated": "updated (molecular) GPA total",
     "conflicts": "review-versus-guideline conflicts that apply to the patient",
-    "missing_inputs": "inputs that were unknown",
+    "missing_inputs": "inputs that were unknown and left a verdict or score undetermined",
+    "warning_count": "warnings in the indication document (e.g. discarded core components that leave the lesion count uncertain)",
     "research_use_only": "always true: not a treatment recommendation",
 }
 
@@ -225,6 +330,7 @@ SUMMARY_FIELDS = {
 def summary_row(result: dict[str, Any]) -> dict[str, Any]:
     """One cohort-table row from an indication document."""
     criteria = [c for m in result["modalities"].values() for c in m["criteria"]]
+    text_rules = result.get("text_rules", [])
     scores = result["scores"]
     return {
         "subject": result["subject"],
@@ -232,12 +338,16 @@ def summary_row(result: dict[str, Any]) -> dict[str, Any]:
         **{f"{m}_status": result["modalities"][m]["status"] for m in MODALITIES},
         "criteria_met": [c["id"] for c in criteria if c["met"]],
         "criteria_undetermined": [c["id"] for c in criteria if c["met"] is None],
+        "text_rules_met": [c["id"] for c in text_rules if c["met"]],
+        "text_rules_undetermined": [c["id"] for c in text_rules if c["met"] is None],
         "first_line": [f"{f['modality']}:{f['rule']['id']}" for f in result["first_line"]],
+        "first_line_excluded": [f"{f['modality']}:{f['rule']['id']}" for f in result.get("first_line_excluded", [])],
         "rpa_class": scores["rpa"]["class"],
         "gpa_original": scores["gpa_original"].get("total"),
         "gpa_ds_2012": scores["gpa_ds_2012"].get("total"),
         "gpa_updated": scores["gpa_updated"].get("total"),
         "conflicts": [c["id"] for c in result["conflicts"]],
         "missing_inputs": result["missing_inputs"],
+        "warning_count": len(result.get("warnings", [])),
         "research_use_only": True,
     }

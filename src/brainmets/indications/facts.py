@@ -1,5 +1,6 @@
 """The named facts the rules and scores read: from the features document, the clinical row, the histology
-data file and the thresholds. Every fact is None when it cannot be known; none is ever guessed."""
+data file and the thresholds. Every fact is None when it cannot be known; none is ever guessed, and an
+imaging surrogate that can only confirm (mass effect, a resection cavity) never denies."""
 
 from __future__ import annotations
 
@@ -8,14 +9,22 @@ from typing import Any
 
 #: Facts read from the imaging features (``brainmets features`` output), with their definitions.
 IMAGING_FACTS = {
-    "lesion_count": "number of lesions (study.lesion_count)",
-    "largest_diameter_mm": "largest maximum 3D diameter of any lesion (0 without lesions)",
+    "lesion_count": "number of lesions (study.lesion_count); when core components were discarded as too small, a count-based verdict they could change is undetermined ($discarded_core_components)",
+    "discarded_core_component_count": "core components below features.min_lesion_volume_mm3, not counted as lesions (study.discarded_core_component_count)",
+    "largest_diameter_mm": "largest diameter of any lesion by the measure $size_diameter (0 without lesions)",
+    "largest_diameter_measure": "the lesion diameter the size rules read: the value of $size_diameter",
     "cumulative_tumor_volume_ml": "sum of the lesions' core volumes",
     "marked_edema_lesion_count": "lesions whose edema_ratio >= $marked_edema_ratio (unknown without edema labels)",
     "posterior_fossa_involved": "some lesion is infratentorial or mixed (unknown without an anatomical reference)",
-    "eloquent_involved": "some lesion lies in an eloquent region or involves the brainstem (unknown without a reference)",
-    "mass_effect_on_imaging": "some lesion's core + edema volume >= $mass_effect_lesion_volume_ml (an imaging surrogate)",
+    "eloquent_involved": "some lesion lies in an eloquent region of the reference other than the brainstem (eloquent cortex, deep nuclei), or involves the brainstem when $brainstem_is_functionally_critical (unknown without a reference)",
+    "eloquent_regions_involved": "the eloquent regions (reference definition names) the lesions lie in",
+    "brainstem_involved": "some lesion involves the brainstem (unknown without a reference that has one)",
+    "mass_effect_on_imaging": "yes when some lesion's core + edema volume >= $mass_effect_lesion_volume_ml, otherwise unknown (an imaging surrogate that cannot rule mass effect out)",
     "resection_cavity_present": "the segmentation holds resection-cavity voxels (unknown when its scheme has no cavity label)",
+    "resection_cavity_count": "connected resection-cavity components (study.resection_cavity_count)",
+    "cavity_diameter_mm": "diameter of the largest resection-cavity component by the measure $size_diameter (unknown without a cavity)",
+    "cavity_posterior_fossa": "the largest resection-cavity component is infratentorial or mixed (unknown without a cavity or an anatomical reference)",
+    "cavity_adjacent_enhancing_volume_ml": "enhancing tissue touching the resection cavity, all components (unknown without a cavity or an enhancing label)",
 }
 #: Facts derived from other facts, with how.
 DERIVED_FACTS = {
@@ -25,15 +34,19 @@ DERIVED_FACTS = {
     "histology_chemosensitive": "primary_histology is exquisitely chemosensitive (histology data file)",
     "histology_radiosensitive": "primary_histology is radiosensitive (histology data file)",
     "histology_radioresistant": "primary_histology is resistant to conventional radiotherapy (histology data file)",
-    "targeted_therapy_sensitive": "a molecular marker that the histology's CNS-active agents target is present",
+    "targeted_therapy_sensitive": "a marker that the histology's CNS-active agents target is present: in molecular_markers, or carried by the histology itself (breast_her2, breast_luminal_b: HER2)",
     "egfr_or_alk_positive": "molecular_markers include EGFR or ALK",
     "braf_positive": "molecular_markers include BRAF",
     "breast_subtype": "breast subtype of primary_histology (basal, luminal_a, her2, luminal_b)",
-    "mass_effect": "the clinical mass_effect; when empty, mass_effect_on_imaging (assumption)",
-    "post_operative": "the clinical post_operative; when empty, resection_cavity_present",
+    "mass_effect": "the clinical mass_effect; when empty, yes if mass_effect_on_imaging (otherwise unknown)",
+    "post_operative": "the clinical post_operative; when empty, yes if the segmentation holds a resection cavity (otherwise unknown)",
     "primary_controlled": "the clinical primary_controlled; when empty, true if extracranial_disease is none or controlled, false if it is progressive with no extracranial metastases",
+    "gross_total_resection": "the clinical gross_total_resection; when empty, yes if the segmentation has a resection cavity that no enhancing tissue touches (otherwise unknown)",
+    "resected_lesion_diameter_mm": "cavity_diameter_mm when the segmentation has a resection cavity, else the clinical resected_lesion_diameter_mm",
+    "resected_lesion_diameter_source": "where resected_lesion_diameter_mm comes from",
+    "resected_lesion_posterior_fossa": "cavity_posterior_fossa when the cavity could be located, else the clinical resected_lesion_location is infratentorial or mixed",
+    "resected_lesion_location_source": "where resected_lesion_posterior_fossa comes from",
 }
-
 
 #: What a user must supply for a fact that is unknown: clinical columns, or what the imaging lacked.
 FACT_INPUTS = {
@@ -50,125 +63,157 @@ FACT_INPUTS = {
     "primary_controlled": ("primary_controlled", "extracranial_disease"),
     "posterior_fossa_involved": ("anatomical reference (location of the lesions)",),
     "eloquent_involved": ("anatomical reference (location of the lesions)",),
+    "brainstem_involved": ("anatomical reference (location of the lesions)",),
     "marked_edema_lesion_count": ("edema labels in the segmentation",),
-    "mass_effect_on_imaging": ("edema labels in the segmentation",),
-    "mass_effect": ("mass_effect",),
+    "mass_effect_on_imaging": ("mass_effect",),
     "resection_cavity_present": ("resection-cavity label in the segmentation",),
-    "post_operative": ("post_operative",),
+    "resected_lesion_diameter_mm": ("resected_lesion_diameter_mm",),
+    "resected_lesion_posterior_fossa": ("resected_lesion_location",),
 }
 
+#: Facts shown beside a fact in the evidence, so a reader sees what it was made of.
+FACT_COMPANIONS = {
+    "lesion_count": ("discarded_core_component_count",),
+    "largest_diameter_mm": ("largest_diameter_measure",),
+    "eloquent_involved": ("eloquent_regions_involved", "brainstem_involved"),
+    "gross_total_resection": ("cavity_adjacent_enhancing_volume_ml",),
+    "resected_lesion_diameter_mm": ("resected_lesion_diameter_source",),
+    "resected_lesion_posterior_fossa": ("resected_lesion_location_source",),
+}
 
-def inputs_for(facts: list[str]) -> list[str]:
-    """The inputs behind unknown facts, in order, without repeats."""
-    out: list[str] = []
-    for fact in facts:
-        for name in FACT_INPUTS.get(fact, (fact,)):
-            if name not in out:
-                out.append(name)
-    return out
-
-
-#: Thresholds that derived facts depend on (reported with every criterion that reads the fact).
+#: Thresholds and settings a fact depends on (reported with every rule that reads the fact); the facts whose
+#: dependence varies from study to study are added when the facts are built.
 FACT_THRESHOLDS = {
+    "largest_diameter_mm": ("size_diameter",),
+    "cavity_diameter_mm": ("size_diameter",),
+    "eloquent_involved": ("brainstem_is_functionally_critical",),
     "marked_edema_lesion_count": ("marked_edema_ratio",),
     "mass_effect_on_imaging": ("mass_effect_lesion_volume_ml",),
     "poor_performance_status": ("poor_performance_kps_below",),
 }
 
+INFRATENTORIAL = ("infratentorial", "mixed")
+
+
+def _any(values: list[bool | None]) -> bool | None:
+    """Kleene or: true if one is true, else unknown if one is unknown."""
+    return True if True in values else (None if None in values else False)
+
+
+def _and(a: bool | None, b: bool | None) -> bool | None:
+    """Kleene and."""
+    return False if False in (a, b) else (None if None in (a, b) else True)
+
 
 @dataclass
 class Facts:
-    """Fact values, and the notes on derived facts that were not read directly."""
+    """Fact values; notes on facts that were derived rather than read (with the value they took); the
+    thresholds each fact depended on; and, for facts whose inputs depend on the study, what they need."""
 
     values: dict[str, Any]
     derivations: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def inputs_for(self, facts: list[str], clinical: dict[str, Any], columns: list[str]) -> list[str]:
+        """The inputs behind unknown ``facts``, in order, without repeats: a clinical column only when its
+        cell is empty (a column that was given is not missing, even if it did not decide the fact)."""
+        out: list[str] = []
+        for fact in facts:
+            for name in self.inputs.get(fact, FACT_INPUTS.get(fact, (fact,))):
+                if name in columns and clinical.get(name) is not None:
+                    continue
+                if name not in out:
+                    out.append(name)
+        return out
 
 
-def imaging_facts(document: dict[str, Any], thresholds: dict[str, float]) -> dict[str, Any]:
+def _brainstem(lesion: dict[str, Any]) -> bool | None:
+    regions = lesion.get("eloquent_regions")
+    if lesion.get("brainstem_involved") or (regions and "brainstem" in regions):
+        return True
+    return None if lesion.get("brainstem_involved") is None else False
+
+
+def _functionally_critical(lesion: dict[str, Any], brainstem_counts: bool) -> bool | None:
+    """An eloquent region other than the brainstem; the brainstem only when it is set to count."""
+    regions = lesion.get("eloquent_regions")
+    other = None if regions is None else bool(set(regions) - {"brainstem"})
+    return _any([other, _and(_brainstem(lesion), brainstem_counts)])
+
+
+def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
     """Facts from a ``brainmets features`` document."""
     study, lesions = document["study"], document["lesions"]
-    count = study["lesion_count"]
-
-    def any_lesion(field_name: str, test) -> bool | None:
-        values = [lesion.get(field_name) for lesion in lesions]
-        if any(v is not None and test(v) for v in values):
-            return True
-        return None if any(v is None for v in values) else False
-
+    measure = thresholds["size_diameter"]
     marked = [lesion.get("edema_ratio") for lesion in lesions]
     marked_count = None
     if all(r is not None for r in marked):
         marked_count = sum(r >= thresholds["marked_edema_ratio"] for r in marked)
-    whole = [
-        lesion["volume_ml"] + (lesion["edema_volume_ml"] if lesion.get("edema_volume_ml") is not None else 0.0)
-        for lesion in lesions
-    ]
-    big = any(v >= thresholds["mass_effect_lesion_volume_ml"] for v in whole)
-    edema_known = all(lesion.get("edema_volume_ml") is not None for lesion in lesions)
-    cavity = study.get("resection_cavity_volume_ml")
+    whole = [lesion["volume_ml"] + (lesion.get("edema_volume_ml") or 0.0) for lesion in lesions]
+    cavity_volume = study.get("resection_cavity_volume_ml")
+    cavities = document.get("resection_cavities") or []  # absent from documents of brainmets < 0.2
+    largest_cavity = max(cavities, key=lambda c: c["voxel_count"], default=None)
+    adjacent = [c.get("adjacent_enhancing_volume_ml") for c in cavities]
+    regions = [lesion.get("eloquent_regions") for lesion in lesions]
     return {
-        "lesion_count": count,
-        "largest_diameter_mm": study["largest_max_diameter_3d_mm"] if count else 0.0,
+        "lesion_count": study["lesion_count"],
+        "discarded_core_component_count": study.get("discarded_core_component_count") or 0,
+        "largest_diameter_mm": max((lesion[measure] for lesion in lesions), default=0.0),
+        "largest_diameter_measure": measure,
         "cumulative_tumor_volume_ml": study["cumulative_tumor_volume_ml"],
         "marked_edema_lesion_count": marked_count,
-        "posterior_fossa_involved": any_lesion("location", lambda v: v in ("infratentorial", "mixed")),
-        "eloquent_involved": _eloquent(lesions),
-        "mass_effect_on_imaging": True if big else (False if edema_known else None),
-        "resection_cavity_present": None if cavity is None else cavity > 0,
+        "posterior_fossa_involved": _any(
+            [None if lesion.get("location") is None else lesion["location"] in INFRATENTORIAL for lesion in lesions]
+        ),
+        "eloquent_involved": _any(
+            [_functionally_critical(lesion, thresholds["brainstem_is_functionally_critical"]) for lesion in lesions]
+        ),
+        "eloquent_regions_involved": None
+        if lesions and all(r is None for r in regions)
+        else sorted({name for r in regions if r for name in r}),
+        "brainstem_involved": _any([_brainstem(lesion) for lesion in lesions]),
+        "mass_effect_on_imaging": True if any(v >= thresholds["mass_effect_lesion_volume_ml"] for v in whole) else None,
+        "resection_cavity_present": None if cavity_volume is None else cavity_volume > 0,
+        "resection_cavity_count": study.get("resection_cavity_count"),
+        "cavity_diameter_mm": largest_cavity[measure] if largest_cavity else None,
+        "cavity_posterior_fossa": None
+        if largest_cavity is None or largest_cavity.get("location") is None
+        else largest_cavity["location"] in INFRATENTORIAL,
+        "cavity_adjacent_enhancing_volume_ml": sum(adjacent) if cavities and None not in adjacent else None,
     }
-
-
-def _eloquent(lesions: list[dict[str, Any]]) -> bool | None:
-    if any(lesion.get("eloquent_regions") or lesion.get("brainstem_involved") for lesion in lesions):
-        return True
-    if any(lesion.get("eloquent_regions") is None for lesion in lesions):
-        return None
-    return False
 
 
 def build_facts(
     document: dict[str, Any],
     clinical: dict[str, Any] | None,
     histologies: dict[str, Any],
-    thresholds: dict[str, float],
+    thresholds: dict[str, Any],
     clinical_columns: list[str],
 ) -> Facts:
     """Every fact for one study."""
     clinical = clinical or {}
     values: dict[str, Any] = {c: clinical.get(c) for c in clinical_columns if c not in ("subject", "session")}
     values.update(imaging_facts(document, thresholds))
-    notes: dict[str, str] = {}
+    facts = Facts(values=values, thresholds=dict(FACT_THRESHOLDS))
+    notes = facts.derivations
+    if values["discarded_core_component_count"]:
+        facts.thresholds["lesion_count"] = ("discarded_core_components",)
 
     kps, disease = values["kps"], values["extracranial_disease"]
     values["poor_performance_status"] = None if kps is None else kps < thresholds["poor_performance_kps_below"]
     values["systemic_progression"] = None if disease is None else disease == "progressive"
     values["systemic_disease_controlled"] = None if disease is None else disease in ("none", "controlled")
 
-    histology = histologies.get(values["primary_histology"]) if values["primary_histology"] else None
+    name = values["primary_histology"]
+    histology = histologies.get(name) if name else None
     for prop in ("chemosensitive", "radiosensitive", "radioresistant"):
         values[f"histology_{prop}"] = histology[prop]["value"] if histology else None
-    markers = values["molecular_markers"]
-    positive = None if markers is None else {m.upper() for m in markers} - {"NONE"}
-    values["egfr_or_alk_positive"] = None if positive is None else bool(positive & {"EGFR", "ALK"})
-    values["braf_positive"] = None if positive is None else "BRAF" in positive
-    targets = histology["targetable_markers"]["value"] if histology else None
-    if targets is None:
-        values["targeted_therapy_sensitive"] = None
-    elif not targets:
-        values["targeted_therapy_sensitive"] = False
-    else:
-        values["targeted_therapy_sensitive"] = None if positive is None else bool(positive & set(targets))
+    _markers(values, histology, notes)
     values["breast_subtype"] = histology.get("breast_subtype") if histology else None
 
-    if values["mass_effect"] is None and values["mass_effect_on_imaging"] is not None:
-        values["mass_effect"] = values["mass_effect_on_imaging"]
-        notes["mass_effect"] = (
-            "clinical mass_effect empty: taken from imaging (a lesion with core + edema >= "
-            f"{thresholds['mass_effect_lesion_volume_ml']} mL), an assumption"
-        )
-    if values["post_operative"] is None and values["resection_cavity_present"] is not None:
-        values["post_operative"] = values["resection_cavity_present"]
-        notes["post_operative"] = "clinical post_operative empty: taken from the segmentation's resection-cavity label"
+    _surrogates(values, facts, thresholds)
+    _resected_lesion(values, facts, thresholds)
     if values["primary_controlled"] is None and disease is not None:
         if disease in ("none", "controlled"):
             values["primary_controlled"] = True
@@ -176,6 +221,127 @@ def build_facts(
             values["primary_controlled"] = False
         if values["primary_controlled"] is not None:
             notes["primary_controlled"] = (
-                f"clinical primary_controlled empty: derived from extracranial_disease ({disease})"
+                f"primary_controlled = {_yes(values['primary_controlled'])}: clinical primary_controlled empty, "
+                f"derived from extracranial_disease ({disease})"
             )
-    return Facts(values=values, derivations=notes)
+    return facts
+
+
+def _yes(value: bool | None) -> str:
+    return "unknown" if value is None else ("yes" if value else "no")
+
+
+def _markers(values: dict[str, Any], histology: dict[str, Any] | None, notes: dict[str, str]) -> None:
+    """Marker facts: the listed markers, plus those the histology itself carries (HER2 of breast_her2)."""
+    markers = values["molecular_markers"]
+    listed = None if markers is None else {m.upper() for m in markers} - {"NONE"}
+    implied = {m.upper() for m in (histology or {}).get("implied_markers", {}).get("value", [])}
+    known = (listed or set()) | implied
+
+    def marker(*names: str) -> bool | None:
+        if known & set(names):
+            return True
+        return None if listed is None else False
+
+    values["egfr_or_alk_positive"] = marker("EGFR", "ALK")
+    values["braf_positive"] = marker("BRAF")
+    targets = histology["targetable_markers"]["value"] if histology else None
+    if targets is None:
+        values["targeted_therapy_sensitive"] = None
+    elif not targets:
+        values["targeted_therapy_sensitive"] = False
+    else:
+        values["targeted_therapy_sensitive"] = marker(*(t.upper() for t in targets))
+        carried = sorted(implied & {t.upper() for t in targets})
+        if carried and not (listed and listed & set(carried)):
+            notes["targeted_therapy_sensitive"] = (
+                f"targeted_therapy_sensitive = yes: {values['primary_histology']} carries {', '.join(carried)} "
+                "(histology data file), a target of its CNS-active agents"
+            )
+
+
+def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any]) -> None:
+    """Clinical mass_effect, post_operative and gross_total_resection, or the imaging evidence that can
+    confirm them when their cells are empty (never deny them)."""
+    notes, limit = facts.derivations, thresholds["mass_effect_lesion_volume_ml"]
+    if values["mass_effect"] is None:
+        facts.thresholds["mass_effect"] = ("mass_effect_lesion_volume_ml",)
+        if values["mass_effect_on_imaging"]:
+            values["mass_effect"] = True
+            notes["mass_effect"] = (
+                f"mass_effect = yes: clinical mass_effect empty; a lesion's core + edema reaches "
+                f"mass_effect_lesion_volume_ml ({limit} mL) on imaging (an assumption)"
+            )
+        else:
+            notes["mass_effect"] = (
+                f"mass_effect unknown: clinical mass_effect empty and no lesion's core + edema reaches "
+                f"mass_effect_lesion_volume_ml ({limit} mL); a small volume does not rule mass effect out"
+            )
+    cavity = values["resection_cavity_present"]
+    if values["post_operative"] is None and cavity:
+        values["post_operative"] = True
+        notes["post_operative"] = (
+            f"post_operative = yes: clinical post_operative empty; the segmentation holds a resection cavity "
+            f"({values['resection_cavity_count'] or 'some'} component(s))"
+        )
+    elif values["post_operative"] is None and cavity is False:
+        notes["post_operative"] = (
+            "post_operative unknown: clinical post_operative empty; no resection cavity is segmented, which does "
+            "not show that there was no operation"
+        )
+    rim = values["cavity_adjacent_enhancing_volume_ml"]
+    if values["gross_total_resection"] is None and cavity and rim is not None:
+        if rim == 0:
+            values["gross_total_resection"] = True
+            notes["gross_total_resection"] = (
+                "gross_total_resection = yes: clinical gross_total_resection empty; no enhancing tissue touches "
+                "the resection cavity"
+            )
+        else:
+            notes["gross_total_resection"] = (
+                f"gross_total_resection unknown: clinical gross_total_resection empty and {rim:.3g} mL of "
+                "enhancing tissue touches the resection cavity"
+            )
+
+
+def _resected_lesion(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any]) -> None:
+    """Size and place of the resected metastasis: the resection cavity when the segmentation has one, else
+    the clinical columns; never the lesions left after surgery."""
+    notes, measure = facts.derivations, thresholds["size_diameter"]
+    count = values["resection_cavity_count"] or 0
+    which = "the resection cavity" if count <= 1 else f"the largest of {count} resection-cavity components"
+    clinical_diameter, clinical_location = values["resected_lesion_diameter_mm"], values["resected_lesion_location"]
+    if values["cavity_diameter_mm"] is not None:
+        values["resected_lesion_diameter_mm"] = values["cavity_diameter_mm"]
+        values["resected_lesion_diameter_source"] = f"{which} ({measure})"
+        facts.thresholds["resected_lesion_diameter_mm"] = ("size_diameter",)
+        unused = (
+            f"; the clinical resected_lesion_diameter_mm ({clinical_diameter}) is not used"
+            if clinical_diameter is not None
+            else ""
+        )
+        notes["resected_lesion_diameter_mm"] = (
+            f"resected_lesion_diameter_mm = {values['cavity_diameter_mm']:.1f}: {measure} of {which}{unused}"
+        )
+    else:
+        values["resected_lesion_diameter_source"] = None if clinical_diameter is None else "clinical table"
+    if values["cavity_posterior_fossa"] is not None:
+        values["resected_lesion_posterior_fossa"] = values["cavity_posterior_fossa"]
+        values["resected_lesion_location_source"] = f"{which}, located on the anatomical reference"
+        unused = (
+            f"; the clinical resected_lesion_location ({clinical_location}) is not used" if clinical_location else ""
+        )
+        notes["resected_lesion_posterior_fossa"] = (
+            f"resected_lesion_posterior_fossa = {_yes(values['cavity_posterior_fossa'])}: {which} on the anatomical "
+            f"reference{unused}"
+        )
+    else:
+        values["resected_lesion_posterior_fossa"] = (
+            None if clinical_location is None else clinical_location in INFRATENTORIAL
+        )
+        values["resected_lesion_location_source"] = None if clinical_location is None else "clinical table"
+        if values["resection_cavity_present"] and clinical_location is None:
+            facts.inputs["resected_lesion_posterior_fossa"] = (
+                "anatomical reference (location of the resection cavity)",
+                "resected_lesion_location",
+            )

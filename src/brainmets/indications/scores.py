@@ -19,16 +19,27 @@ def rpa(table: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
         if met:
             result.update({"class": entry["class"], "median_survival_months": entry["median_survival_months"]})
             break
-    result.update({"inputs": trace.evidence, "missing": trace.missing})
-    if result["class"] is None:
-        result["median_survival_months"] = None
+    decided = result["class"] is not None
+    result.update({"inputs": trace.evidence, "missing": [] if decided else trace.missing})
+    if not decided:
+        result.update({"median_survival_months": None, "reason": _reason(trace)})
     return result
+
+
+def _reason(trace: Trace, unscored: list[str] = ()) -> str:
+    """Why a score could not be computed: unknown inputs, counts known only as a range, and factors whose
+    value no row of the table covers (no brain metastasis at all, for instance)."""
+    parts = [f"{', '.join(trace.missing)} unknown"] if trace.missing else []
+    if trace.uncertain:
+        parts.append(f"{', '.join(trace.uncertain)} uncertain (core components too small to count: see warnings)")
+    parts += [f"no row of the table for {name}" for name in unscored]
+    return "cannot be computed: " + "; ".join(parts)
 
 
 def gpa(table: dict[str, Any], factors: list[dict[str, Any]], facts: dict[str, Any]) -> dict[str, Any]:
     """A GPA: the points of each factor's first matching bin, summed; undetermined if an input is unknown
     (unless the table scores 'unknown' itself: ``if_missing``)."""
-    trace, points, notes = Trace(), {}, []
+    trace, points, notes, unscored = Trace(), {}, [], []
     for factor in factors:
         factor_trace = Trace()
         value = None
@@ -42,9 +53,12 @@ def gpa(table: dict[str, Any], factors: list[dict[str, Any]], facts: dict[str, A
         if value is None and factor_trace.missing and "if_missing" in factor:
             value = factor["if_missing"]
             notes.append(f"{factor['name']}: unknown, scored {value} as the table does for unknown")
-        else:
+        elif value is None:
             for name in factor_trace.missing:
                 trace.record(name, None)
+            trace.uncertain += [n for n in factor_trace.uncertain if n not in trace.uncertain]
+            if not factor_trace.missing and not factor_trace.uncertain:
+                unscored.append(", ".join(f"{k} = {v}" for k, v in factor_trace.evidence.items()))
         trace.evidence.update(factor_trace.evidence)
         points[factor["name"]] = value
     total = None if any(v is None for v in points.values()) else float(sum(points.values()))
@@ -63,6 +77,8 @@ def gpa(table: dict[str, Any], factors: list[dict[str, Any]], facts: dict[str, A
         "missing": trace.missing,
         "notes": [n for n in (*notes, survival_note, table.get("note")) if n],
     }
+    if total is None:
+        result["reason"] = _reason(trace, unscored)
     return result
 
 

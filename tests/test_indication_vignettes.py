@@ -1,0 +1,390 @@
+"""Clinical vignettes: whole patients, from generated and real segmentations, read against Table 1 and
+sections 2.3 / 3.1 of the review. Each checks the verdicts a careful reading gives, and that nothing is
+stated confidently from a missing input."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from brainmets.cli import main
+from brainmets.indications import RuleSet, evaluate_study
+from brainmets.indications.engine import summary_row
+
+from .conftest import ROOT, features_document, lesion_row
+
+RULES = RuleSet.load()
+COHORT = ROOT / "test_data" / "cohort"
+ASEG = COHORT / "toy_aseg.nii.gz"  # the demo cohort's toy parcellation on the 1 mm BraTS grid
+# voxel centres (i, j, k) on that grid, read off the toy parcellation
+CEREBELLUM_LEFT = (140, 168, 44)  # label 8
+BRAINSTEM = (119, 131, 48)  # label 16
+SUPRATENTORIAL = [(150, 100, 100), (95, 100, 100), (150, 60, 90), (90, 60, 90), (100, 150, 110)]
+
+
+def paint(labels: np.ndarray, centre, radius: float, value: int, only_background: bool = False) -> None:
+    """A ball of ``value`` (radius in mm = voxels on this 1 mm grid)."""
+    reach = int(np.ceil(radius)) + 1
+    box = tuple(slice(max(c - reach, 0), c + reach + 1) for c in centre)
+    i, j, k = np.ogrid[box]
+    inside = (i - centre[0]) ** 2 + (j - centre[1]) ** 2 + (k - centre[2]) ** 2 <= radius**2
+    if only_background:
+        inside &= labels[box] == 0
+    labels[box][inside] = value
+
+
+def segmentation() -> np.ndarray:
+    return np.zeros(nib.load(ASEG).shape, np.uint8)
+
+
+def measure(tmp_path, labels: np.ndarray, parcellation=ASEG, name="seg") -> dict:
+    """``brainmets features`` on a generated segmentation (BraTS-METS 2023 labels), located on ``parcellation``."""
+    path = tmp_path / f"{name}.nii.gz"
+    nib.save(nib.Nifti1Image(labels, nib.load(ASEG).affine), path)
+    out = tmp_path / f"{name}.json"
+    assert main(["features", str(path), "--out-json", str(out), "--parcellation", str(parcellation)]) == 0
+    return json.loads(out.read_text())
+
+
+def by_id(result: dict) -> dict:
+    """Every rule evaluated (Table 1 and text), by id."""
+    rules = {c["id"]: c for m in result["modalities"].values() for c in m["criteria"]}
+    return rules | {t["id"]: t for t in result["text_rules"]}
+
+
+def conflict_ids(result: dict) -> set:
+    return {c["id"] for c in result["conflicts"]}
+
+
+CONTROLLED = {"kps": 90, "age_years": 55, "extracranial_disease": "controlled", "extracranial_metastases": False}
+
+
+# ---- the examples of the issue -------------------------------------------------------------------
+
+
+def test_postoperative_patient_with_four_residual_lesions_is_not_a_solitary_metastasis(tmp_path):
+    labels = segmentation()
+    paint(labels, (150, 80, 80), 12, 4)  # the resection cavity
+    for centre in SUPRATENTORIAL[1:]:
+        paint(labels, centre, 4, 3)  # four residual metastases
+    document = measure(tmp_path, labels)
+    assert document["study"]["lesion_count"] == 4 and document["study"]["resection_cavity_count"] == 1
+    result = evaluate_study(document, CONTROLLED | {"post_operative": True, "resected_lesion_count": 1}, RULES)
+    rules = by_id(result)
+    srs2 = rules["table1.srs.2"]
+    assert srs2["met"] is False and srs2["evidence"]["lesion_count"] == 4
+    # its "particularly" is still judged on the cavity, never on the residual lesions
+    assert srs2["supporting"]["evidence"]["resected_lesion_diameter_mm"] == pytest.approx(24, abs=1.5)
+    assert srs2["supporting"]["evidence"]["resected_lesion_posterior_fossa"] is False
+    # 3-10 residual lesions after a resection that left no enhancing tissue at the cavity: WBRT (iv)
+    wbrt4 = rules["table1.wbrt.4"]
+    assert wbrt4["met"] is True and wbrt4["evidence"]["gross_total_resection"] is True
+    assert wbrt4["evidence"]["cavity_adjacent_enhancing_volume_ml"] == 0
+    assert {"conflict.postoperative_residual_wbrt", "conflict.wbrt_2_to_4_lesions"} <= conflict_ids(result)
+
+
+@pytest.mark.parametrize("parcellation_has_a_hole", [False, True], ids=["atlas-like", "cavity-unlabelled"])
+def test_a_35_mm_cerebellar_cavity_supports_postoperative_srs(tmp_path, parcellation_has_a_hole):
+    labels = segmentation()
+    paint(labels, CEREBELLUM_LEFT, 17.5, 4)
+    parcellation = ASEG
+    if parcellation_has_a_hole:  # a parcellation of the operated brain often leaves the cavity unlabelled
+        aseg = np.asanyarray(nib.load(ASEG).dataobj).copy()
+        aseg[labels == 4] = 0
+        parcellation = tmp_path / "aseg_with_hole.nii.gz"
+        nib.save(nib.Nifti1Image(aseg, nib.load(ASEG).affine), parcellation)
+    document = measure(tmp_path, labels, parcellation)
+    cavity = document["resection_cavities"][0]
+    assert cavity["max_diameter_3d_mm"] > 35 and cavity["posterior_fossa_fraction"] > 0.5
+    # located by its own voxels, or through the hole by the tissue around it (some cerebrum above the tentorium)
+    assert cavity["location"] == ("mixed" if parcellation_has_a_hole else "infratentorial")
+    clinical = CONTROLLED | {"post_operative": True, "resected_lesion_count": 1}
+    result = evaluate_study(document, clinical, RULES)
+    srs2 = by_id(result)["table1.srs.2"]
+    assert srs2["met"] is True and result["modalities"]["srs"]["status"] == "indicated"
+    support = srs2["supporting"]
+    assert support["met"] is True
+    assert support["evidence"]["resected_lesion_diameter_mm"] > 35
+    assert support["evidence"]["resected_lesion_posterior_fossa"] is True
+    assert support["evidence"]["resected_lesion_diameter_source"] == "the resection cavity (max_diameter_3d_mm)"
+    assert any(a.startswith("resected_lesion_diameter_mm = 3") for a in result["assumptions"])
+
+    # a new small supratentorial lesion: no longer solitary, and still judged on the cavity, not on it
+    paint(labels, SUPRATENTORIAL[0], 4, 3)
+    (tmp_path / "b").mkdir()
+    result = evaluate_study(measure(tmp_path / "b", labels, parcellation), clinical, RULES)
+    srs2 = by_id(result)["table1.srs.2"]
+    assert srs2["met"] is False and srs2["supporting"]["met"] is True
+    assert srs2["supporting"]["evidence"]["resected_lesion_diameter_mm"] > 35
+
+
+@pytest.mark.parametrize("histology", ["melanoma", "renal", "colorectal"])
+def test_a_radioresistant_histology_alone_does_not_indicate_surgery(histology):
+    lesions = [lesion_row(max_diameter_3d_mm=15.0) for _ in range(5)]
+    clinical = CONTROLLED | {"primary_histology": histology, "cystic": False, "anticipated_poor_rt_response": False}
+    result = evaluate_study(features_document(lesions), clinical, RULES)
+    surgery6 = by_id(result)["table1.surgery.6"]
+    assert surgery6["met"] is False
+    assert surgery6["supporting"] == {
+        "met": True,
+        "condition": "histology_radioresistant is yes",
+        "evidence": {"histology_radioresistant": True},
+        "missing": [],
+        "thresholds": {},
+    }
+    assert by_id(result)["table1.srs.1"]["met"] is True  # radioresistance is SRS's row (i)
+    unknown = evaluate_study(features_document(lesions), CONTROLLED | {"primary_histology": histology}, RULES)
+    surgery6 = by_id(unknown)["table1.surgery.6"]
+    assert surgery6["met"] is None and surgery6["missing"] == ["cystic", "anticipated_poor_rt_response"]
+
+
+def test_a_brainstem_lesion_is_not_a_surgical_indication_and_raises_the_eano_conflict(tmp_path):
+    labels = segmentation()
+    paint(labels, BRAINSTEM, 5, 3)
+    document = measure(tmp_path, labels)
+    assert document["lesions"][0]["brainstem_involved"] is True
+    result = evaluate_study(document, CONTROLLED | {"symptomatic": False, "hydrocephalus": False}, RULES)
+    surgery3 = by_id(result)["table1.surgery.3"]
+    assert surgery3["met"] is False
+    assert surgery3["evidence"] == {
+        "eloquent_involved": False,
+        "eloquent_regions_involved": ["brainstem"],
+        "brainstem_involved": True,
+    }
+    assert surgery3["thresholds"] == {"brainstem_is_functionally_critical": False}
+    assert any(a.startswith("brainstem_is_functionally_critical = false") for a in result["assumptions"])
+    # section 3.1 still offers surgery for a solitary lesion: the guidelines send it to SRS
+    assert [f["rule"]["id"] for f in result["first_line"]] == ["text.srs.limited", "text.surgery.up_to_three"]
+    conflict = next(c for c in result["conflicts"] if c["id"] == "conflict.surgery_brainstem")
+    assert conflict["strength"] == "level C (EANO 2017, R3)" and "Soffietti" in conflict["source"]
+    assert conflict["evidence"]["brainstem_involved"] is True
+    assert conflict["evidence"]["rule:text.surgery.up_to_three"] is True
+
+    counts = RuleSet.load(overrides={"brainstem_is_functionally_critical": True})
+    assert by_id(evaluate_study(document, CONTROLLED, counts))["table1.surgery.3"]["met"] is True
+
+
+def test_forty_punctate_foci_below_the_minimum_leave_count_rules_undetermined(tmp_path):
+    labels = segmentation()
+    for n in range(40):  # 2 x 2 x 2 voxels = 8 mm3 each, below min_lesion_volume_mm3 (20)
+        i, j, k = 80 + 10 * (n % 5), 70 + 10 * ((n // 5) % 4), 70 + 12 * (n // 20)
+        labels[i : i + 2, j : j + 2, k : k + 2] = 3
+    document = measure(tmp_path, labels)
+    assert document["study"]["lesion_count"] == 0 and document["study"]["discarded_core_component_count"] == 40
+    result = evaluate_study(document, CONTROLLED, RULES)
+    rules = by_id(result)
+    for rule_id in ("table1.wbrt.2", "text.srs.limited", "text.wbrt.multifocal", "text.surgery.up_to_three"):
+        assert rules[rule_id]["met"] is None, rule_id
+        assert rules[rule_id]["missing"] == []  # nothing a user forgot: the count itself is uncertain
+        assert rules[rule_id]["uncertain"]["lesion_count"].startswith("between 0 and 40")
+        assert rules[rule_id]["evidence"]["discarded_core_component_count"] == 40
+    assert result["modalities"]["wbrt"]["status"] == "undetermined"
+    assert (
+        len(result["warnings"]) == 1
+        and "40 core component(s) below min_lesion_volume_mm3 (20.0 mm3)" in (result["warnings"][0])
+    )
+    assert result["scores"]["gpa_original"]["total"] is None
+    assert "lesion_count uncertain" in result["scores"]["gpa_original"]["reason"]
+    assert summary_row(result)["warning_count"] == 1
+
+    ignored = evaluate_study(document, CONTROLLED, RuleSet.load(overrides={"discarded_core_components": "ignore"}))
+    assert by_id(ignored)["table1.wbrt.2"]["met"] is False and by_id(ignored)["text.srs.limited"]["met"] is False
+    assert "ignored (discarded_core_components = ignore)" in ignored["warnings"][0]
+    gpa = ignored["scores"]["gpa_original"]  # the GPA has no row for a patient without brain metastases
+    assert gpa["total"] is None and gpa["reason"] == "cannot be computed: no row of the table for lesion_count = 0"
+
+
+def test_an_empty_mass_effect_cell_is_not_read_as_no_mass_effect(tmp_path):
+    labels = segmentation()
+    paint(labels, SUPRATENTORIAL[0], 12, 2)  # 7 mL of edema around a 0.27 mL core: marked, but small
+    paint(labels, SUPRATENTORIAL[0], 4, 3)
+    document = measure(tmp_path, labels)
+    assert document["lesions"][0]["edema_ratio"] > 2
+    result = evaluate_study(document, CONTROLLED, RULES)
+    surgery2 = by_id(result)["table1.surgery.2"]
+    assert result["facts"]["mass_effect_on_imaging"] is None and result["facts"]["mass_effect"] is None
+    assert surgery2["met"] is None and surgery2["missing"] == ["mass_effect"]
+    assert result["modalities"]["surgery"]["status"] == "undetermined"
+    assert any(a.startswith("mass_effect unknown") for a in result["assumptions"])
+    confirmed = evaluate_study(document, CONTROLLED | {"mass_effect": True}, RULES)
+    assert by_id(confirmed)["table1.surgery.2"]["met"] is True
+    denied = evaluate_study(document, CONTROLLED | {"mass_effect": False}, RULES)
+    assert by_id(denied)["table1.surgery.2"]["met"] is False
+
+
+# ---- rows read as the review writes them -----------------------------------------------------------
+
+
+def test_every_rule_is_in_the_trace_met_or_not():
+    lesions = [lesion_row(location="supratentorial", eloquent_regions=[], brainstem_involved=False) for _ in range(3)]
+    result = evaluate_study(features_document(lesions), CONTROLLED, RULES)
+    rules = by_id(result)
+    assert set(rules) == {r["id"] for r in RULES.table["rules"] + RULES.table["text_rules"]}
+    multifocal = rules["text.wbrt.multifocal"]
+    assert multifocal["met"] is False and multifocal["evidence"]["lesion_count"] == 3
+    assert multifocal["thresholds"] == {"wbrt_multifocal_min_lesions": 16}
+    for entry in rules.values():
+        assert {"id", "met", "text", "source", "evidence", "missing"} <= set(entry), entry["id"]
+
+
+def test_wbrt_for_a_large_lesion_needs_it_to_be_unsuitable_for_srs():
+    lesion = lesion_row(max_diameter_3d_mm=43.0, axial_longest_diameter_mm=38.5)
+    document = features_document([lesion])
+    wbrt3 = lambda clinical, rules=RULES: by_id(evaluate_study(document, clinical, rules))["table1.wbrt.3"]  # noqa: E731
+    assert wbrt3(CONTROLLED)["met"] is None  # never assumed from the size
+    assert wbrt3(CONTROLLED | {"srs_unsuitable": True})["met"] is True
+    assert wbrt3(CONTROLLED | {"srs_unsuitable": False})["met"] is False
+    axial = RuleSet.load(overrides={"size_diameter": "axial_longest_diameter_mm"})
+    entry = wbrt3(CONTROLLED | {"srs_unsuitable": True}, axial)
+    assert entry["met"] is False and entry["evidence"]["largest_diameter_mm"] == 38.5
+    assert entry["evidence"]["largest_diameter_measure"] == "axial_longest_diameter_mm"
+    result = evaluate_study(document, CONTROLLED | {"srs_unsuitable": True}, axial)
+    assert any(a.startswith("size_diameter = axial_longest_diameter_mm") for a in result["assumptions"])
+
+
+def test_wbrt_after_resection_needs_the_resection_to_be_known_complete(tmp_path):
+    labels = segmentation()
+    paint(labels, (150, 80, 80), 10, 4)
+    paint(labels, (150, 80, 91), 3, 3, only_background=True)  # a residual enhancing nodule at the cavity
+    for centre in SUPRATENTORIAL[1:4]:
+        paint(labels, centre, 4, 3)
+    document = measure(tmp_path, labels)
+    cavity = document["resection_cavities"][0]
+    assert cavity["adjacent_enhancing_volume_ml"] > 0 and cavity["adjacent_lesion_ids"] != []
+    clinical = CONTROLLED | {"post_operative": True}
+    wbrt4 = by_id(evaluate_study(document, clinical, RULES))["table1.wbrt.4"]
+    assert wbrt4["met"] is None and wbrt4["missing"] == ["gross_total_resection"]
+    assert by_id(evaluate_study(document, clinical | {"gross_total_resection": True}, RULES))["table1.wbrt.4"]["met"]
+    done = evaluate_study(document, clinical | {"gross_total_resection": False}, RULES)
+    assert by_id(done)["table1.wbrt.4"]["met"] is False
+
+
+def test_concurrent_cns_progression_stays_unknown_until_given():
+    document = features_document([lesion_row() for _ in range(2)])
+    clinical = {"kps": 50, "extracranial_disease": "progressive", "systemic_options": "limited"}
+    wbrt1 = by_id(evaluate_study(document, clinical, RULES))["table1.wbrt.1"]
+    assert wbrt1["met"] is None and wbrt1["missing"] == ["cns_progression"]
+    assert by_id(evaluate_study(document, clinical | {"cns_progression": True}, RULES))["table1.wbrt.1"]["met"]
+
+
+def test_decompression_surgery_is_for_limited_disease():
+    big = [lesion_row(max_diameter_3d_mm=45.0)] + [lesion_row() for _ in range(4)]
+    result = evaluate_study(features_document(big), CONTROLLED | {"symptomatic": True}, RULES)
+    assert by_id(result)["text.surgery.decompression"]["met"] is False  # five lesions
+    result = evaluate_study(features_document(big[:4]), CONTROLLED | {"symptomatic": True}, RULES)
+    assert result["first_line"][0]["rule"]["id"] == "text.surgery.decompression"
+
+
+def test_surgery_without_systemic_control_is_excluded_not_suggested():
+    document = features_document([lesion_row(max_diameter_3d_mm=35.0)])
+    progressive = evaluate_study(document, {"extracranial_disease": "progressive", "symptomatic": True}, RULES)
+    assert [f["modality"] for f in progressive["first_line"]] == ["srs"]
+    assert [(f["rule"]["id"], f["failed_requirements"]) for f in progressive["first_line_excluded"]] == [
+        ("text.surgery.decompression", ["text.surgery.systemic_control"]),
+        ("text.surgery.up_to_three", ["text.surgery.systemic_control"]),
+    ]
+    row = summary_row(progressive)
+    assert row["first_line"] == ["srs:text.srs.limited"]
+    assert row["first_line_excluded"] == ["surgery:text.surgery.decompression", "surgery:text.surgery.up_to_three"]
+    unknown = evaluate_study(document, {"symptomatic": True}, RULES)  # systemic control not given
+    surgery = [f for f in unknown["first_line"] if f["modality"] == "surgery"]
+    assert [f["requirements_met"] for f in surgery] == [None, None] and unknown["first_line_excluded"] == []
+
+
+def test_conflicts_are_raised_where_they_apply():
+    def conflicts(n, clinical=CONTROLLED, **lesion):
+        return conflict_ids(
+            evaluate_study(features_document([lesion_row(**lesion) for _ in range(n)]), clinical, RULES)
+        )
+
+    assert "conflict.wbrt_2_to_4_lesions" in conflicts(4) and "conflict.wbrt_2_to_4_lesions" not in conflicts(5)
+    assert "conflict.wbrt_2_to_4_lesions" not in conflicts(1)
+    assert "conflict.wbrt_large_lesion" in conflicts(1, max_diameter_3d_mm=45.0)
+    assert "conflict.wbrt_large_lesion" not in conflicts(1, max_diameter_3d_mm=40.0)
+    assert "conflict.srs_poor_performance" in conflicts(2, CONTROLLED | {"kps": 60})
+    assert "conflict.srs_poor_performance" not in conflicts(2, CONTROLLED | {"kps": 70})
+    assert "conflict.srs_poor_performance" not in conflicts(2, {})  # KPS unknown: not claimed
+    assert "conflict.postoperative_residual_wbrt" in conflicts(3, CONTROLLED | {"post_operative": True})
+    assert "conflict.postoperative_residual_wbrt" not in conflicts(2, CONTROLLED | {"post_operative": True})
+    for conflict in RULES.table["conflicts"]:
+        assert conflict["strength"] and conflict["source"] and conflict["status"] in ("V", "S", "U")
+
+
+def test_her2_breast_cancer_counts_as_targetable_without_a_marker_column():
+    document = features_document([lesion_row()])
+    result = evaluate_study(document, CONTROLLED | {"primary_histology": "breast_her2"}, RULES)
+    systemic3 = by_id(result)["table1.systemic.3"]
+    assert systemic3["met"] is True and result["modalities"]["systemic_therapy"]["status"] == "indicated"
+    assert "molecular_markers" not in result["missing_inputs"]
+
+
+def test_new_clinical_columns_are_read_from_the_table(tmp_path):
+    labels = segmentation()
+    paint(labels, SUPRATENTORIAL[0], 25, 3)  # one 50 mm lesion
+    features = tmp_path / "features.json"
+    path = tmp_path / "seg.nii.gz"
+    nib.save(nib.Nifti1Image(labels, nib.load(ASEG).affine), path)
+    assert main(["features", str(path), "--out-json", str(features), "--subject", "11"]) == 0
+    clinical = tmp_path / "clinical.tsv"
+    clinical.write_text(
+        "subject\tsrs_unsuitable\tanticipated_poor_rt_response\tgross_total_resection\tresected_lesion_diameter_mm"
+        "\tresected_lesion_location\n11\tyes\tno\t\t32.5\tinfratentorial\n"
+    )
+    out = tmp_path / "indications.json"
+    assert main(["indicate", "--features", str(features), "--clinical", str(clinical), "--out-json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    rules = by_id(result)
+    assert (
+        rules["table1.wbrt.3"]["met"] is True
+        and rules["table1.surgery.6"]["evidence"]["anticipated_poor_rt_response"] is False
+    )
+    assert result["facts"]["resected_lesion_posterior_fossa"] is True  # no cavity: the clinical location
+    assert result["facts"]["resected_lesion_diameter_source"] == "clinical table"
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("subject\tresected_lesion_diameter_mm\n11\tnan\n")
+    assert main(["indicate", "--features", str(features), "--clinical", str(bad), "--out-json", str(out)]) == 1
+
+
+# ---- real segmentations (../shared) -------------------------------------------------------------------
+
+
+def _real(tmp_path, shared, name: str) -> dict:
+    out = tmp_path / f"{name}.json"
+    seg = shared / "real/brats-evaluation-samples" / name
+    assert main(["features", str(seg), "--out-json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+@pytest.mark.shared
+def test_real_single_metastasis_with_a_labelling_speck(tmp_path, shared):
+    """BraTS-METS 01325 reference: one 24 mm metastasis and one core component below 20 mm3."""
+    document = _real(tmp_path, shared, "ref_BraTS-MET-01325-000-seg.nii.gz")
+    assert document["study"]["lesion_count"] == 1 and document["study"]["discarded_core_component_count"] == 1
+    clinical = CONTROLLED | {"primary_histology": "nsclc_other"}
+    result = evaluate_study(document, clinical, RULES)
+    rules = by_id(result)
+    assert rules["text.srs.limited"]["met"] is True  # 1 or 2 lesions: limited either way
+    assert rules["text.surgery.up_to_three"]["met"] is True
+    assert rules["table1.wbrt.2"]["met"] is None  # "multiple" depends on the speck
+    assert rules["table1.wbrt.2"]["uncertain"]["lesion_count"].startswith("between 1 and 2")
+    assert result["scores"]["gpa_original"]["total"] is None  # 1 (1.0 point) or 2 (0.5) metastases
+    ignored = evaluate_study(document, clinical, RuleSet.load(overrides={"discarded_core_components": "ignore"}))
+    assert by_id(ignored)["table1.wbrt.2"]["met"] is False
+    assert ignored["scores"]["gpa_original"]["total"] == 3.5  # age 55: 0.5, KPS 90, no ECM, one lesion: 1 each
+
+
+@pytest.mark.shared
+def test_real_multiple_metastases(tmp_path, shared):
+    """BraTS-METS 00132 (7 lesions + 1 speck) and 00217 (27 lesions + 7 specks) references."""
+    seven = evaluate_study(_real(tmp_path, shared, "ref_BraTS-MET-00132-000-seg.nii.gz"), CONTROLLED, RULES)
+    rules = by_id(seven)
+    assert rules["text.srs.limited"]["met"] is False and rules["table1.wbrt.2"]["met"] is True
+    assert rules["text.wbrt.multifocal"]["met"] is False  # 7 or 8 lesions
+    assert {"conflict.srs_5_to_10", "conflict.wbrt_lesion_count"} <= conflict_ids(seven)
+    assert "conflict.wbrt_2_to_4_lesions" not in conflict_ids(seven)
+    many = evaluate_study(_real(tmp_path, shared, "ref_BraTS-MET-00217-000-seg.nii.gz"), CONTROLLED, RULES)
+    rules = by_id(many)
+    assert rules["text.wbrt.multifocal"]["met"] is True  # 27 to 34 lesions: > 15 either way
+    assert [f["rule"]["id"] for f in many["first_line"]] == ["text.wbrt.multifocal"]
+    assert "conflict.wbrt_lesion_count" not in conflict_ids(many)
