@@ -279,8 +279,8 @@ def phantoms(out: Path) -> dict:
             {
                 "volume_ml": {"value": sphere_volume(8) / 1000, "rel_tol": 0.02},
                 "max_diameter_3d_mm": {"value": 16.0, "abs_tol": 1.0},
-                "adjacent_enhancing_volume_ml": {"value": 0.0},
-                "adjacent_lesion_ids": {"value": []},
+                "rim_enhancing_volume_ml": {"value": 0.0},
+                "rim_lesion_ids": {"value": []},
             }
         ],
         "edema_only_components": [

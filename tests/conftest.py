@@ -64,6 +64,19 @@ def lesion_row(**fields) -> dict:
     } | fields
 
 
+def cavity_row(**fields) -> dict:
+    """A resection-cavity component of a features document, for indication tests."""
+    return {
+        "voxel_count": 4000,
+        "volume_ml": 4.0,
+        "max_diameter_3d_mm": 22.0,
+        "axial_longest_diameter_mm": 21.0,
+        "rim_enhancing_volume_ml": 0.0,
+        "rim_lesion_ids": [],
+        "location": None,
+    } | fields
+
+
 def features_document(lesions, cavities=None, cavity_ml=None, discarded=0, subject="x") -> dict:
     """A minimal features document around lesion rows (and resection-cavity rows), for indication tests."""
     if cavities:

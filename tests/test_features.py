@@ -80,26 +80,31 @@ def test_output_keys_are_exactly_the_documented_fields(expected):
     assert set(result.document["resection_cavities"][0]) == {f.name for f in CAVITY_FIELDS}
 
 
-def test_resection_cavities_and_the_enhancing_tissue_touching_them():
+def test_resection_cavities_and_the_enhancing_tissue_in_their_rim():
     labels = np.zeros((40, 30, 30), np.uint8)
     labels[5:15, 5:15, 5:15] = 4  # a 10 mm cube of cavity ...
     labels[15:17, 5:15, 5:15] = 3  # ... with a 2-voxel slab of enhancing tissue on one face
-    labels[30:34, 5:9, 5:9] = 3  # a lesion elsewhere
+    labels[5:9, 5:9, 17:20] = 3  # a nodule 2 mm from another face (a gap of two voxels)
+    labels[30:34, 5:9, 5:9] = 3  # a lesion farther away
     labels[25:27, 20:22, 20:22] = 4  # a second, smaller cavity
-    result = features(labels)
+    result = features(labels)  # rim: touching, or centres within cavity_rim_mm = 3 mm
     first, second = result.document["resection_cavities"]
     assert result.study["resection_cavity_count"] == 2
     assert first["voxel_count"] == 1000 and second["voxel_count"] == 8
-    assert first["adjacent_enhancing_volume_ml"] == pytest.approx(0.1)  # the slab's first layer: 10 x 10 voxels
-    slab = next(r["lesion_id"] for r in result.lesions if r["voxel_count"] == 200)
-    assert first["adjacent_lesion_ids"] == [slab] and second["adjacent_lesion_ids"] == []
-    assert second["adjacent_enhancing_volume_ml"] == 0
-    as_lesion = features(np.where(labels == 4, 3, 0).astype(np.uint8)).lesions[0]  # the same cube as a core
+    # the whole slab, and the nodule's first layer (its centres 3 mm from the cavity's, the next at 4 mm)
+    assert first["rim_enhancing_volume_ml"] == pytest.approx(0.2 + 0.016)
+    slab, nodule = (next(r["lesion_id"] for r in result.lesions if r["voxel_count"] == n) for n in (200, 48))
+    assert first["rim_lesion_ids"] == sorted([slab, nodule]) and second["rim_lesion_ids"] == []
+    assert second["rim_enhancing_volume_ml"] == 0
+    touching = features(labels, cavity_rim_mm=0).document["resection_cavities"][0]
+    assert touching["rim_enhancing_volume_ml"] == pytest.approx(0.1) and touching["rim_lesion_ids"] == [slab]
+    as_lesion = features(np.where(labels == 4, 3, 0).astype(np.uint8)).lesions  # the same cube as a core
+    cube = next(r for r in as_lesion if r["voxel_count"] == 1000)
     for key in ("max_diameter_3d_mm", "axial_longest_diameter_mm", "centroid_x_mm", "bbox_i_min"):
-        assert first[key] == pytest.approx(as_lesion[key], rel=1e-12), key
+        assert first[key] == pytest.approx(cube[key], rel=1e-12), key
     assert first["location"] is None  # no anatomical reference
     no_enhancing = features(labels, label_scheme={"core": [3], "cavity": [4]})
-    assert no_enhancing.document["resection_cavities"][0]["adjacent_enhancing_volume_ml"] is None
+    assert no_enhancing.document["resection_cavities"][0]["rim_enhancing_volume_ml"] is None
     no_cavity_label = features(labels, label_scheme={"enhancing": [3, 4]})
     assert (
         no_cavity_label.document["resection_cavities"] == [] and no_cavity_label.study["resection_cavity_count"] is None

@@ -12,7 +12,7 @@ from brainmets.cli import main
 from brainmets.indications import RuleSet, evaluate_study
 from brainmets.indications.engine import summary_row
 
-from .conftest import ROOT, features_document, lesion_row
+from .conftest import ROOT, cavity_row, features_document, lesion_row
 
 RULES = RuleSet.load()
 COHORT = ROOT / "test_data" / "cohort"
@@ -77,10 +77,10 @@ def test_postoperative_patient_with_four_residual_lesions_is_not_a_solitary_meta
     # its "particularly" is still judged on the cavity, never on the residual lesions
     assert srs2["supporting"]["evidence"]["resected_lesion_diameter_mm"] == pytest.approx(24, abs=1.5)
     assert srs2["supporting"]["evidence"]["resected_lesion_posterior_fossa"] is False
-    # 3-10 residual lesions after a resection that left no enhancing tissue at the cavity: WBRT (iv)
+    # 3-10 residual lesions after a resection that left no enhancing tissue at the cavity: WBRT (v)
     wbrt4 = rules["table1.wbrt.4"]
     assert wbrt4["met"] is True and wbrt4["evidence"]["gross_total_resection"] is True
-    assert wbrt4["evidence"]["cavity_adjacent_enhancing_volume_ml"] == 0
+    assert wbrt4["evidence"]["cavity_rim_enhancing_volume_ml"] == 0
     assert {"conflict.postoperative_residual_wbrt", "conflict.wbrt_2_to_4_lesions"} <= conflict_ids(result)
 
 
@@ -159,7 +159,7 @@ def test_a_brainstem_lesion_is_not_a_surgical_indication_and_raises_the_eano_con
     conflict = next(c for c in result["conflicts"] if c["id"] == "conflict.surgery_brainstem")
     assert conflict["strength"] == "level C (EANO 2017, R3)" and "Soffietti" in conflict["source"]
     assert conflict["evidence"]["brainstem_involved"] is True
-    assert conflict["evidence"]["rule:text.surgery.up_to_three"] is True
+    assert conflict["evidence"]["rule:text.surgery.up_to_three"] == "met"
 
     counts = RuleSet.load(overrides={"brainstem_is_functionally_critical": True})
     assert by_id(evaluate_study(document, CONTROLLED, counts))["table1.surgery.3"]["met"] is True
@@ -185,14 +185,17 @@ def test_forty_punctate_foci_below_the_minimum_leave_count_rules_undetermined(tm
         and "40 core component(s) below min_lesion_volume_mm3 (20.0 mm3)" in (result["warnings"][0])
     )
     assert result["scores"]["gpa_original"]["total"] is None
-    assert "lesion_count uncertain" in result["scores"]["gpa_original"]["reason"]
+    assert "brain_metastasis_count uncertain" in result["scores"]["gpa_original"]["reason"]
     assert summary_row(result)["warning_count"] == 1
 
     ignored = evaluate_study(document, CONTROLLED, RuleSet.load(overrides={"discarded_core_components": "ignore"}))
     assert by_id(ignored)["table1.wbrt.2"]["met"] is False and by_id(ignored)["text.srs.limited"]["met"] is False
     assert "ignored (discarded_core_components = ignore)" in ignored["warnings"][0]
     gpa = ignored["scores"]["gpa_original"]  # the GPA has no row for a patient without brain metastases
-    assert gpa["total"] is None and gpa["reason"] == "cannot be computed: no row of the table for lesion_count = 0"
+    assert (
+        gpa["total"] is None
+        and gpa["reason"] == "cannot be computed: no row of the table for brain_metastasis_count = 0"
+    )
 
 
 def test_an_empty_mass_effect_cell_is_not_read_as_no_mass_effect(tmp_path):
@@ -243,21 +246,82 @@ def test_wbrt_for_a_large_lesion_needs_it_to_be_unsuitable_for_srs():
     assert any(a.startswith("size_diameter = axial_longest_diameter_mm") for a in result["assumptions"])
 
 
-def test_wbrt_after_resection_needs_the_resection_to_be_known_complete(tmp_path):
+@pytest.mark.parametrize("gap_mm, in_rim", [(0, True), (1, True), (2, True), (5, False)])
+def test_wbrt_after_resection_needs_the_resection_to_be_known_complete(tmp_path, gap_mm, in_rim):
     labels = segmentation()
-    paint(labels, (150, 80, 80), 10, 4)
-    paint(labels, (150, 80, 91), 3, 3, only_background=True)  # a residual enhancing nodule at the cavity
+    paint(labels, (150, 80, 80), 10, 4)  # the cavity reaches k = 90
+    paint(labels, (150, 80, 94 + gap_mm), 3, 3)  # an enhancing nodule gap_mm above it (its lowest voxel k = 91 + gap)
     for centre in SUPRATENTORIAL[1:4]:
         paint(labels, centre, 4, 3)
     document = measure(tmp_path, labels)
     cavity = document["resection_cavities"][0]
-    assert cavity["adjacent_enhancing_volume_ml"] > 0 and cavity["adjacent_lesion_ids"] != []
+    assert (cavity["rim_enhancing_volume_ml"] > 0) is in_rim and bool(cavity["rim_lesion_ids"]) is in_rim
     clinical = CONTROLLED | {"post_operative": True}
-    wbrt4 = by_id(evaluate_study(document, clinical, RULES))["table1.wbrt.4"]
-    assert wbrt4["met"] is None and wbrt4["missing"] == ["gross_total_resection"]
-    assert by_id(evaluate_study(document, clinical | {"gross_total_resection": True}, RULES))["table1.wbrt.4"]["met"]
+    result = evaluate_study(document, clinical, RULES)
+    wbrt4 = by_id(result)["table1.wbrt.4"]
+    if in_rim:  # residual tissue at the cavity (within features.cavity_rim_mm = 3 mm): completeness unknown
+        assert wbrt4["met"] is None and wbrt4["missing"] == ["gross_total_resection"]
+        assert any(a.startswith("gross_total_resection unknown") for a in result["assumptions"])
+    else:  # 4 residual lesions after a resection that left no enhancing tissue in the cavity's rim
+        assert wbrt4["met"] is True and wbrt4["evidence"]["cavity_rim_enhancing_volume_ml"] == 0
+        assert any("within features.cavity_rim_mm = 3.0 mm" in a for a in result["assumptions"])
+    given = evaluate_study(document, clinical | {"gross_total_resection": True}, RULES)
+    assert by_id(given)["table1.wbrt.4"]["met"] is True
+    assert any("gross_total_resection is yes, but" in w for w in given["warnings"]) is in_rim
     done = evaluate_study(document, clinical | {"gross_total_resection": False}, RULES)
     assert by_id(done)["table1.wbrt.4"]["met"] is False
+
+
+def test_clinical_entries_the_segmentation_contradicts_are_flagged(tmp_path):
+    labels = segmentation()
+    paint(labels, (150, 80, 80), 10, 4)
+    document = measure(tmp_path, labels)
+    result = evaluate_study(document, CONTROLLED | {"post_operative": False, "resected_lesion_count": 0}, RULES)
+    assert any("post_operative is no, but the segmentation holds a resection cavity" in w for w in result["warnings"])
+    assert any("resected_lesion_count is 0" in w for w in result["warnings"])
+    assert result["facts"]["post_operative"] is False  # the clinical entry decides
+    assert evaluate_study(document, CONTROLLED | {"post_operative": True}, RULES)["warnings"] == []
+
+
+def test_the_prognostic_scores_count_the_resected_metastases_too():
+    document = features_document([lesion_row()], cavities=[cavity_row()])
+    clinical = CONTROLLED | {"post_operative": True, "resected_lesion_count": 1}
+    result = evaluate_study(document, clinical, RULES)
+    assert result["facts"]["brain_metastasis_count"] == 2
+    assert result["scores"]["gpa_original"]["points"]["number_of_brain_metastases"] == 0.5  # 2-3 metastases
+    assert any(a.startswith("brain_metastasis_count = 2: post-operative") for a in result["assumptions"])
+    unknown = evaluate_study(document, CONTROLLED | {"post_operative": True}, RULES)
+    assert unknown["scores"]["gpa_original"]["total"] is None
+    assert "resected_lesion_count" in unknown["missing_inputs"]
+    preop = evaluate_study(features_document([lesion_row()]), CONTROLLED, RULES)
+    assert preop["scores"]["gpa_original"]["points"]["number_of_brain_metastases"] == 1.0
+
+
+def test_the_resected_lesion_can_be_read_from_the_clinical_columns_first():
+    document = features_document([], cavities=[cavity_row(max_diameter_3d_mm=25.0, location="supratentorial")])
+    clinical = CONTROLLED | {
+        "post_operative": True,
+        "resected_lesion_count": 1,
+        "resected_lesion_diameter_mm": 38.0,
+        "resected_lesion_location": "supratentorial",
+    }
+    srs2 = by_id(evaluate_study(document, clinical, RULES))["table1.srs.2"]
+    assert srs2["met"] is True and srs2["supporting"]["met"] is False  # the 25 mm cavity, by default
+    assert srs2["supporting"]["thresholds"]["resected_lesion_source"] == "cavity_first"
+    clinical_first = RuleSet.load(overrides={"resected_lesion_source": "clinical_first"})
+    result = evaluate_study(document, clinical, clinical_first)
+    support = by_id(result)["table1.srs.2"]["supporting"]
+    assert support["met"] is True and support["evidence"]["resected_lesion_diameter_mm"] == 38.0
+    assert support["evidence"]["resected_lesion_diameter_source"] == "clinical table"
+    assert any(a.startswith("resected_lesion_source = clinical_first") for a in result["assumptions"])
+
+
+def test_inputs_of_a_particularly_clause_are_not_asked_for_when_its_rule_fails():
+    result = evaluate_study(features_document([lesion_row()]), CONTROLLED | {"post_operative": False}, RULES)
+    srs2 = by_id(result)["table1.srs.2"]
+    assert srs2["met"] is False and srs2["supporting"]["met"] is None
+    assert "resected_lesion_diameter_mm" not in result["missing_inputs"]
+    assert "resected_lesion_location" not in result["missing_inputs"]
 
 
 def test_concurrent_cns_progression_stays_unknown_until_given():
@@ -307,8 +371,47 @@ def test_conflicts_are_raised_where_they_apply():
     assert "conflict.srs_poor_performance" not in conflicts(2, {})  # KPS unknown: not claimed
     assert "conflict.postoperative_residual_wbrt" in conflicts(3, CONTROLLED | {"post_operative": True})
     assert "conflict.postoperative_residual_wbrt" not in conflicts(2, CONTROLLED | {"post_operative": True})
+    assert "conflict.wbrt_large_lesion" not in conflicts(
+        1, CONTROLLED | {"srs_unsuitable": False}, max_diameter_3d_mm=45.0
+    )  # WBRT (iv) does not hold: nothing to disagree with
+    # the 3 vs 4 cm cut matters only where the text suggests surgery for size
+    assert "conflict.surgery_size_cut" in conflicts(1, max_diameter_3d_mm=35.0)
+    assert "conflict.surgery_size_cut" not in conflicts(6, max_diameter_3d_mm=35.0)
+    assert "conflict.surgery_size_cut" not in conflicts(1, max_diameter_3d_mm=41.0)
+    cortex = {"eloquent_regions": ["primary_motor_cortex"], "brainstem_involved": False}
+    assert "conflict.surgery_critical_location" in conflicts(1, **cortex)
+    assert "conflict.surgery_critical_location" not in conflicts(1, eloquent_regions=[], brainstem_involved=False)
+    active = {"extracranial_disease": "progressive", "systemic_options": "effective"}
+    assert "conflict.surgery_active_systemic_disease" in conflicts(1, active)
+    assert "conflict.surgery_active_systemic_disease" not in conflicts(1, active | {"systemic_options": "none"})
+    assert "conflict.surgery_active_systemic_disease" not in conflicts(1)  # controlled: surgery is offered
+    two = CONTROLLED | {"post_operative": True, "resected_lesion_count": 2}
+    assert "conflict.postoperative_cavity_srs" in conflicts(0, two)
+    assert "conflict.postoperative_cavity_srs" not in conflicts(0, two | {"resected_lesion_count": 1})
     for conflict in RULES.table["conflicts"]:
         assert conflict["strength"] and conflict["source"] and conflict["status"] in ("V", "S", "U")
+
+
+def test_suggestions_that_could_not_be_decided_are_listed():
+    document = features_document([lesion_row(max_diameter_3d_mm=20.0) for _ in range(2)], discarded=3)
+    result = evaluate_study(document, CONTROLLED | {"symptomatic": True}, RULES)
+    assert result["first_line"] == []  # two lesions, or up to five: neither "limited" nor "up to three" is sure
+    undecided = [(f["modality"], f["rule"]["id"]) for f in result["first_line_undetermined"]]
+    assert undecided == [
+        ("surgery", "text.surgery.decompression"),
+        ("srs", "text.srs.limited"),
+        ("surgery", "text.surgery.up_to_three"),
+    ]
+    assert summary_row(result)["first_line_undetermined"] == [f"{m}:{r}" for m, r in undecided]
+
+
+def test_no_intervention_and_a_first_line_suggestion_are_flagged_as_disagreeing():
+    clinical = {"kps": 50, "extracranial_disease": "progressive", "systemic_options": "none"}
+    result = evaluate_study(features_document([lesion_row(), lesion_row()]), clinical, RULES)
+    assert result["modalities"]["no_intervention"]["status"] == "indicated"
+    assert [f["rule"]["id"] for f in result["first_line"]] == ["text.srs.limited"]
+    assert any("recommends no intervention" in w and "srs (text.srs.limited)" in w for w in result["warnings"])
+    assert "conflict.srs_poor_performance" in conflict_ids(result)
 
 
 def test_her2_breast_cancer_counts_as_targetable_without_a_marker_column():

@@ -296,20 +296,22 @@ def test_a_count_known_as_a_range_decides_only_when_the_whole_range_agrees():
 
 
 def test_conflicts_read_rule_verdicts_and_rules_may_not(tmp_path):
-    cond = {"all": [{"rule": "table1.wbrt.2", "is": True}, {"fact": "n", "ge": 2}]}
+    cond = {"all": [{"rule": "table1.wbrt.2", "is": "met"}, {"fact": "n", "ge": 2}]}
     trace = Trace()
-    assert evaluate(cond, {"rule:table1.wbrt.2": True, "n": 3}, {}, trace) is True
-    assert trace.evidence == {"rule:table1.wbrt.2": True, "n": 3}
-    assert evaluate(cond, {"rule:table1.wbrt.2": None, "n": 3}, {}, Trace()) is None
-    assert describe(cond) == "rule table1.wbrt.2 is yes and n >= 2"
+    assert evaluate(cond, {"rule:table1.wbrt.2": "met", "n": 3}, {}, trace) is True
+    assert trace.evidence == {"rule:table1.wbrt.2": "met", "n": 3}
+    assert evaluate(cond, {"rule:table1.wbrt.2": "undetermined", "n": 3}, {}, Trace()) is False
+    either = {"rule": "table1.wbrt.3", "in": ["met", "undetermined"]}
+    assert evaluate(either, {"rule:table1.wbrt.3": "undetermined"}, {}, Trace()) is True  # a verdict is known
+    assert describe(cond) == "rule table1.wbrt.2 is met and n >= 2"
     from importlib import resources
 
     text = (resources.files("brainmets") / "data/indications/rules.yaml").read_text()
     bad = tmp_path / "rules.yaml"
-    bad.write_text(text.replace("when: {fact: refractory_epilepsy, is: true}", "when: {rule: table1.wbrt.2, is: true}"))
+    bad.write_text(text.replace("when: {fact: refractory_epilepsy, is: true}", "when: {rule: table1.wbrt.2, is: met}"))
     with pytest.raises(ConfigError, match="only conflicts may read other rules"):
         RuleSet.load(bad)
-    bad.write_text(text.replace("{rule: table1.wbrt.2, is: true}", "{rule: table1.wbrt.99, is: true}"))
+    bad.write_text(text.replace("{rule: table1.wbrt.2, is: met}", "{rule: table1.wbrt.99, is: met}"))
     with pytest.raises(ConfigError, match=r"unknown rule\(s\) \['table1.wbrt.99'\]"):
         RuleSet.load(bad)
 
@@ -441,7 +443,7 @@ def test_missing_inputs_name_only_what_was_not_given():
     decided = evaluate_study(features_document([lesion_row()]), clinical | {"recurrence_after_srs": True}, RULES)
     wbrt5 = next(c for c in decided["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.5")
     assert wbrt5["met"] is True and wbrt5["missing"] == [], "an unknown part that cannot change the verdict"
-    assert "recurrence_after_wbrt" in decided["missing_inputs"]  # still needed by SRS (iv)
+    assert "recurrence_after_wbrt" in decided["missing_inputs"]  # still needed by SRS (v)
     assert "recurrence_after_srs" not in decided["missing_inputs"]
 
 
@@ -477,14 +479,35 @@ def test_rpa_is_undetermined_when_an_input_is_missing():
 
 
 GPA_CASES = [  # clinical-reference.md 3.4
-    ("GPA-T1", "original", None, dict(age_years=45, kps=90, lesion_count=1, extracranial_metastases=False), 4.0, 11.0),
-    ("GPA-T2", "original", None, dict(age_years=60, kps=70, lesion_count=3, extracranial_metastases=True), 1.5, 3.8),
-    ("GPA-T3", "original", None, dict(age_years=61, kps=60, lesion_count=4, extracranial_metastases=True), 0.0, 2.6),
+    (
+        "GPA-T1",
+        "original",
+        None,
+        dict(age_years=45, kps=90, brain_metastasis_count=1, extracranial_metastases=False),
+        4.0,
+        11.0,
+    ),
+    (
+        "GPA-T2",
+        "original",
+        None,
+        dict(age_years=60, kps=70, brain_metastasis_count=3, extracranial_metastases=True),
+        1.5,
+        3.8,
+    ),
+    (
+        "GPA-T3",
+        "original",
+        None,
+        dict(age_years=61, kps=60, brain_metastasis_count=4, extracranial_metastases=True),
+        0.0,
+        2.6,
+    ),
     (
         "GPA-T4",
         "updated",
         "nsclc_adenocarcinoma",
-        dict(age_years=65, kps=90, extracranial_metastases=False, lesion_count=2, egfr_or_alk_positive=True),
+        dict(age_years=65, kps=90, extracranial_metastases=False, brain_metastasis_count=2, egfr_or_alk_positive=True),
         4.0,
         46.8,
     ),
@@ -492,7 +515,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T5",
         "updated",
         "nsclc_other",
-        dict(age_years=65, kps=90, extracranial_metastases=False, lesion_count=2, egfr_or_alk_positive=True),
+        dict(age_years=65, kps=90, extracranial_metastases=False, brain_metastasis_count=2, egfr_or_alk_positive=True),
         3.0,
         12.8,
     ),
@@ -500,7 +523,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T6",
         "updated",
         "nsclc_adenocarcinoma",
-        dict(age_years=72, kps=70, extracranial_metastases=True, lesion_count=6, egfr_or_alk_positive=None),
+        dict(age_years=72, kps=70, extracranial_metastases=True, brain_metastasis_count=6, egfr_or_alk_positive=None),
         0.0,
         6.9,
     ),
@@ -508,7 +531,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T7",
         "updated",
         "melanoma",
-        dict(age_years=65, kps=80, extracranial_metastases=True, lesion_count=1, braf_positive=True),
+        dict(age_years=65, kps=80, extracranial_metastases=True, brain_metastasis_count=1, braf_positive=True),
         2.5,
         15.8,
     ),
@@ -516,7 +539,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T8",
         "updated",
         "breast_her2",
-        dict(age_years=55, kps=80, breast_subtype="her2", lesion_count=1, extracranial_metastases=False),
+        dict(age_years=55, kps=80, breast_subtype="her2", brain_metastasis_count=1, extracranial_metastases=False),
         3.5,
         36.3,
     ),
@@ -524,7 +547,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T9",
         "updated",
         "renal",
-        dict(kps=90, extracranial_metastases=False, hemoglobin_g_dl=13, lesion_count=3),
+        dict(kps=90, extracranial_metastases=False, hemoglobin_g_dl=13, brain_metastasis_count=3),
         4.0,
         35,
     ),
@@ -532,7 +555,7 @@ GPA_CASES = [  # clinical-reference.md 3.4
         "GPA-T10",
         "updated",
         "colorectal",
-        dict(kps=80, age_years=55, lesion_count=1, extracranial_metastases=False),
+        dict(kps=80, age_years=55, brain_metastasis_count=1, extracranial_metastases=False),
         3.0,
         10.8,
     ),
@@ -551,10 +574,10 @@ def test_gpa_tables(case, group, histology, inputs, total, months):
 def test_gpa_missing_input_and_table_defaults():
     tables = score_tables()
     original = tables["gpa"]["original"]
-    result = gpa(original, original["factors"], _score_facts(age_years=45, kps=90, lesion_count=1))
+    result = gpa(original, original["factors"], _score_facts(age_years=45, kps=90, brain_metastasis_count=1))
     assert result["total"] is None and result["missing"] == ["extracranial_metastases"]
     renal = tables["gpa"]["updated"]["renal"]
-    result = gpa(renal, renal["factors"], _score_facts(kps=90, extracranial_metastases=False, lesion_count=3))
+    result = gpa(renal, renal["factors"], _score_facts(kps=90, extracranial_metastases=False, brain_metastasis_count=3))
     assert result["total"] == 3.5 and "unknown" in result["notes"][0]  # unknown haemoglobin scores 0.5
     scores = all_scores(tables, _score_facts(kps=90), histologies()["germ_cell"])
     assert scores["gpa_ds_2012"] == {"not_applicable": "no such score for this histology"}
@@ -569,7 +592,7 @@ def test_gpa_missing_input_and_table_defaults():
 
 
 def test_sclc_takes_its_own_ds_gpa_medians():
-    best = dict(age_years=45, kps=90, lesion_count=1, extracranial_metastases=False)
+    best = dict(age_years=45, kps=90, brain_metastasis_count=1, extracranial_metastases=False)
     sclc = all_scores(score_tables(), _score_facts(**best), histologies()["sclc"])["gpa_ds_2012"]
     nsclc = all_scores(score_tables(), _score_facts(**best), histologies()["nsclc_other"])["gpa_ds_2012"]
     assert sclc["total"] == nsclc["total"] == 4.0
@@ -580,9 +603,9 @@ def test_sclc_takes_its_own_ds_gpa_medians():
 
 
 def test_a_score_left_uncertain_by_discarded_components_says_why():
-    facts = _score_facts(age_years=45, kps=90, lesion_count=CountRange(1, 2), extracranial_metastases=False)
+    facts = _score_facts(age_years=45, kps=90, brain_metastasis_count=CountRange(1, 2), extracranial_metastases=False)
     result = all_scores(score_tables(), facts, None)["gpa_original"]
-    assert result["total"] is None and "lesion_count uncertain" in result["reason"]
+    assert result["total"] is None and "brain_metastasis_count uncertain" in result["reason"]
     assert result["points"]["age"] == 1.0 and result["points"]["number_of_brain_metastases"] is None
 
 
@@ -634,7 +657,11 @@ def test_every_fired_rule_lists_its_evidence():
         ("text.surgery.decompression", ["text.surgery.systemic_control"]),
         ("text.surgery.up_to_three", ["text.surgery.systemic_control"]),
     ]
-    assert {c["id"] for c in result["conflicts"]} == {"conflict.wbrt_large_lesion", "conflict.srs_poor_performance"}
+    assert {c["id"] for c in result["conflicts"]} == {
+        "conflict.wbrt_large_lesion",  # WBRT (iv) undetermined: SRS suitability not given
+        "conflict.srs_poor_performance",
+        "conflict.surgery_active_systemic_disease",  # symptomatic: local therapy whatever the systemic disease
+    }
     assert result["scores"]["rpa"]["class"] == "III"
 
 
@@ -642,10 +669,9 @@ def test_conflicts_are_reported_for_the_patient():
     lesions = [lesion_row(max_diameter_3d_mm=35.0) for _ in range(6)]
     result = evaluate_study(features_document(lesions), {"primary_histology": "sclc"}, RULES)
     assert {c["id"] for c in result["conflicts"]} == {
-        "conflict.surgery_size_cut",
         "conflict.wbrt_lesion_count",
         "conflict.srs_5_to_10",
-    }
+    }  # 35 mm, but six lesions: surgery is not suggested, so its size cut does not arise
     result = evaluate_study(features_document(lesions[:3]), {"primary_histology": "sclc"}, RULES)
     assert {c["id"] for c in result["conflicts"]} == {
         "conflict.surgery_size_cut",

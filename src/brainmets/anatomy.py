@@ -10,7 +10,6 @@ resampled as a whole and any grid, orientation or voxel size of either side is h
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -225,7 +224,6 @@ class LocationParameters:
     brainstem_min_fraction: float = 0.05
     eloquent_min_fraction: float = 0.05
     max_outside_brain_fraction: float = 0.5  # beyond this the reference is taken not to line up
-    cavity_shell_mm: float = 3.0  # a resection cavity is located with the tissue this close around it
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> LocationParameters:
@@ -356,15 +354,12 @@ def _location_row(
 
 
 def locate_cavity(
-    cavity_points: np.ndarray,
-    shell_points: Callable[[], np.ndarray],
-    reference: Reference,
-    params: LocationParameters,
+    cavity_points: np.ndarray, rim_points: np.ndarray, reference: Reference, params: LocationParameters
 ) -> dict[str, Any]:
     """Location fields of a resection cavity, from the reference's labels at its voxels that lie inside the
     reference's brain. A parcellation of the operated brain often leaves the cavity unlabelled (a hole):
-    when more of its voxels than ``max_outside_brain_fraction`` fall outside the brain, the tissue within
-    ``cavity_shell_mm`` around it (``shell_points()``) is read too. Nothing inside the brain: all fields null."""
+    when more of its voxels than ``max_outside_brain_fraction`` fall outside the brain, the tissue of its
+    rim (``rim_points``, ``features.cavity_rim_mm``) is read too. Nothing inside the brain: all fields null."""
 
     def inside(points: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         sample = reference.sample(points)
@@ -377,7 +372,7 @@ def locate_cavity(
     sample, counted = inside(cavity_points)
     if counted.mean() >= 1 - params.max_outside_brain_fraction:
         return _location_row(cavity_points, sample, counted, reference, params, ventricle)
-    points = np.concatenate([cavity_points, shell_points()])
+    points = np.concatenate([cavity_points, rim_points])
     sample, counted = inside(points)
     return _location_row(points, sample, counted, reference, params, ventricle, cavity_points)
 

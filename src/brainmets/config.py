@@ -90,6 +90,7 @@ class FeatureParameters:
     min_lesion_volume_mm3: float
     min_edema_component_volume_mm3: float
     merge_distance_mm: float
+    cavity_rim_mm: float
     rano_min_longest_mm: float
     rano_min_perpendicular_mm: float
     rano_min_slices: int
@@ -106,6 +107,7 @@ class FeatureParameters:
             min_lesion_volume_mm3=float(section["min_lesion_volume_mm3"]),
             min_edema_component_volume_mm3=float(section["min_edema_component_volume_mm3"]),
             merge_distance_mm=float(section["merge_distance_mm"]),
+            cavity_rim_mm=float(section["cavity_rim_mm"]),
             rano_min_longest_mm=float(rano["min_longest_diameter_mm"]),
             rano_min_perpendicular_mm=float(rano["min_perpendicular_diameter_mm"]),
             rano_min_slices=int(rano["min_axial_slices"]),
@@ -120,6 +122,7 @@ class FeatureParameters:
             "min_lesion_volume_mm3": self.min_lesion_volume_mm3,
             "min_edema_component_volume_mm3": self.min_edema_component_volume_mm3,
             "merge_distance_mm": self.merge_distance_mm,
+            "cavity_rim_mm": self.cavity_rim_mm,
             "rano_bm": {
                 "min_longest_diameter_mm": self.rano_min_longest_mm,
                 "min_perpendicular_diameter_mm": self.rano_min_perpendicular_mm,

@@ -212,15 +212,15 @@ CAVITY_FIELDS: list[Field] = [
     *[Field(f.name, f.unit, f.description.replace("of the core", "of the component")) for f in _BBOX],
     Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis"),
     Field(
-        "adjacent_enhancing_volume_ml",
+        "rim_enhancing_volume_ml",
         "mL",
-        "enhancing-tumour voxels touching the cavity (26-neighbourhood) x voxel volume, i.e. residual enhancing tissue at the cavity; n/a when the scheme has no enhancing label",
+        "enhancing-tumour voxels in the cavity's rim (touching it, or within features.cavity_rim_mm of it) x voxel volume: residual enhancing tissue at the cavity; n/a when the scheme has no enhancing label",
     ),
-    Field("adjacent_lesion_ids", None, "lesions whose core touches the cavity; empty when none"),
+    Field("rim_lesion_ids", None, "lesions whose core reaches into the cavity's rim; empty when none"),
     Field(
         "posterior_fossa_fraction",
         None,
-        "fraction of the cavity's voxels inside the reference's brain that lie in the posterior fossa (when more than anatomy.max_outside_brain_fraction of them fall outside it, an unlabelled hole, the tissue within anatomy.cavity_shell_mm around the cavity is counted too); n/a without an anatomical reference",
+        "fraction of the cavity's voxels inside the reference's brain that lie in the posterior fossa (when more than anatomy.max_outside_brain_fraction of them fall outside it, an unlabelled hole, the tissue of the cavity's rim is counted too); n/a without an anatomical reference",
     ),
     Field(
         "location",
@@ -614,7 +614,7 @@ def _edema_only_rows(assignment, regions, crop, edema, affine, origin, shape, sc
 
 def _cavity_rows(lesions, crop, affine, origin, shape, grid, params, reference, location) -> list[dict[str, Any]]:
     """Rows of the resection-cavity components (``crop`` and ``affine`` are those of the crop): size, the
-    enhancing tissue and lesions touching each, and where each is (with the tissue around it)."""
+    enhancing tissue and lesions in each one's rim, and where each is."""
     scheme = params.scheme
     if not scheme.has(Role.CAVITY):
         return []
@@ -624,16 +624,15 @@ def _cavity_rows(lesions, crop, affine, origin, shape, grid, params, reference, 
         return []
     enhancing = role_mask(crop, scheme, Role.ENHANCING) if scheme.has(Role.ENHANCING) else None
     instances = lesions.instances()
-    vox_mm3, spacing = voxel_volume_mm3(affine), voxel_spacing_mm(affine)
+    vox_mm3 = voxel_volume_mm3(affine)
     rows = []
     for label, box in enumerate(ndimage.find_objects(components), start=1):
         mask = components[box] == label
         offset = tuple(s.start for s in box)
         mesh = surface_mesh(mask, affine, offset)
         voxels = np.argwhere(mask) + offset
-        grown = tuple(slice(max(s.start - 1, 0), min(s.stop + 1, size)) for s, size in zip(box, crop.shape))
-        local = components[grown] == label
-        ring = ndimage.binary_dilation(local, structure(26)) & ~local
+        rim = _rim(mask, offset, voxel_spacing_mm(affine), params.cavity_rim_mm)
+        in_crop = tuple(rim[np.all((rim >= 0) & (rim < crop.shape), axis=1)].T)  # beyond the crop all is 0
         image_box = _shift(box, origin)
         row = {
             "voxel_count": len(voxels),
@@ -643,27 +642,29 @@ def _cavity_rows(lesions, crop, affine, origin, shape, grid, params, reference, 
             **{f"centroid_{c}_mm": float(v) for c, v in zip("xyz", apply_affine(affine, voxels.mean(axis=0)))},
             **_bbox_fields(image_box),
             "touches_image_border": _touches_border(image_box, shape),
-            "adjacent_enhancing_volume_ml": None
+            "rim_enhancing_volume_ml": None
             if enhancing is None
-            else _ml(np.count_nonzero(ring & enhancing[grown]), vox_mm3),
-            "adjacent_lesion_ids": sorted(int(i) for i in np.unique(instances[grown][ring]) if i),
+            else _ml(np.count_nonzero(enhancing[in_crop]), vox_mm3),
+            "rim_lesion_ids": sorted(int(i) for i in np.unique(instances[in_crop]) if i),
         }
         if reference is None:
             row.update(empty_location())
         else:
-            shell = partial(_shell_points, mask, offset, affine, spacing, location.cavity_shell_mm)
-            row.update(locate_cavity(apply_affine(affine, voxels), shell, reference, location))
+            row.update(locate_cavity(apply_affine(affine, voxels), apply_affine(affine, rim), reference, location))
         rows.append(row)
     rows.sort(key=lambda r: (-r["voxel_count"], *(round(r[f"centroid_{c}_mm"], 6) for c in "xyz")))
     return [{"component_id": i, **row} for i, row in enumerate(rows, start=1)]
 
 
-def _shell_points(mask: np.ndarray, offset, affine: np.ndarray, spacing: np.ndarray, shell_mm: float) -> np.ndarray:
-    """World positions of the voxel centres within ``shell_mm`` around ``mask`` (a crop at ``offset``)."""
-    pad = np.ceil(shell_mm / spacing).astype(int) + 1
+def _rim(mask: np.ndarray, offset, spacing: np.ndarray, rim_mm: float) -> np.ndarray:
+    """Voxel indices (crop coordinates, possibly beyond the crop) of a cavity's rim: the voxels touching it
+    (26-neighbourhood, whatever the voxel size) and those whose centres lie within ``rim_mm`` of it."""
+    pad = np.ceil(rim_mm / spacing).astype(int) + 1
     padded = np.pad(mask, [(p, p) for p in pad])
-    shell = ~padded & (ndimage.distance_transform_edt(~padded, sampling=spacing) <= shell_mm)
-    return apply_affine(affine, np.argwhere(shell) + np.asarray(offset) - pad)
+    rim = ndimage.binary_dilation(padded, structure(26))
+    if rim_mm > 0:
+        rim |= ndimage.distance_transform_edt(~padded, sampling=spacing) <= rim_mm
+    return np.argwhere(rim & ~padded) + np.asarray(offset) - pad
 
 
 def _summary(rows, edema_only, cavities, counts, lesions, assignment, scheme, vox_mm3) -> dict[str, Any]:

@@ -4,7 +4,9 @@ A condition is a mapping:
 - ``{all: [c, ...]}``, ``{any: [c, ...]}``, ``{not: c}``;
 - ``{fact: NAME, <op>: VALUE}`` with op one of ``is`` (equality), ``ne``, ``gt``, ``ge``, ``lt``, ``le``,
   ``in`` (a list), ``between`` (``[low, high]``, both inclusive);
-- ``{rule: ID, is: true|false}``: another rule's verdict (conflicts only, evaluated after the rules).
+- ``{rule: ID, is: VERDICT}`` or ``{rule: ID, in: [VERDICT, ...]}``: another rule's verdict, ``met``,
+  ``not_met`` or ``undetermined`` (a verdict is always known, so an undetermined rule can be tested for;
+  conflicts only, evaluated after the rules).
 A VALUE written ``"$name"`` is the threshold ``name``. A fact whose value is unknown (None) makes its
 comparison unknown, and so does a :class:`CountRange` (a count known only to lie in a range) on which the
 comparison does not give one answer for the whole range; ``all`` is false if any part is false, else unknown

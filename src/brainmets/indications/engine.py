@@ -20,6 +20,7 @@ from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_f
 from .scores import all_scores
 
 MODALITIES = ("systemic_therapy", "wbrt", "srs", "surgery", "no_intervention")
+VERDICTS = {True: "met", False: "not_met", None: "undetermined"}  # a rule's verdict, as conflicts read it
 DISCLAIMER = (
     "Research use only. This output encodes one review's table of treatment indications to audit cohorts; "
     "it is not a treatment recommendation and must not be used for clinical decisions."
@@ -201,7 +202,10 @@ def _counts(values: dict[str, Any], thresholds: dict[str, Any], document: dict[s
         "so every count-based verdict they could change is undetermined (discarded_core_components = "
         "undetermined; lower features.min_lesion_volume_mm3, or set it to ignore)"
     )
-    return {**values, "lesion_count": CountRange(counted, discarded)}, {"lesion_count": why}, [warning]
+    ranged = {"lesion_count": CountRange(counted, discarded)}
+    if values["brain_metastasis_count"] is not None:
+        ranged["brain_metastasis_count"] = CountRange(values["brain_metastasis_count"], discarded)
+    return {**values, **ranged}, dict.fromkeys(ranged, why), [warning]
 
 
 def evaluate_study(
@@ -227,8 +231,10 @@ def evaluate_study(
         {**study.criterion(rule), "role": rule["role"], "modality": rule["modality"]} for rule in table["text_rules"]
     ]
     by_id = {entry["id"]: entry for entry in text_rules}
-    first_line, excluded = [], []
+    first_line, excluded, undecided = [], [], []
     for rule in sorted((r for r in table["text_rules"] if r["role"] == "suggestion"), key=lambda r: r.get("rank", 99)):
+        if by_id[rule["id"]]["met"] is None:
+            undecided.append({"modality": rule["modality"], "rule": by_id[rule["id"]]})
         if not by_id[rule["id"]]["met"]:
             continue
         requirements = [by_id[r] for r in rule.get("requires", [])]
@@ -247,7 +253,7 @@ def evaluate_study(
             first_line.append({"rank": len(first_line) + 1, **suggestion, "requirements_met": met})
 
     criteria = [c for m in modalities.values() for c in m["criteria"]]
-    verdicts = {f"rule:{c['id']}": c["met"] for c in criteria + text_rules}
+    verdicts = {f"rule:{c['id']}": VERDICTS[c["met"]] for c in criteria + text_rules}
     conflicts = []
     for conflict in table["conflicts"]:
         trace = Trace()
@@ -258,7 +264,17 @@ def evaluate_study(
     histology = histologies().get(facts.values["primary_histology"]) if facts.values["primary_histology"] else None
     scores = all_scores(score_tables(), evaluation, histology)
 
-    consulted = criteria + text_rules + [c["supporting"] for c in criteria if "supporting" in c]
+    warnings += facts.warnings
+    if modalities["no_intervention"]["status"] == "indicated" and first_line:
+        offered = ", ".join(f"{f['modality']} ({f['rule']['id']})" for f in first_line)
+        warnings.append(
+            f"Table 1 recommends no intervention for this patient (table1.none.1) while the review's text "
+            f"suggests {offered} as first line: the table and the text disagree here"
+        )
+
+    # a "particularly ..." of a rule that does not hold cannot matter, nor can the inputs it lacks
+    supporting = [c["supporting"] for c in criteria if "supporting" in c and c["met"] is not False]
+    consulted = criteria + text_rules + supporting
     undetermined = [name for score in scores.values() if "reason" in score for name in score["missing"]]
     missing = {name for c in consulted for name in c["missing"]}
     missing |= set(facts.inputs_for(undetermined, clinical or {}, columns))
@@ -281,6 +297,7 @@ def evaluate_study(
         "text_rules": text_rules,
         "first_line": first_line,
         "first_line_excluded": excluded,
+        "first_line_undetermined": undecided,
         "scores": scores,
         "conflicts": conflicts,
         "assumptions": assumptions,
@@ -316,6 +333,7 @@ SUMMARY_FIELDS = {
     "text_rules_undetermined": "rules of the review's text that could not be evaluated",
     "first_line": "first-line suggestions of the review's text, in order (modality:rule)",
     "first_line_excluded": "suggestions whose condition holds but whose requirement fails, e.g. surgery without systemic control (modality:rule)",
+    "first_line_undetermined": "suggestions that could not be evaluated (inputs missing, or an uncertain lesion count) (modality:rule)",
     "rpa_class": "RTOG RPA class",
     "gpa_original": "original GPA total",
     "gpa_ds_2012": "diagnosis-specific GPA (2012) total",
@@ -342,6 +360,9 @@ def summary_row(result: dict[str, Any]) -> dict[str, Any]:
         "text_rules_undetermined": [c["id"] for c in text_rules if c["met"] is None],
         "first_line": [f"{f['modality']}:{f['rule']['id']}" for f in result["first_line"]],
         "first_line_excluded": [f"{f['modality']}:{f['rule']['id']}" for f in result.get("first_line_excluded", [])],
+        "first_line_undetermined": [
+            f"{f['modality']}:{f['rule']['id']}" for f in result.get("first_line_undetermined", [])
+        ],
         "rpa_class": scores["rpa"]["class"],
         "gpa_original": scores["gpa_original"].get("total"),
         "gpa_ds_2012": scores["gpa_ds_2012"].get("total"),

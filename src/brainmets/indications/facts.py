@@ -24,7 +24,7 @@ IMAGING_FACTS = {
     "resection_cavity_count": "connected resection-cavity components (study.resection_cavity_count)",
     "cavity_diameter_mm": "diameter of the largest resection-cavity component by the measure $size_diameter (unknown without a cavity)",
     "cavity_posterior_fossa": "the largest resection-cavity component is infratentorial or mixed (unknown without a cavity or an anatomical reference)",
-    "cavity_adjacent_enhancing_volume_ml": "enhancing tissue touching the resection cavity, all components (unknown without a cavity or an enhancing label)",
+    "cavity_rim_enhancing_volume_ml": "enhancing tissue in the rim of the resection cavity (touching it or within features.cavity_rim_mm), all components (unknown without a cavity or an enhancing label)",
 }
 #: Facts derived from other facts, with how.
 DERIVED_FACTS = {
@@ -41,11 +41,12 @@ DERIVED_FACTS = {
     "mass_effect": "the clinical mass_effect; when empty, yes if mass_effect_on_imaging (otherwise unknown)",
     "post_operative": "the clinical post_operative; when empty, yes if the segmentation holds a resection cavity (otherwise unknown)",
     "primary_controlled": "the clinical primary_controlled; when empty, true if extracranial_disease is none or controlled, false if it is progressive with no extracranial metastases",
-    "gross_total_resection": "the clinical gross_total_resection; when empty, yes if the segmentation has a resection cavity that no enhancing tissue touches (otherwise unknown)",
+    "gross_total_resection": "the clinical gross_total_resection; when empty, yes if the segmentation has a resection cavity with no enhancing tissue in its rim (otherwise unknown)",
     "resected_lesion_diameter_mm": "cavity_diameter_mm when the segmentation has a resection cavity, else the clinical resected_lesion_diameter_mm",
     "resected_lesion_diameter_source": "where resected_lesion_diameter_mm comes from",
     "resected_lesion_posterior_fossa": "cavity_posterior_fossa when the cavity could be located, else the clinical resected_lesion_location is infratentorial or mixed",
     "resected_lesion_location_source": "where resected_lesion_posterior_fossa comes from",
+    "brain_metastasis_count": "the metastases the prognostic scores count: lesion_count, plus resected_lesion_count when post-operative (unknown when that is empty)",
 }
 
 #: What a user must supply for a fact that is unknown: clinical columns, or what the imaging lacked.
@@ -69,6 +70,7 @@ FACT_INPUTS = {
     "resection_cavity_present": ("resection-cavity label in the segmentation",),
     "resected_lesion_diameter_mm": ("resected_lesion_diameter_mm",),
     "resected_lesion_posterior_fossa": ("resected_lesion_location",),
+    "brain_metastasis_count": ("resected_lesion_count",),
 }
 
 #: Facts shown beside a fact in the evidence, so a reader sees what it was made of.
@@ -76,7 +78,7 @@ FACT_COMPANIONS = {
     "lesion_count": ("discarded_core_component_count",),
     "largest_diameter_mm": ("largest_diameter_measure",),
     "eloquent_involved": ("eloquent_regions_involved", "brainstem_involved"),
-    "gross_total_resection": ("cavity_adjacent_enhancing_volume_ml",),
+    "gross_total_resection": ("cavity_rim_enhancing_volume_ml",),
     "resected_lesion_diameter_mm": ("resected_lesion_diameter_source",),
     "resected_lesion_posterior_fossa": ("resected_lesion_location_source",),
 }
@@ -108,12 +110,14 @@ def _and(a: bool | None, b: bool | None) -> bool | None:
 @dataclass
 class Facts:
     """Fact values; notes on facts that were derived rather than read (with the value they took); the
-    thresholds each fact depended on; and, for facts whose inputs depend on the study, what they need."""
+    thresholds each fact depended on; for facts whose inputs depend on the study, what they need; and
+    clinical entries that the imaging contradicts."""
 
     values: dict[str, Any]
     derivations: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, tuple[str, ...]] = field(default_factory=dict)
     inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # clinical entries that the imaging contradicts
 
     def inputs_for(self, facts: list[str], clinical: dict[str, Any], columns: list[str]) -> list[str]:
         """The inputs behind unknown ``facts``, in order, without repeats: a clinical column only when its
@@ -154,7 +158,7 @@ def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[
     cavity_volume = study.get("resection_cavity_volume_ml")
     cavities = document.get("resection_cavities") or []  # absent from documents of brainmets < 0.2
     largest_cavity = max(cavities, key=lambda c: c["voxel_count"], default=None)
-    adjacent = [c.get("adjacent_enhancing_volume_ml") for c in cavities]
+    rims = [c.get("rim_enhancing_volume_ml") for c in cavities]
     regions = [lesion.get("eloquent_regions") for lesion in lesions]
     return {
         "lesion_count": study["lesion_count"],
@@ -180,7 +184,7 @@ def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[
         "cavity_posterior_fossa": None
         if largest_cavity is None or largest_cavity.get("location") is None
         else largest_cavity["location"] in INFRATENTORIAL,
-        "cavity_adjacent_enhancing_volume_ml": sum(adjacent) if cavities and None not in adjacent else None,
+        "cavity_rim_enhancing_volume_ml": sum(rims) if cavities and None not in rims else None,
     }
 
 
@@ -212,8 +216,22 @@ def build_facts(
     _markers(values, histology, notes)
     values["breast_subtype"] = histology.get("breast_subtype") if histology else None
 
-    _surrogates(values, facts, thresholds)
+    _surrogates(values, facts, thresholds, document.get("provenance", {}).get("parameters", {}).get("cavity_rim_mm"))
     _resected_lesion(values, facts, thresholds)
+    _contradictions(values, clinical, facts.warnings)
+    values["brain_metastasis_count"] = values["lesion_count"]
+    if values["post_operative"]:
+        resected = values["resected_lesion_count"]
+        values["brain_metastasis_count"] = None if resected is None else values["lesion_count"] + resected
+        notes["brain_metastasis_count"] = (
+            f"brain_metastasis_count = {values['brain_metastasis_count'] if resected is not None else 'unknown'}: "
+            f"post-operative, so the scores count the {values['lesion_count']} lesion(s) of the segmentation "
+            + (
+                "and the resected one(s)"
+                if resected is not None
+                else "and the resected ones (resected_lesion_count empty)"
+            )
+        )
     if values["primary_controlled"] is None and disease is not None:
         if disease in ("none", "controlled"):
             values["primary_controlled"] = True
@@ -260,7 +278,7 @@ def _markers(values: dict[str, Any], histology: dict[str, Any] | None, notes: di
             )
 
 
-def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any]) -> None:
+def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any], rim_mm: Any) -> None:
     """Clinical mass_effect, post_operative and gross_total_resection, or the imaging evidence that can
     confirm them when their cells are empty (never deny them)."""
     notes, limit = facts.derivations, thresholds["mass_effect_lesion_volume_ml"]
@@ -289,18 +307,18 @@ def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any]
             "post_operative unknown: clinical post_operative empty; no resection cavity is segmented, which does "
             "not show that there was no operation"
         )
-    rim = values["cavity_adjacent_enhancing_volume_ml"]
+    rim = values["cavity_rim_enhancing_volume_ml"]
     if values["gross_total_resection"] is None and cavity and rim is not None:
         if rim == 0:
             values["gross_total_resection"] = True
             notes["gross_total_resection"] = (
-                "gross_total_resection = yes: clinical gross_total_resection empty; no enhancing tissue touches "
-                "the resection cavity"
+                f"gross_total_resection = yes: clinical gross_total_resection empty; no enhancing tissue in the rim "
+                f"of the resection cavity (within features.cavity_rim_mm = {rim_mm} mm)"
             )
         else:
             notes["gross_total_resection"] = (
                 f"gross_total_resection unknown: clinical gross_total_resection empty and {rim:.3g} mL of "
-                "enhancing tissue touches the resection cavity"
+                f"enhancing tissue lies in the rim of the resection cavity (within {rim_mm} mm)"
             )
 
 
@@ -311,7 +329,8 @@ def _resected_lesion(values: dict[str, Any], facts: Facts, thresholds: dict[str,
     count = values["resection_cavity_count"] or 0
     which = "the resection cavity" if count <= 1 else f"the largest of {count} resection-cavity components"
     clinical_diameter, clinical_location = values["resected_lesion_diameter_mm"], values["resected_lesion_location"]
-    if values["cavity_diameter_mm"] is not None:
+    cavity_first = thresholds["resected_lesion_source"] == "cavity_first"
+    if values["cavity_diameter_mm"] is not None and (cavity_first or clinical_diameter is None):
         values["resected_lesion_diameter_mm"] = values["cavity_diameter_mm"]
         values["resected_lesion_diameter_source"] = f"{which} ({measure})"
         facts.thresholds["resected_lesion_diameter_mm"] = ("size_diameter",)
@@ -325,7 +344,7 @@ def _resected_lesion(values: dict[str, Any], facts: Facts, thresholds: dict[str,
         )
     else:
         values["resected_lesion_diameter_source"] = None if clinical_diameter is None else "clinical table"
-    if values["cavity_posterior_fossa"] is not None:
+    if values["cavity_posterior_fossa"] is not None and (cavity_first or clinical_location is None):
         values["resected_lesion_posterior_fossa"] = values["cavity_posterior_fossa"]
         values["resected_lesion_location_source"] = f"{which}, located on the anatomical reference"
         unused = (
@@ -345,3 +364,26 @@ def _resected_lesion(values: dict[str, Any], facts: Facts, thresholds: dict[str,
                 "anatomical reference (location of the resection cavity)",
                 "resected_lesion_location",
             )
+    for fact in ("resected_lesion_diameter_mm", "resected_lesion_posterior_fossa"):
+        if values["resection_cavity_present"] or clinical_diameter is not None or clinical_location is not None:
+            facts.thresholds[fact] = (*facts.thresholds.get(fact, ()), "resected_lesion_source")
+
+
+def _contradictions(values: dict[str, Any], clinical: dict[str, Any], warnings: list[str]) -> None:
+    """Clinical entries that the segmentation contradicts: both are kept (the clinical entry decides), and the
+    reader is told to check them."""
+    cavity = values["resection_cavity_present"]
+    count = values["resection_cavity_count"]
+    if cavity and clinical.get("post_operative") is False:
+        warnings.append(
+            f"the clinical post_operative is no, but the segmentation holds a resection cavity ({count} "
+            "component(s)): check the clinical row or the label scheme"
+        )
+    if cavity and clinical.get("resected_lesion_count") == 0:
+        warnings.append("the clinical resected_lesion_count is 0, but the segmentation holds a resection cavity")
+    rim = values["cavity_rim_enhancing_volume_ml"]
+    if clinical.get("gross_total_resection") and cavity and rim:
+        warnings.append(
+            f"the clinical gross_total_resection is yes, but {rim:.3g} mL of enhancing tissue lies in the rim of "
+            "the resection cavity (residual tumour, or post-operative enhancement?)"
+        )
