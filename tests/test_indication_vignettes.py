@@ -280,6 +280,8 @@ def test_clinical_entries_the_segmentation_contradicts_are_flagged(tmp_path):
     assert any("post_operative is no, but the segmentation holds a resection cavity" in w for w in result["warnings"])
     assert any("resected_lesion_count is 0" in w for w in result["warnings"])
     assert result["facts"]["post_operative"] is False  # the clinical entry decides
+    assert result["facts"]["gross_total_resection"] is None and result["facts"]["resected_lesion_diameter_mm"] is None
+    assert not any(a.startswith(("gross_total_resection", "resected_lesion")) for a in result["assumptions"])
     assert evaluate_study(document, CONTROLLED | {"post_operative": True}, RULES)["warnings"] == []
 
 

@@ -133,6 +133,7 @@ class Facts:
 
 
 def _brainstem(lesion: dict[str, Any]) -> bool | None:
+    """The lesion involves the brainstem (its brainstem fraction, or the eloquent region of that name)."""
     regions = lesion.get("eloquent_regions")
     if lesion.get("brainstem_involved") or (regions and "brainstem" in regions):
         return True
@@ -308,7 +309,8 @@ def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any]
             "not show that there was no operation"
         )
     rim = values["cavity_rim_enhancing_volume_ml"]
-    if values["gross_total_resection"] is None and cavity and rim is not None:
+    operated = values["post_operative"] is not False  # a patient recorded as not operated has no resection
+    if values["gross_total_resection"] is None and operated and cavity and rim is not None:
         if rim == 0:
             values["gross_total_resection"] = True
             notes["gross_total_resection"] = (
@@ -326,6 +328,10 @@ def _resected_lesion(values: dict[str, Any], facts: Facts, thresholds: dict[str,
     """Size and place of the resected metastasis: the resection cavity when the segmentation has one, else
     the clinical columns; never the lesions left after surgery."""
     notes, measure = facts.derivations, thresholds["size_diameter"]
+    if values["post_operative"] is False:  # not operated: there is no resected lesion to describe
+        values["resected_lesion_diameter_mm"] = values["resected_lesion_posterior_fossa"] = None
+        values["resected_lesion_diameter_source"] = values["resected_lesion_location_source"] = None
+        return
     count = values["resection_cavity_count"] or 0
     which = "the resection cavity" if count <= 1 else f"the largest of {count} resection-cavity components"
     clinical_diameter, clinical_location = values["resected_lesion_diameter_mm"], values["resected_lesion_location"]
