@@ -414,6 +414,7 @@ def test_no_intervention_and_a_first_line_suggestion_are_flagged_as_disagreeing(
     assert [f["rule"]["id"] for f in result["first_line"]] == ["text.srs.limited"]
     assert any("recommends no intervention" in w and "srs (text.srs.limited)" in w for w in result["warnings"])
     assert "conflict.srs_poor_performance" in conflict_ids(result)
+    assert any(a.startswith("srs_guideline_min_kps = 70 KPS") for a in result["assumptions"])  # the ECOG reading
 
 
 def test_her2_breast_cancer_counts_as_targetable_without_a_marker_column():

@@ -254,12 +254,13 @@ def evaluate_study(
 
     criteria = [c for m in modalities.values() for c in m["criteria"]]
     verdicts = {f"rule:{c['id']}": VERDICTS[c["met"]] for c in criteria + text_rules}
-    conflicts = []
+    conflicts, conflict_thresholds = [], set()
     for conflict in table["conflicts"]:
         trace = Trace()
         if evaluate(conflict["when"], {**evaluation, **verdicts}, thresholds, trace):
-            shown = {k: v for k, v in conflict.items() if k != "when"}
-            conflicts.append(shown | {"evidence": study.explain(trace, True)["evidence"]})
+            explained = study.explain(trace, True)
+            conflicts.append({k: v for k, v in conflict.items() if k != "when"} | {"evidence": explained["evidence"]})
+            conflict_thresholds |= set(explained["thresholds"])
 
     histology = histologies().get(facts.values["primary_histology"]) if facts.values["primary_histology"] else None
     scores = all_scores(score_tables(), evaluation, histology)
@@ -278,7 +279,7 @@ def evaluate_study(
     undetermined = [name for score in scores.values() if "reason" in score for name in score["missing"]]
     missing = {name for c in consulted for name in c["missing"]}
     missing |= set(facts.inputs_for(undetermined, clinical or {}, columns))
-    used = {name for c in consulted for name in c["thresholds"]}
+    used = {name for c in consulted for name in c["thresholds"]} | conflict_thresholds
     assumptions = [
         _assumption(name, thresholds[name], table["thresholds"][name])
         for name in sorted(used)
