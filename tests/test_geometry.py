@@ -105,14 +105,14 @@ def test_mesh_volume_sign_does_not_depend_on_handedness():
 
 
 def test_axial_grid_of_common_acquisitions():
-    axial = AxialGrid.from_affine(np.diag([0.5, 0.5, 3.0, 1.0]))
+    axial = AxialGrid.from_affine(np.diag([0.5, 0.5, 3.0, 1.0]), (20, 20, 10))
     assert (axial.slice_axis, axial.spacing_mm, axial.obliquity_deg) == (2, 3.0, 0.0)
     sagittal = np.array([[0, 0, -1.2, 0], [1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 0, 0, 1]])
-    grid = AxialGrid.from_affine(sagittal)
+    grid = AxialGrid.from_affine(sagittal, (10, 20, 20))
     assert (grid.slice_axis, grid.spacing_mm, grid.obliquity_deg) == (1, 1.0, 0.0)
     tilted = np.eye(4)
     tilted[:3, :3] = rotation((1, 0, 0), 20) @ np.diag([1.0, 1.0, 5.0])
-    grid = AxialGrid.from_affine(tilted)
+    grid = AxialGrid.from_affine(tilted, (20, 20, 10))
     assert grid.slice_axis == 2 and grid.obliquity_deg == pytest.approx(20.0)
     assert grid.spacing_mm == pytest.approx(5 * math.cos(math.radians(20)))
 
@@ -129,7 +129,7 @@ def test_axial_diameters_of_a_disc_stack():
     disc = ball((31, 31, 1), (15, 15, 0), 12.0)[..., 0]
     mask = np.repeat(disc[..., None], 5, axis=2)
     mesh = surface_mesh(mask, np.diag([0.5, 0.5, 2.0, 1.0]))
-    axial = axial_diameters(mesh, AxialGrid.from_affine(np.diag([0.5, 0.5, 2.0, 1.0])))
+    axial = axial_diameters(mesh, AxialGrid.from_affine(np.diag([0.5, 0.5, 2.0, 1.0]), mask.shape))
     assert axial.slice_count == 5
     assert axial.longest_mm == pytest.approx(12.0, abs=0.5)  # 24 px disc at 0.5 mm, outline via edge midpoints
     assert axial.perpendicular_mm == pytest.approx(axial.longest_mm, abs=0.5)
@@ -140,16 +140,23 @@ def _same(a: dict, b: dict, keys, rel=1e-9):
         assert b[key] == pytest.approx(a[key], rel=rel, abs=1e-9), key
 
 
+OBLIQUE_ANISO = np.eye(4)
+OBLIQUE_ANISO[:3, :3] = rotation((2, -1, 1), 35) @ np.diag([0.9, 1.1, 2.5])
+OBLIQUE_ANISO[:3, 3] = (3.7, -12.2, 40.9)
+
+
+@pytest.mark.parametrize("grid", [ANISO, OBLIQUE_ANISO], ids=["axial", "oblique"])
 @pytest.mark.parametrize(
     "flip_axes, order",
     [((0,), (0, 1, 2)), ((1, 2), (0, 1, 2)), ((), (2, 0, 1)), ((0, 2), (1, 2, 0)), ((0, 1, 2), (2, 1, 0))],
 )
-def test_flipping_and_permuting_axes_changes_nothing(flip_axes, order):
-    """The same object stored with flipped / permuted voxel axes (affine adjusted): identical features."""
+def test_flipping_and_permuting_axes_changes_nothing(flip_axes, order, grid):
+    """The same object stored with flipped / permuted voxel axes (affine adjusted): identical features, the
+    axial ones included on an oblique anisotropic grid (its axial planes are the patient's, not the storage's)."""
     labels = irregular_lesion()
-    base = features(labels, ANISO).lesions[0]
+    base = features(labels, grid).lesions[0]
     data = np.flip(labels, axis=flip_axes) if flip_axes else labels
-    affine = ANISO.copy()
+    affine = grid.copy()
     for axis in flip_axes:  # voxel i -> n-1-i
         flip = np.eye(4)
         flip[axis, axis], flip[axis, 3] = -1, labels.shape[axis] - 1
@@ -159,7 +166,7 @@ def test_flipping_and_permuting_axes_changes_nothing(flip_axes, order):
     perm[:3, :3] = np.eye(3)[:, order]
     affine = affine @ perm
     other = features(data, affine).lesions[0]
-    _same(base, other, SHAPE_FEATURES + AXIAL_FEATURES + ("centroid_x_mm", "centroid_y_mm", "centroid_z_mm"))
+    _same(base, other, SHAPE_FEATURES + AXIAL_FEATURES + ("axial_plane_z_mm", "centroid_x_mm", "centroid_y_mm"))
 
 
 @pytest.mark.parametrize("axis, degrees", [((0, 0, 1), 33.0), ((1, 2, 3), 47.0), ((1, 0, 0), 90.0)])
@@ -190,7 +197,7 @@ def test_rotating_the_grid_moves_the_object_rigidly(axis, degrees):
 )
 def test_the_same_ellipsoid_sampled_on_any_grid(linear):
     """A world-fixed ellipsoid (semi-axes 15, 9, 6 mm along x, y, z) voxelised on rotated or anisotropic
-    grids. Tolerances: volume 3 %, 3D diameter 1.5 voxel, axial diameters 1.5 voxel, slices +-1."""
+    grids. Tolerances: volume 3 %, 3D diameter, axial diameters and the planes' span 1.5 voxel."""
     shape = (56, 56, 56)
     affine = np.eye(4)
     affine[:3, :3] = linear
@@ -204,8 +211,9 @@ def test_the_same_ellipsoid_sampled_on_any_grid(linear):
     assert lesion["max_diameter_3d_mm"] == pytest.approx(30, abs=1.5 * voxel)
     assert lesion["axial_longest_diameter_mm"] == pytest.approx(30, abs=1.5 * voxel)
     assert lesion["axial_perpendicular_diameter_mm"] == pytest.approx(18, abs=1.5 * voxel)
-    spacing = AxialGrid.from_affine(affine).spacing_mm
-    assert abs(lesion["axial_slice_count"] - 12 / spacing) <= 1.5
+    spacing = AxialGrid.from_affine(affine, shape).spacing_mm
+    assert abs(lesion["axial_slice_count"] * spacing - 12) <= 1.5 * voxel  # the planes span the 12 mm height
+    assert abs(lesion["axial_slice_count"] - lesion["extent_z_mm"] / spacing) <= 1  # every plane cutting the surface
 
 
 # ---- independent references (../shared) ---------------------------------------------------------
@@ -249,7 +257,7 @@ def test_brain1_axial_diameter_uses_acquired_slices_only(shared):
     RANO-BM longest diameter within an acquired slice is 47.97 mm (mesh vertices on slice planes,
     measured independently in ../shared/design/feature-definitions.md section 2.3)."""
     lm = load_segmentation(shared / "real/pyradiomics/brain1_label.nrrd")
-    axial = axial_diameters(surface_mesh(lm.labels > 0, lm.affine), AxialGrid.from_affine(lm.affine))
+    axial = axial_diameters(surface_mesh(lm.labels > 0, lm.affine), AxialGrid.from_affine(lm.affine, lm.shape))
     assert axial.longest_mm == pytest.approx(47.97, abs=0.01)
     assert axial.slice_count == int(np.any(lm.labels > 0, axis=(0, 1)).sum())
 

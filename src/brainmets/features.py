@@ -445,7 +445,7 @@ def compute_features(
     lesions = find_lesions(
         core, edema, crop_affine, params.connectivity, params.min_lesion_volume_mm3, params.merge_distance_mm
     )
-    grid = AxialGrid.from_affine(affine)
+    grid = AxialGrid.from_affine(affine, shape)
     measure = partial(_measure_lesion, lesions, crop, crop_affine, origin, shape, grid, scheme)
     assign = partial(assign_edema, lesions, edema, crop_affine, params.min_edema_component_volume_mm3)
     ids = range(1, lesions.count + 1)

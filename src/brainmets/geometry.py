@@ -53,14 +53,24 @@ class AxialGrid:
     slice_axis: int
 
     @classmethod
-    def from_affine(cls, affine: np.ndarray) -> AxialGrid:
-        """Planes through the voxel centres along the voxel axis that points most nearly superior."""
+    def from_affine(cls, affine: np.ndarray, shape: tuple[int, ...]) -> AxialGrid:
+        """Planes through the voxel centres along the voxel axis that points most nearly superior, anchored at
+        the grid's centre: a point no storage order moves, so the same voxels stored with permuted, reversed
+        or mirrored axes give the same planes (on an axial grid: the acquired slices)."""
         lin = affine[:3, :3]
-        cos_to_superior = np.abs(lin[2]) / np.linalg.norm(lin, axis=0)
-        axis = int(np.argmax(cos_to_superior))
+        lengths = np.linalg.norm(lin, axis=0)
+        cos_to_superior = np.abs(lin[2]) / lengths
+
+        def preference(a: int) -> tuple:  # ties (a 45-degree grid) broken by what the voxels are, not their order
+            direction = lin[:, a] / lengths[a] * (1 if lin[2, a] >= 0 else -1)
+            return (-round(cos_to_superior[a], 12), round(abs(lin[2, a]), 9), shape[a], *np.round(direction, 9))
+
+        axis = min(range(3), key=preference)
+        spacing = float(abs(lin[2, axis]))
+        centre = apply_affine(affine, (np.asarray(shape[:3], dtype=float) - 1) / 2)
         return cls(
-            origin_z_mm=float(affine[2, 3]),
-            spacing_mm=float(abs(lin[2, axis])),
+            origin_z_mm=float(centre[2] - (shape[axis] - 1) / 2 * spacing),
+            spacing_mm=spacing,
             obliquity_deg=float(np.degrees(np.arccos(np.clip(cos_to_superior[axis], 0.0, 1.0)))),
             slice_axis=axis,
         )
