@@ -240,7 +240,7 @@ def test_cohort_reads_status_documents_from_a_list_file(tmp_path, capsys):
     code, _, err = _run(
         ["cohort", "--status-list", tmp_path / "nope.txt", "--out-lesions", "a", "--out-studies", "b"], capsys
     )
-    assert code == 2 and "nope.txt: cannot read the list" in err
+    assert code == 2 and "nope.txt: no such file" in err
 
 
 def test_cohort_refuses_a_foreign_document(tmp_path, capsys):

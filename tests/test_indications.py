@@ -747,7 +747,7 @@ def test_a_study_without_a_clinical_row(tmp_path, caplog):
     [
         ("subject\tkps\n01\tgood\n", "line 2, column kps: 'good' is not a whole number"),
         ("subject\tsymptomatic\n01\tmaybe\n", "line 2, column symptomatic: 'maybe' is not yes/no"),
-        ("subject\tkarnofsky\n01\t80\n", "unknown column(s) karnofsky"),
+        ("subject\tkarnofsky\n01\t80\n", "unknown column(s) 'karnofsky'"),
         ("subject\tprimary_histology\n01\tlymphoma\n", "'lymphoma' is not one of"),
         ("subject\tkps\n01\t150\n", "line 2: kps: 150 is greater than the maximum of 100"),
         ("subject\textracranial_disease\n01\tstable\n", "extracranial_disease"),

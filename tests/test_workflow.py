@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from .conftest import ROOT
+from .hostile import bomb
 
 pytestmark = pytest.mark.workflow
 SUBJECTS = ["01", "02", "03", "04", "05", "06"]
@@ -38,9 +39,11 @@ def workflow_run(tmp_path_factory):
         shutil.copytree(ROOT / folder, work / folder)
     shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")
     (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
+    bomb(work / "test_data" / "cohort" / "sub-08_ses-01_dseg.nii.gz")  # claims 2048^3 voxels in 100 bytes
     with open(work / "config" / "studies.tsv", "a") as fh:
         fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")
-    config = work / "config" / "config.yaml"  # batches of two studies: 01+02, 03+04, 05+06, 07
+        fh.write("08\t01\t../test_data/cohort/sub-08_ses-01_dseg.nii.gz\t\t\n")
+    config = work / "config" / "config.yaml"  # batches of two studies: 01+02, 03+04, 05+06, 07+08
     config.write_text(config.read_text().replace("batch_size: 25", "batch_size: 2"))
     run = snakemake(work, "--keep-going")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -65,8 +68,8 @@ def test_every_study_gets_its_outputs(workflow_run):
         for step in ("features", "indications"):
             log = workflow_run / "results" / "logs" / step / f"sub-{subject}" / f"ses-{session}" / f"{prefix}.log"
             assert log.is_file()
-    batch_log = (workflow_run / "results/logs/features/batch-0004.log").read_text()  # sub-07 alone
-    assert "features: 1 of 1 studies completed" in batch_log  # completed = its failure is recorded
+    batch_log = (workflow_run / "results/logs/features/batch-0004.log").read_text()  # sub-07 and sub-08
+    assert "features: 2 of 2 studies completed" in batch_log  # completed = their failures are recorded
 
 
 def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
@@ -86,6 +89,15 @@ def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
     log = (workflow_run / "results/logs/features/sub-07/ses-01/sub-07_ses-01.log").read_text()
     assert "sub-07_ses-01_dseg.nii.gz: not a readable NIfTI" in log
     assert "07" not in {r["subject"] for r in _tsv(workflow_run / "results/group/studies.tsv")}
+
+
+def test_a_decompression_bomb_fails_its_study_with_a_message(workflow_run):
+    """A header claiming 8.6 G voxels: refused before reading (a message, not a job killed for memory)."""
+    bombed = {r["subject"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}["08"]
+    assert bombed["features_status"] == "failed" and bombed["indications_status"] == "not_evaluated"
+    assert "sub-08_ses-01_dseg.nii.gz" in bombed["features_error"] and "over the limit" in bombed["features_error"]
+    status = json.loads((workflow_run / "results/sub-08/ses-01/anat/sub-08_ses-01_desc-status.json").read_text())
+    assert status["seconds"] < 1.0
 
 
 def test_cohort_tables(workflow_run):
@@ -223,7 +235,7 @@ def test_report_opens_and_shows_the_figures(workflow_run):
             if entries:
                 assert names == entries
             else:
-                assert len(names) == 7  # one picture per study, the failed one included
+                assert len(names) == 8  # one picture per study, the failed ones included
             for row in rows:
                 row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
                 time.sleep(0.5)
@@ -252,12 +264,12 @@ def test_bids_folder_discovery(tmp_path):
     shutil.copy(cohort / "sub-04_ses-01_dseg.nii.gz", without / "sub-b2_dseg.nii.gz")
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "config.yaml").write_text(f"bids_dir: {tmp_path / 'bids'}\nclinical: null\n")
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+
+    def run_snakemake(*args):
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args]
+        return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
+
+    run = run_snakemake("--cores", "2")
     assert run.returncode == 0, run.stderr[-2000:]
     status = {(r["subject"], r["session"]): r for r in _tsv(tmp_path / "results/group/status.tsv")}
     assert set(status) == {("a1", "pre"), ("b2", "n/a")} and all(r["features_status"] == "ok" for r in status.values())
@@ -267,10 +279,11 @@ def test_bids_folder_discovery(tmp_path):
     assert document["study"]["infratentorial_lesion_count"] == 1  # located with the discovered parcellation
     assert (tmp_path / "results/sub-b2/anat/sub-b2_desc-indications.json").is_file()
     shutil.copy(cohort / "sub-03_ses-01_dseg.nii.gz", without / "sub-b2_desc-other_dseg.nii.gz")
-    run = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "-n"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-    )
+    run = run_snakemake("-n")
     assert run.returncode != 0 and "more than one segmentation matches" in run.stdout + run.stderr
+    (without / "sub-b2_desc-other_dseg.nii.gz").unlink()
+    odd = tmp_path / "bids" / "sub-c_3" / "anat"  # an underscore: not a BIDS label, and never a path part
+    odd.mkdir(parents=True)
+    shutil.copy(cohort / "sub-04_ses-01_dseg.nii.gz", odd / "sub-c_3_dseg.nii.gz")
+    run = run_snakemake("-n")
+    assert run.returncode != 0 and "subject 'c_3' is not a BIDS label" in run.stdout + run.stderr

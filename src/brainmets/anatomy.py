@@ -19,10 +19,11 @@ import numpy as np
 import yaml
 from scipy.spatial import cKDTree
 
-from .config import load_yaml, validate_with
+from .config import load_yaml, read_text, validate_with
 from .errors import ConfigError, InputDataError
 from .geometry import apply_affine
 from .io import LabelMap, load_segmentation
+from .io.readers import DEFAULT_MAX_VOXELS
 from .labels import value_mask
 
 log = logging.getLogger(__name__)
@@ -75,11 +76,10 @@ class ReferenceDefinition:
         else:
             path = Path(spec)
             try:
-                text = path.read_text(encoding="utf-8")
-            except OSError as exc:
+                text = read_text(path)
+            except ConfigError as exc:
                 raise ConfigError(
-                    f"{spec}: cannot read the reference definition ({exc.strerror or exc}); built-in "
-                    f"definitions: {', '.join(BUILTIN_DEFINITIONS)}"
+                    f"{exc} (a reference definition; built-in definitions: {', '.join(BUILTIN_DEFINITIONS)})"
                 ) from None
             source, default_folder = str(path), path.parent
         try:
@@ -164,8 +164,8 @@ def _mask(region: Region, samples: dict[str, np.ndarray]) -> np.ndarray:
     return result
 
 
-def _load_image(path: Path, role: str) -> LabelMap:
-    image = load_segmentation(path)
+def _load_image(path: Path, role: str, max_voxels: int) -> LabelMap:
+    image = load_segmentation(path, max_voxels=max_voxels)
     image.provenance["role"] = role
     return image
 
@@ -176,6 +176,7 @@ def load_reference(
     definition: ReferenceDefinition,
     files: dict[str, str | Path] | None = None,
     alignment: str = "world",
+    max_voxels: int = DEFAULT_MAX_VOXELS,
 ) -> Reference:
     """Read a reference's images (``files`` fills or overrides the definition's) for one segmentation.
 
@@ -189,7 +190,7 @@ def load_reference(
     images: dict[str, LabelMap] = {}
     for name in definition.images:
         path = Path(files[name]) if name in files else definition.image_path(name)
-        image = _load_image(path, name)
+        image = _load_image(path, name, max_voxels)
         if alignment == "voxel":
             if image.shape != segmentation.shape:
                 raise InputDataError(
@@ -433,28 +434,32 @@ def _single_runtime_image(definition: ReferenceDefinition, path: str, what: str)
 
 
 def build_reference(
-    choice: ReferenceChoice, segmentation: LabelMap, registration: RegistrationParameters | None = None
+    choice: ReferenceChoice,
+    segmentation: LabelMap,
+    registration: RegistrationParameters | None = None,
+    max_voxels: int = DEFAULT_MAX_VOXELS,
 ) -> Reference | None:
-    """Load (and, for a template, register) the chosen reference; None when none was chosen."""
+    """Load (and, for a template, register) the chosen reference; None when none was chosen. Images whose
+    headers claim more than ``max_voxels`` voxels are refused before they are read."""
     kind = choice.kind
     if kind is None:
         return None
     if kind == "parcellation":
         definition = ReferenceDefinition.load(choice.parcellation_definition)
         files = _single_runtime_image(definition, choice.parcellation, "parcellation")
-        return load_reference(kind, segmentation, definition, files, choice.alignment)
+        return load_reference(kind, segmentation, definition, files, choice.alignment, max_voxels)
     if kind == "posterior-fossa-mask":
         definition = ReferenceDefinition.load("posterior-fossa-mask")
         files = _single_runtime_image(definition, choice.posterior_fossa_mask, "mask")
-        return load_reference(kind, segmentation, definition, files, choice.alignment)
+        return load_reference(kind, segmentation, definition, files, choice.alignment, max_voxels)
     if kind == "atlas":
         definition = ReferenceDefinition.load(choice.atlas, folder=choice.atlas_dir)
-        return load_reference(kind, segmentation, definition, {}, choice.alignment)
-    return _registered_template(choice, segmentation, registration)
+        return load_reference(kind, segmentation, definition, {}, choice.alignment, max_voxels)
+    return _registered_template(choice, segmentation, registration, max_voxels)
 
 
 def _registered_template(
-    choice: ReferenceChoice, segmentation: LabelMap, params: RegistrationParameters | None
+    choice: ReferenceChoice, segmentation: LabelMap, params: RegistrationParameters | None, max_voxels: int
 ) -> Reference:
     from .registration import register, resample_onto  # SimpleITK registration, loaded only when used
 
@@ -471,8 +476,8 @@ def _registered_template(
         definition = ReferenceDefinition.load(choice.template_labels_definition)
         template_image = Path(choice.template_image)
         files = _single_runtime_image(definition, choice.template_labels, "template-labels")
-    in_template = load_reference("template", segmentation, definition, files, "world")
-    result = register(Path(choice.subject_image), template_image, params or RegistrationParameters())
+    in_template = load_reference("template", segmentation, definition, files, "world", max_voxels)
+    result = register(Path(choice.subject_image), template_image, params or RegistrationParameters(), max_voxels)
     reference = Reference(
         definition=definition,
         images={

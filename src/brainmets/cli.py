@@ -9,6 +9,7 @@ import copy
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -36,6 +37,17 @@ FEATURE_OPTIONS = {
     "rano_min_slices": ("rano_bm", "min_axial_slices"),
     "rano_max_targets": ("rano_bm", "max_target_lesions"),
 }
+
+
+def finite_number(text: str) -> float:
+    """An option's number: NaN and infinities are refused (argparse then exits 2 naming the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
 
 
 def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
@@ -90,19 +102,30 @@ def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
         help='custom label scheme, e.g. "enhancing=3;necrotic=1;edema=2;cavity=4" (roles: enhancing, necrotic, core, edema, cavity, ignored)',
     )
     par.add_argument("--connectivity", type=int, choices=(6, 18, 26), help="lesion voxel connectivity (default 26)")
-    par.add_argument("--min-lesion-volume-mm3", type=float, metavar="MM3", help="smallest lesion kept (default 20)")
     par.add_argument(
-        "--min-edema-volume-mm3", type=float, metavar="MM3", help="smallest edema-only component kept (default 20)"
+        "--min-lesion-volume-mm3", type=finite_number, metavar="MM3", help="smallest lesion kept (default 20)"
     )
     par.add_argument(
-        "--merge-distance-mm", type=float, metavar="MM", help="merge cores at most this far apart (default 0: off)"
+        "--min-edema-volume-mm3",
+        type=finite_number,
+        metavar="MM3",
+        help="smallest edema-only component kept (default 20)",
     )
     par.add_argument(
-        "--rano-min-longest-mm", type=float, metavar="MM", help="RANO-BM measurable longest diameter (default 10)"
+        "--merge-distance-mm",
+        type=finite_number,
+        metavar="MM",
+        help="merge cores at most this far apart (default 0: off)",
+    )
+    par.add_argument(
+        "--rano-min-longest-mm",
+        type=finite_number,
+        metavar="MM",
+        help="RANO-BM measurable longest diameter (default 10)",
     )
     par.add_argument(
         "--rano-min-perpendicular-mm",
-        type=float,
+        type=finite_number,
         metavar="MM",
         help="RANO-BM measurable perpendicular diameter (default 5)",
     )
@@ -165,7 +188,7 @@ def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
     )
     dcm.add_argument(
         "--fractional-threshold",
-        type=float,
+        type=finite_number,
         metavar="F",
         help="a FRACTIONAL DICOM SEG's voxel belongs to a segment at this fraction or more (default 0.5)",
     )
@@ -405,6 +428,8 @@ SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", r
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     """Resolve the requested outputs; refuse duplicates and any output that is the input itself."""
+    from .identifiers import inside
+
     paths = {}
     if args.out_dir:
         if args.subject:
@@ -413,9 +438,9 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
             base = SEG_SUFFIX.sub("", Path(args.segmentation).name)
         out_dir = Path(args.out_dir)
         paths = {
-            "json": out_dir / f"{base}_desc-brainmets_features.json",
-            "tsv": out_dir / f"{base}_desc-lesions_features.tsv",
-            "instances": out_dir / f"{base}_desc-lesions_dseg.nii.gz",
+            "json": inside(out_dir / f"{base}_desc-brainmets_features.json", out_dir),
+            "tsv": inside(out_dir / f"{base}_desc-lesions_features.tsv", out_dir),
+            "instances": inside(out_dir / f"{base}_desc-lesions_dseg.nii.gz", out_dir),
         }
     for key in ("json", "tsv", "instances", "figure"):
         value = getattr(args, f"out_{key}")
@@ -434,7 +459,16 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+def _check_identity(args: argparse.Namespace) -> None:
+    """--subject and --session are BIDS labels (they name output files)."""
+    from .identifiers import check_label
+
+    check_label(args.subject, "--subject")
+    check_label(args.session, "--session")
+
+
 def run_features(args: argparse.Namespace) -> dict:
+    _check_identity(args)
     return _write_features(args, _config(args))[0]
 
 
@@ -449,11 +483,14 @@ def _write_features(args: argparse.Namespace, config: dict):
     paths = output_paths(args)
     params = FeatureParameters.from_config(_feature_config(args, config))
     choice = _reference_choice(args, config["anatomy"])
-    label_map = load_segmentation(args.segmentation, _dicom_options(args, config))
+    label_map = load_segmentation(args.segmentation, _dicom_options(args, config), params.max_voxels)
     if label_map.scheme is not None:  # DICOM SEG / RTSTRUCT: the segments say what each label is
         params = dataclasses.replace(params, scheme=label_map.scheme)
     reference = build_reference(
-        choice, label_map, RegistrationParameters.from_config(config["anatomy"]["registration"])
+        choice,
+        label_map,
+        RegistrationParameters.from_config(config["anatomy"]["registration"]),
+        max_voxels=params.max_voxels,
     )
     if args.threads < 1:
         raise ConfigError(f"--threads must be at least 1, not {args.threads}")
@@ -499,7 +536,7 @@ def _study_figure(path: Path, label_map, result, params, args: argparse.Namespac
         "enhancing": role_mask(label_map.labels, scheme, Role.ENHANCING),
         "edema": role_mask(label_map.labels, scheme, Role.EDEMA),
     }
-    image = image_on_grid(args.image, label_map.affine, label_map.shape) if args.image else None
+    image = image_on_grid(args.image, label_map.affine, label_map.shape, params.max_voxels) if args.image else None
     name = " ".join(
         x for x in (f"sub-{args.subject}" if args.subject else "", f"ses-{args.session}" if args.session else "") if x
     )
@@ -573,10 +610,19 @@ def _indications(document: dict, args: argparse.Namespace, config: dict, feature
 def run_indicate(args: argparse.Namespace) -> dict:
     from .io.writers import atomic_path, write_json
 
+    _check_identity(args)
     if Path(args.out_json).resolve() in {Path(p).resolve() for p in (args.features, args.clinical) if p}:
         raise ConfigError(f"{args.out_json}: refusing to overwrite an input")
     if args.features_status:
-        upstream = json.loads(Path(args.features_status).read_text(encoding="utf-8"))
+        from .config import read_text
+
+        text = read_text(args.features_status)
+        try:
+            upstream = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{args.features_status}: not a status document ({exc})") from None
+        if not isinstance(upstream, dict):
+            raise ConfigError(f"{args.features_status}: not a status document")
         if upstream.get("status") != "ok":
             document = _not_evaluated(
                 args,
@@ -597,10 +643,9 @@ def _path_list(path: str | None) -> list[str]:
     """The non-empty lines of a list file (``-`` or ``/dev/stdin``: standard input)."""
     if not path:
         return []
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the list ({exc.strerror or exc})") from None
+    from .config import read_text
+
+    text = sys.stdin.read() if path == "-" else read_text(path)
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -633,11 +678,9 @@ def run_cohort(args: argparse.Namespace) -> int:
 def _read_tsv(path: str | Path) -> list[dict]:
     import csv
 
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            return list(csv.DictReader(fh, delimiter="\t"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the table ({exc.strerror or exc})") from None
+    from .config import read_text
+
+    return list(csv.DictReader(read_text(path).splitlines(), delimiter="\t"))
 
 
 def run_figures(args: argparse.Namespace) -> dict:
@@ -681,9 +724,14 @@ def run_dataset_description(args: argparse.Namespace) -> dict:
     return {"json": args.out}
 
 
+def _flat(exc: BaseException) -> str:
+    """An error's message on one line (YAML parsers, for one, write several)."""
+    return " ".join(str(exc).split())
+
+
 def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
     if isinstance(exc, BrainmetsError):
-        return str(exc)
+        return _flat(exc)
     if isinstance(exc, OSError):
         return f"{exc.filename or getattr(args, 'segmentation', '')}: {exc.strerror or exc}"
     target = getattr(args, "segmentation", None) or getattr(args, "features", "")
@@ -815,7 +863,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             return run_batch(parser, args.jobs_json)
         except ConfigError as exc:
-            print(f"brainmets: error: {exc}", file=sys.stderr)
+            print(f"brainmets: error: {_flat(exc)}", file=sys.stderr)
             return EXIT_USAGE
     return run(args)
 
@@ -828,10 +876,10 @@ def run(args: argparse.Namespace) -> int:
         args.func(args)  # returns the outputs it wrote (recorded by --status-json)
         return 0
     except ConfigError as exc:
-        print(f"brainmets: error: {exc}", file=sys.stderr)
+        print(f"brainmets: error: {_flat(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrainmetsError as exc:
-        print(f"brainmets: error: {exc}", file=sys.stderr)
+        print(f"brainmets: error: {_flat(exc)}", file=sys.stderr)
         return EXIT_DATA_ERROR
     except OSError as exc:
         where = exc.filename or getattr(args, "segmentation", "")

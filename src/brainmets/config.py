@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -12,7 +14,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, InputDataError
 from .labels import LabelScheme, get_scheme
 
 SCHEMA_FILE = "config.schema.yaml"
@@ -50,8 +52,23 @@ def _with_defaults(validator_class: type) -> type:
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
+def _non_finite(data: Any, where: tuple = ()) -> Iterator[tuple]:
+    """Paths of the NaN and infinite numbers in ``data`` (JSON and YAML both can spell them)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield where
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _non_finite(value, (*where, key))
+    elif isinstance(data, list | tuple):
+        for i, value in enumerate(data):
+            yield from _non_finite(value, (*where, i))
+
+
 def validate_with(schema: str, data: Any, source: str) -> Any:
-    """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in."""
+    """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
+    A NaN or infinite number anywhere is refused first: JSON schema's bounds let NaN through."""
+    for where in _non_finite(data):
+        raise ConfigError(f"{source}: {'.'.join(map(str, where)) or '(top level)'}: not a finite number")
     data = copy.deepcopy(data)
     errors = sorted(_Validator(load_schema(schema)).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -66,12 +83,26 @@ def validate_config(config: dict[str, Any], source: str = "configuration") -> di
     return validate_with(SCHEMA_FILE, config, source)
 
 
+def read_text(path: str | Path, error: type[Exception] = ConfigError) -> str:
+    """A text file people wrote: UTF-8 (a byte-order mark is accepted); anything else is ``error`` naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise _error(error, path, "no such file") from None
+    except UnicodeDecodeError as exc:
+        raise _error(error, path, f"not UTF-8 text (byte {exc.start}: {exc.reason})") from None
+    except OSError as exc:
+        raise _error(error, path, f"cannot read it ({exc.strerror or exc})") from None
+
+
+def _error(error: type[Exception], path: str | Path, problem: str) -> Exception:
+    return error(path, problem) if error is InputDataError else error(f"{path}: {problem}")
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file (not yet validated)."""
     try:
-        data = load_yaml(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        data = load_yaml(read_text(path))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if data is None:
@@ -91,6 +122,7 @@ class FeatureParameters:
     min_edema_component_volume_mm3: float
     merge_distance_mm: float
     cavity_rim_mm: float
+    max_voxels: int
     rano_min_longest_mm: float
     rano_min_perpendicular_mm: float
     rano_min_slices: int
@@ -108,6 +140,7 @@ class FeatureParameters:
             min_edema_component_volume_mm3=float(section["min_edema_component_volume_mm3"]),
             merge_distance_mm=float(section["merge_distance_mm"]),
             cavity_rim_mm=float(section["cavity_rim_mm"]),
+            max_voxels=int(section["max_voxels"]),
             rano_min_longest_mm=float(rano["min_longest_diameter_mm"]),
             rano_min_perpendicular_mm=float(rano["min_perpendicular_diameter_mm"]),
             rano_min_slices=int(rano["min_axial_slices"]),
@@ -123,6 +156,7 @@ class FeatureParameters:
             "min_edema_component_volume_mm3": self.min_edema_component_volume_mm3,
             "merge_distance_mm": self.merge_distance_mm,
             "cavity_rim_mm": self.cavity_rim_mm,
+            "max_voxels": self.max_voxels,
             "rano_bm": {
                 "min_longest_diameter_mm": self.rano_min_longest_mm,
                 "min_perpendicular_diameter_mm": self.rano_min_perpendicular_mm,

@@ -436,7 +436,13 @@ def compute_features(
     try:
         check_values(counts, scheme)
     except LabelSchemeError as exc:
-        raise InputDataError(label_map.source, str(exc)) from None
+        problem = str(exc)
+        if label_map.provenance.get("input_format") == "dicom-series":  # an image series of intensities?
+            problem += (
+                f" (the input is a series of {label_map.provenance['dicom_object']}s, read as a label image: "
+                "an intensity image is not a label map)"
+            )
+        raise InputDataError(label_map.source, problem) from None
     crop_affine = affine.copy()
     crop_affine[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
 

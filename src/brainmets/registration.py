@@ -20,7 +20,7 @@ import SimpleITK as sitk
 from .anatomy import RegistrationParameters
 from .errors import InputDataError
 from .io import LabelMap
-from .io.readers import LPS_TO_RAS
+from .io.readers import DEFAULT_MAX_VOXELS, LPS_TO_RAS, check_image_header
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ class Registration:
     quality: dict[str, Any] = field(default_factory=dict)
 
 
-def _read_intensity(path: Path) -> sitk.Image:
+def _read_intensity(path: Path, max_voxels: int) -> sitk.Image:
+    check_image_header(path, max_voxels)
     try:
         image = sitk.ReadImage(str(path), sitk.sitkFloat32)
     except RuntimeError as exc:
@@ -74,10 +75,12 @@ def _method(params: RegistrationParameters, shrink: list[int], smooth: list[floa
     return method
 
 
-def register(subject_path: Path, template_path: Path, params: RegistrationParameters) -> Registration:
+def register(
+    subject_path: Path, template_path: Path, params: RegistrationParameters, max_voxels: int = DEFAULT_MAX_VOXELS
+) -> Registration:
     """Register the template's T1 (moving) to the subject's image (fixed) by mutual information."""
     start = time.perf_counter()
-    fixed, moving = _read_intensity(subject_path), _read_intensity(template_path)
+    fixed, moving = _read_intensity(subject_path, max_voxels), _read_intensity(template_path, max_voxels)
     stages = []
 
     linear = sitk.CenteredTransformInitializer(

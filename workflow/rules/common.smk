@@ -1,4 +1,5 @@
 # Shared helpers: config validation, the studies sheet, input functions. No rules here.
+import io
 import json
 import math
 import os
@@ -9,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 from snakemake.utils import validate
 
-from brainmets.config import schema_path
+from brainmets.config import read_text, schema_path
+from brainmets.identifiers import check_label
 
 validate(config, schema=str(schema_path()))
 
@@ -41,7 +43,8 @@ INPUT_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subjec
 
 def read_studies(sheet: str) -> pd.DataFrame:
     """The studies sheet, validated, with file paths resolved against the sheet's folder."""
-    studies = pd.read_csv(sheet, sep="\t", dtype=str, keep_default_na=False, comment="#")
+    text = read_text(sheet)  # UTF-8 (a byte-order mark is accepted), else an error naming the sheet
+    studies = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, comment="#")
     validate(studies, schema="../schemas/studies.schema.yaml")
     base = Path(sheet).parent
     for column in FILE_COLUMNS:
@@ -51,10 +54,13 @@ def read_studies(sheet: str) -> pd.DataFrame:
 
 
 def prepare(studies: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Fill the optional columns, name each study (BIDS entities) and refuse duplicates."""
+    """Fill the optional columns, check the labels, name each study (BIDS entities) and refuse duplicates."""
     for column in ("session", "label_scheme", *REFERENCE_COLUMNS):
         if column not in studies:
             studies[column] = ""
+    for subject, session in zip(studies["subject"], studies["session"]):  # they name output folders
+        check_label(subject, f"{source}: subject")
+        check_label(session or None, f"{source}: session")
     studies["study"] = [
         f"sub-{s}" + (f"_ses-{x}" if x else "") for s, x in zip(studies["subject"], studies["session"])
     ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import re
 from pathlib import Path
 from typing import Any
 
-from ..config import load_schema, validate_with
+from ..config import load_schema, read_text, validate_with
 from ..errors import ConfigError, InputDataError
 
 SCHEMA = "clinical.schema.yaml"
@@ -57,38 +58,43 @@ def _parse(column: str, text: str, spec: dict) -> Any:
 
 
 def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
-    """All rows of a clinical TSV, typed; an error names the file, the row, the column and the value."""
+    """All rows of a clinical TSV (UTF-8), typed; an error names the file, the line, the column and the value."""
     path = Path(path)
     properties = load_schema(SCHEMA)["properties"]
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh, delimiter="\t")
-            header = reader.fieldnames or []
-            unknown = [c for c in header if c not in properties]
-            if unknown:
-                raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(properties)})")
-            if "subject" not in header:
-                raise InputDataError(path, "no 'subject' column")
-            rows = []
-            for line, raw in enumerate(reader, start=2):
-                row: dict[str, Any] = {}
-                for column, text in raw.items():
-                    try:
-                        row[column] = _parse(column, text or "", properties[column])
-                    except ValueError as exc:
-                        raise InputDataError(path, f"line {line}, column {column}: {exc}") from None
-                if row.get("primary_histology") not in (None, *histologies):
-                    raise InputDataError(
-                        path,
-                        f"line {line}, column primary_histology: {row['primary_histology']!r} is not one of "
-                        f"{', '.join(sorted(histologies))}",
-                    )
-                try:
-                    rows.append(validate_with(SCHEMA, row, f"line {line}"))
-                except ConfigError as exc:
-                    raise InputDataError(path, str(exc)) from None
-    except OSError as exc:
-        raise InputDataError(path, f"cannot read the clinical table ({exc.strerror or exc})") from None
+    reader = csv.DictReader(io.StringIO(read_text(path, InputDataError), newline=""), delimiter="\t")
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in properties]
+    if unknown:
+        raise InputDataError(
+            path, f"unknown column(s) {', '.join(map(repr, unknown))} (known: {', '.join(properties)})"
+        )
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise InputDataError(path, f"column(s) {', '.join(repeated)} appear more than once in the header")
+    if "subject" not in header:
+        raise InputDataError(path, "no 'subject' column")
+    rows = []
+    for raw in reader:
+        line = reader.line_num
+        if None in raw:  # DictReader keeps the cells beyond the header under the key None
+            cells = len(header) + len(raw[None])
+            raise InputDataError(path, f"line {line} has {cells} cells, more than the header's {len(header)}")
+        row: dict[str, Any] = {}
+        for column, text in raw.items():
+            try:
+                row[column] = _parse(column, text or "", properties[column])
+            except ValueError as exc:
+                raise InputDataError(path, f"line {line}, column {column}: {exc}") from None
+        if row.get("primary_histology") not in (None, *histologies):
+            raise InputDataError(
+                path,
+                f"line {line}, column primary_histology: {row['primary_histology']!r} is not one of "
+                f"{', '.join(sorted(histologies))}",
+            )
+        try:
+            rows.append(validate_with(SCHEMA, row, f"line {line}"))
+        except ConfigError as exc:
+            raise InputDataError(path, str(exc)) from None
     return rows
 
 

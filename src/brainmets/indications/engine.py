@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from .. import __version__
-from ..config import load_schema, load_yaml, validate_with
+from ..config import load_schema, load_yaml, read_text, validate_with
 from ..errors import ConfigError
 from .conditions import CountRange, Trace, describe, evaluate, facts_used, rules_used
 from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
@@ -83,10 +83,7 @@ class RuleSet:
         if path is None:
             text, origin = _data("rules.yaml"), "built-in"
         else:
-            try:
-                text, origin = Path(path).read_text(encoding="utf-8"), str(path)
-            except OSError as exc:
-                raise ConfigError(f"{path}: cannot read the rule table ({exc.strerror or exc})") from None
+            text, origin = read_text(path), str(path)
         try:
             table = validate_with("rules.schema.yaml", load_yaml(text), origin)
         except yaml.YAMLError as exc:

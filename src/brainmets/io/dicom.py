@@ -9,6 +9,7 @@ headers read. UIDs that an error must mention appear as ``uid#<first 12 hex digi
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import re
@@ -22,7 +23,14 @@ import numpy as np
 from ..errors import InputDataError
 from ..labels import ROLE_NAMES, LabelScheme
 from .labelmap import LabelMap
-from .readers import LPS_TO_RAS, as_integer_labels, file_sha256, sitk_ras_affine
+from .readers import (
+    DEFAULT_MAX_VOXELS,
+    LPS_TO_RAS,
+    as_integer_labels,
+    check_voxel_count,
+    file_sha256,
+    sitk_ras_affine,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +79,7 @@ class DicomOptions:
     overlap_priority: tuple[str, ...] = DEFAULT_OVERLAP_PRIORITY
     fractional_threshold: float = 0.5
     reference_series: str | None = None
+    max_voxels: int = DEFAULT_MAX_VOXELS  # a header claiming more is refused before pixel data is read
 
     @classmethod
     def from_config(cls, section: dict | None, reference_series: str | None = None) -> DicomOptions:
@@ -200,10 +209,32 @@ def dicom_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and is_dicom_file(p))
 
 
-def load_dicom(path: Path, options: DicomOptions | None = None) -> LabelMap:
+READ_OBJECTS = "brainmets reads DICOM SEG, RTSTRUCT (with its image series) and label-image series"
+
+
+def _sop_name(header: Header) -> str:
+    """The SOP class of a DICOM object, by name (an unknown or missing class says so)."""
+    import pydicom
+
+    uid = header.sop_class
+    if not uid:
+        return "object without a SOP Class UID (no data set)"
+    name = pydicom.uid.UID(uid).name
+    return f"{name} object" if name != uid else f"object of SOP class {uid}"
+
+
+def _is_image(header: Header) -> bool:
+    """An image object: it has the image pixel module's Rows and Columns (pixel data follows them)."""
+    return "Rows" in header.dataset and "Columns" in header.dataset
+
+
+def load_dicom(path: Path, options: DicomOptions | None = None, max_voxels: int | None = None) -> LabelMap:
     """A DICOM segmentation given as a file or a folder: SEG, RTSTRUCT (with its referenced series) or a
-    label-image series."""
+    label-image series. Other DICOM objects (structured reports, presentation states, a bare preamble) are
+    refused with their SOP class; in a folder they are passed over."""
     options = options or DicomOptions()
+    if max_voxels is not None:
+        options = dataclasses.replace(options, max_voxels=max_voxels)
     redactor = Redactor()
     with _guarded(path, redactor):
         files = dicom_files(path) if path.is_dir() else [path]
@@ -212,6 +243,11 @@ def load_dicom(path: Path, options: DicomOptions | None = None) -> LabelMap:
                 path, "is a folder without DICOM files; expected a label-map file (NIfTI, NRRD, MetaImage) or DICOM"
             )
         headers = read_headers(files, redactor)
+        unread = [h for h in headers if h.sop_class not in (SEG_SOP_CLASS, RTSTRUCT_SOP_CLASS) and not _is_image(h)]
+        if unread and (path.is_file() or len(unread) == len(headers)):
+            kinds = sorted({_sop_name(h) for h in unread})
+            raise InputDataError(path, f"is a DICOM {', '.join(kinds)}: {READ_OBJECTS}")
+        headers = [h for h in headers if h not in unread]
         kinds = {
             "seg": [h for h in headers if h.sop_class == SEG_SOP_CLASS],
             "rtstruct": [h for h in headers if h.sop_class == RTSTRUCT_SOP_CLASS],
@@ -233,7 +269,7 @@ def load_dicom(path: Path, options: DicomOptions | None = None) -> LabelMap:
                 raise InputDataError(
                     path, f"holds {len(series)} image series and no SEG or RTSTRUCT; give the label series' folder"
                 )
-            label_map = _read_label_series(path, images)
+            label_map = _read_label_series(path, images, options)
     label_map.source = str(path)
     return label_map
 
@@ -303,6 +339,9 @@ def _read_seg(header: Header, images: list[Header], options: DicomOptions, redac
     or --reference-series), else on the grid of its own frames."""
     import highdicom as hd
 
+    ds = header.dataset
+    rows, columns, frames = int(ds.get("Rows", 0)), int(ds.get("Columns", 0)), int(ds.get("NumberOfFrames", 1) or 1)
+    check_voxel_count(header.path, (columns, rows, frames), 1, options.max_voxels)
     seg = hd.seg.segread(header.path)
     redactor.add(seg)
     _check_frames(seg)
@@ -315,7 +354,8 @@ def _read_seg(header: Header, images: list[Header], options: DicomOptions, redac
     fractional = seg.segmentation_type == hd.seg.SegmentationTypeValues.FRACTIONAL
     source = _seg_source_series(seg, header, images, options, redactor)
     if source is not None:  # (slices, rows, columns, segments) -> (columns, rows, slices, segments)
-        series, affine_lps, _ = source
+        series, affine_lps, shape = source
+        check_voxel_count(header.path, (*shape, len(items)), 1, options.max_voxels)
         uids = [str(h.dataset.SOPInstanceUID) for h in series]
         array = seg.get_pixels_by_source_instance(uids, rescale_fractional=True).transpose(2, 1, 0, 3)
         affine = LPS_TO_RAS @ affine_lps
@@ -433,7 +473,12 @@ def series_geometry(images: list[Header]) -> tuple[list[Header], np.ndarray, tup
         spacing = [float(v) for v in first.PixelSpacing]
         rows, columns = int(first.Rows), int(first.Columns)
     except AttributeError as exc:
-        raise InputDataError("", f"image slices lack geometry ({exc})") from None
+        missing = re.findall(r"attribute '(\w+)'", str(exc))
+        raise InputDataError(
+            "", f"image slices lack geometry (no {', '.join(missing) or exc}): {READ_OBJECTS}, with their geometry"
+        ) from None
+    if not all(np.isfinite(spacing)) or min(spacing) <= 0:
+        raise InputDataError("", f"PixelSpacing {spacing} is not positive and finite")
     x, y = orientation[:3], orientation[3:]
     normal = np.cross(x, y)
     for h in images:
@@ -462,7 +507,11 @@ def series_geometry(images: list[Header]) -> tuple[list[Header], np.ndarray, tup
             )
         slice_vector = (positions[-1] - positions[0]) / (len(images) - 1)
     else:
-        thickness = float(getattr(first, "SliceThickness", 0) or 0) or 1.0
+        thickness = float(getattr(first, "SliceThickness", 0) or 0)
+        if not (np.isfinite(thickness) and thickness > 0):
+            raise InputDataError(
+                "", "a single slice without a positive SliceThickness: its voxel size across the slice is unknown"
+            )
         slice_vector = normal * thickness
     affine = np.eye(4)
     affine[:3, 0] = x * spacing[1]  # along a row: increasing column index
@@ -475,10 +524,12 @@ def series_geometry(images: list[Header]) -> tuple[list[Header], np.ndarray, tup
 # ---- a DICOM series holding a label image --------------------------------------------------------------
 
 
-def _read_label_series(path: Path, images: list[Header]) -> LabelMap:
+def _read_label_series(path: Path, images: list[Header], options: DicomOptions) -> LabelMap:
     import SimpleITK as sitk
 
-    images, _, _ = series_geometry(images)  # refuses missing slices, which ITK would only warn about
+    images, _, shape = series_geometry(images)  # refuses missing slices, which ITK would only warn about
+    bits = int(getattr(images[0].dataset, "BitsAllocated", 16) or 16)
+    check_voxel_count(path, shape, max(1, bits // 8), options.max_voxels)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(h.path) for h in images])
     warn = sitk.ProcessObject.GetGlobalWarningDisplay()
@@ -495,6 +546,7 @@ def _read_label_series(path: Path, images: list[Header]) -> LabelMap:
         source=str(path),
         provenance={
             "input_format": "dicom-series",
+            "dicom_object": _sop_name(images[0]),
             **_geometry_provenance(affine, data.shape),
             "stored_dtype": img.GetPixelIDTypeAsString(),
             "input_sha256": files_sha256(h.path for h in images),
@@ -543,6 +595,7 @@ def _read_rtstruct(header: Header, images: list[Header], options: DicomOptions, 
             f"not the structure set's {uid_digest(frame_uid)}",
         )
     series, affine_lps, shape = series_geometry(series)
+    check_voxel_count(header.path, shape, 1, options.max_voxels)  # each ROI is rasterised on this grid
     names = {int(r.ROINumber): str(r.ROIName) for r in getattr(rtstruct, "StructureSetROISequence", [])}
     contours = {int(c.ReferencedROINumber): c for c in getattr(rtstruct, "ROIContourSequence", [])}
     items = [(n, names[n], None) for n in sorted(names) if n in contours]

@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import logging
+import math
+import re
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,12 +39,54 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_segmentation(path: str | Path, dicom: DicomOptions | None = None) -> LabelMap:
+#: Images whose header claims more voxels than this are refused before any array is allocated.
+DEFAULT_MAX_VOXELS = 1_000_000_000
+
+
+def check_voxel_count(path: str | Path, shape, bytes_per_voxel: int, max_voxels: int) -> None:
+    """Refuse an image whose header claims more voxels than ``max_voxels``, or a dimension below one
+    (before reading its data)."""
+    if any(int(s) < 1 for s in shape):
+        raise InputDataError(path, f"its header claims the shape {tuple(int(s) for s in shape)}: no voxels")
+    count = math.prod(int(s) for s in shape)
+    if count > max_voxels:
+        raise InputDataError(
+            path,
+            f"its header claims {count:,} voxels (shape {tuple(int(s) for s in shape)}, "
+            f"{count * bytes_per_voxel / 1e9:.3g} GB), over the limit of {max_voxels:,} voxels "
+            "(features.max_voxels); refused before reading",
+        )
+
+
+def check_image_header(path: str | Path, max_voxels: int) -> None:
+    """Checks of any image file SimpleITK reads, from its header only: the voxel count, and voxel sizes that
+    are positive and finite (ITK would silently turn a negative spacing into a flipped direction)."""
+    import SimpleITK as sitk
+
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise InputDataError(path, f"not a readable image ({first[-1] if first else exc})") from None
+    bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
+    bytes_per_voxel = reader.GetNumberOfComponents() * (int(bits.group(1)) // 8 if bits else 1)
+    check_voxel_count(path, reader.GetSize(), bytes_per_voxel, max_voxels)
+    spacing = reader.GetSpacing()
+    if not all(math.isfinite(v) and v > 0 for v in spacing):
+        raise InputDataError(path, f"voxel spacing {list(spacing)} must be positive and finite")
+
+
+def load_segmentation(
+    path: str | Path, dicom: DicomOptions | None = None, max_voxels: int = DEFAULT_MAX_VOXELS
+) -> LabelMap:
     """Read a segmentation label map, whatever its format, into a :class:`LabelMap`.
 
     The format is told by content (NIfTI and DICOM magic numbers) and extension; a folder is read as DICOM.
-    ``dicom`` says how DICOM segments and ROIs map to roles. Raises :class:`InputDataError` (naming the file)
-    for a missing, unreadable or inconsistent input.
+    ``dicom`` says how DICOM segments and ROIs map to roles. A header claiming more than ``max_voxels`` voxels
+    is refused before any data is read. Raises :class:`InputDataError` (naming the file) for a missing,
+    unreadable, oversized or inconsistent input.
     """
     from .dicom import is_dicom_file, load_dicom
 
@@ -47,11 +95,11 @@ def load_segmentation(path: str | Path, dicom: DicomOptions | None = None) -> La
         raise InputDataError(path, "no such file")
     name = path.name.lower()
     if path.is_dir() or name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
-        label_map = load_dicom(path, dicom)
+        label_map = load_dicom(path, dicom, max_voxels)
     elif name.endswith(NIFTI_SUFFIXES) or _looks_like_nifti(path):
-        label_map = _read_nifti(path)
+        label_map = _read_nifti(path, max_voxels)
     elif name.endswith(ITK_SUFFIXES):
-        label_map = _read_itk(path)
+        label_map = _read_itk(path, max_voxels)
     else:
         raise InputDataError(
             path,
@@ -75,32 +123,90 @@ def _looks_like_nifti(path: Path) -> bool:
     return head[344:348] == b"n+1\0" or head[4:12] == b"n+2\0\r\n\x1a\n"
 
 
-def _read_nifti(path: Path) -> LabelMap:
+@contextlib.contextmanager
+def _nibabel_messages(into: list[str]) -> Iterator[None]:
+    """Hold back what nibabel logs (it prints header fixes itself and they would also reach the root
+    logger): the messages are collected into ``into``, to be reported once as the file's warnings."""
+    logger = logging.getLogger("nibabel.global")
+
+    class Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(record.getMessage())
+
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers, logger.propagate = [Hold()], False
+    try:
+        yield
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
+def _raw_nifti_header(path: Path, compressed: bool):
+    """The header as stored, before nibabel's fixes (which turn a zero voxel size into 1 mm)."""
     import nibabel as nib
 
+    opener = gzip.open if compressed else open
     try:
-        if path.name.lower().endswith(NIFTI_SUFFIXES):
-            img = nib.load(str(path))
-        else:  # recognised by its magic only: nibabel will not guess the type from the name
-            raw = path.read_bytes()
-            image_class = nib.Nifti1Image if raw[344:348] == b"n+1\0" else nib.Nifti2Image
-            img = image_class.from_bytes(raw)
-    except Exception as exc:  # nibabel raises several types for bad headers
+        with opener(path, "rb") as fh:
+            block = fh.read(540)
+    except (OSError, EOFError) as exc:
         raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
-    warnings: list[str] = []
-    shape = img.shape
+    for header_class in (nib.Nifti1Header, nib.Nifti2Header):
+        size = header_class.sizeof_hdr
+        if len(block) >= size and header_class.may_contain_header(block[:size]):
+            return header_class(block[:size], check=False)
+    raise InputDataError(path, "not a readable NIfTI file (no NIfTI-1 or NIfTI-2 header)")
+
+
+def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
+    import nibabel as nib
+
+    compressed = path.name.lower().endswith(".gz")
+    raw = _raw_nifti_header(path, compressed)
+    try:
+        shape, itemsize = tuple(int(s) for s in raw.get_data_shape()), raw.get_data_dtype().itemsize
+    except Exception as exc:  # dimensions or data type the format does not allow
+        raise InputDataError(path, f"not a readable NIfTI header ({exc})") from None
+    check_voxel_count(path, shape, itemsize, max_voxels)
     if len(shape) < 3:
         raise InputDataError(path, f"is {len(shape)}D with shape {shape}; expected a 3D label map")
     if len(shape) > 3 and any(s != 1 for s in shape[3:]):
         raise InputDataError(path, f"is a {len(shape)}D image of shape {shape}; expected a single 3D label map")
-    try:
-        data = np.asanyarray(img.dataobj)
-    except Exception as exc:
-        raise InputDataError(path, f"cannot read the image data ({type(exc).__name__}: {exc})") from None
-    data = data.reshape(shape[:3])
+    scode, qcode = int(raw["sform_code"]), int(raw["qform_code"])
+    if not scode:  # the qform, or the fallback affine, takes the voxel sizes from pixdim
+        pixdim = [float(v) for v in raw["pixdim"][1:4]]
+        if not all(math.isfinite(v) and v > 0 for v in pixdim):
+            raise InputDataError(
+                path,
+                f"voxel size pixdim[1:4] = {pixdim} must be positive and finite (the file has no sform, so its "
+                f"{'qform' if qcode else 'affine'} is built from it)",
+            )
+    if not compressed:
+        needed = int(raw.get_data_offset()) + math.prod(shape) * itemsize
+        held = path.stat().st_size
+        if held < needed:
+            raise InputDataError(path, f"truncated: the header claims {needed:,} bytes, the file holds {held:,}")
 
-    sform, scode = img.get_sform(coded=True)
-    qform, qcode = img.get_qform(coded=True)
+    messages: list[str] = []
+    with _nibabel_messages(messages):
+        try:
+            if path.name.lower().endswith(NIFTI_SUFFIXES):
+                img = nib.load(str(path))
+            else:  # recognised by its magic only: nibabel will not guess the type from the name
+                image_class = nib.Nifti2Image if isinstance(raw, nib.Nifti2Header) else nib.Nifti1Image
+                img = image_class.from_bytes(path.read_bytes())
+        except Exception as exc:  # nibabel raises several types for bad headers
+            raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
+        try:
+            data = np.asanyarray(img.dataobj).reshape(shape[:3])
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise InputDataError(path, f"truncated or corrupt compressed data ({exc})") from None
+        except Exception as exc:
+            raise InputDataError(path, f"cannot read the image data ({type(exc).__name__}: {exc})") from None
+
+    warnings = list(dict.fromkeys(messages))
+    sform, _ = img.get_sform(coded=True)
+    qform, _ = img.get_qform(coded=True)
     if scode and qcode and not np.allclose(sform, qform, atol=1e-3):
         diff = float(np.abs(sform - qform).max())
         warnings.append(f"sform and qform disagree (largest difference {diff:.4g}); using the sform")
@@ -115,17 +221,18 @@ def _read_nifti(path: Path) -> LabelMap:
             "input_format": "nifti",
             "shape": [int(s) for s in shape[:3]],
             "stored_dtype": str(img.get_data_dtype()),
-            "sform_code": int(scode),
-            "qform_code": int(qcode),
+            "sform_code": scode,
+            "qform_code": qcode,
             "scaling_applied": bool(scaled),
         },
         warnings=warnings,
     )
 
 
-def _read_itk(path: Path) -> LabelMap:
+def _read_itk(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     import SimpleITK as sitk
 
+    check_image_header(path, max_voxels)
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as exc:

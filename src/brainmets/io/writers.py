@@ -18,19 +18,27 @@ MISSING = "n/a"
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it onto ``target`` only if the block succeeds."""
+    """Yield a temporary path in the target's folder; rename it onto ``target`` only if the block succeeds.
+
+    The temporary name is short (``.brainmets-XXXXXXXX.tmp`` and the target's extension, which writers read),
+    so any legal target name works; an error while writing names the target, not the temporary file."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".gz") else target.suffix
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{suffix}")
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".brainmets-", suffix=f".tmp{suffix[-16:]}")
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename not in (None, str(tmp_path), str(target.parent)):
+            raise  # about another file (an input read while writing)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
 
 

@@ -152,13 +152,17 @@ def _panel(background, masks, ids, centre, spacing, is_image, caption, whole=Fal
     return panel
 
 
-def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...], max_voxels: int) -> np.ndarray:
     """An intensity image (e.g. the T1c) on the segmentation's voxel grid: as stored when the grids match,
-    else resampled (linear) through both images' world coordinates."""
+    else resampled (linear) through both images' world coordinates. A file whose header claims more than
+    ``max_voxels`` voxels is refused before it is read."""
     import nibabel as nib
 
     from ..errors import InputDataError
+    from ..io.readers import check_image_header
 
+    if not Path(path).is_dir():
+        check_image_header(path, max_voxels)
     try:
         img = nib.load(str(path))
         if img.shape[:3] == tuple(shape) and np.allclose(img.affine, affine, atol=1e-3):
