@@ -4,6 +4,8 @@ answer (exit code, what the one-line message names); ``tests/test_hostile_inputs
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -377,13 +379,13 @@ def cases() -> list[Case]:
                 "--out-json",
                 str(f / "out" / "i.json"),
             ],
-            2,
+            1,
             ("x.json", "not a brainmets features document"),
         ),
         Case(
             "features status not json",
             lambda f: _indicate(f, "--features-status", str(_write(f, "s.json", b"\x00\x01"))),
-            2,
+            1,
             ("s.json",),
         ),
         Case(
@@ -422,6 +424,324 @@ def cases() -> list[Case]:
             lambda f: _features(_seg(f), f / "deep" / "er"),
             0,
             succeeds_with=("deep/er/out/f.json",),
+        ),
+        # outputs onto other inputs, and paths that are not files
+        Case(
+            "status onto the input",
+            lambda f: _features(_seg(f), f, "--status-json", str(f / "seg.nii.gz")),
+            2,
+            ("seg.nii.gz", "refusing to overwrite"),
+        ),
+        Case(
+            "instances onto the parcellation",
+            lambda f: [
+                "features",
+                str(_seg(f)),
+                "--parcellation",
+                str(_aseg(f)),
+                "--out-instances",
+                str(f / "aseg.nii.gz"),
+            ],
+            2,
+            ("aseg.nii.gz", "refusing to overwrite"),
+        ),
+        Case(
+            "json onto the config",
+            lambda f: [
+                "features",
+                str(_seg(f)),
+                "--config",
+                str(_write(f, "c.yaml", "{}\n")),
+                "--out-json",
+                str(f / "c.yaml"),
+            ],
+            2,
+            ("c.yaml", "refusing to overwrite"),
+        ),
+        Case(
+            "json onto a metaimage's data file",
+            lambda f: ["features", str(_mhd(f)), "--out-json", str(f / "v.raw")],
+            2,
+            ("v.raw", "refusing to overwrite"),
+        ),
+        Case(
+            "indication onto the rules",
+            lambda f: _indicate(f, "--rules", str(_rules(f))) + ["--out-json", str(f / "r.yaml")],
+            2,
+            ("r.yaml", "refusing to overwrite"),
+        ),
+        Case(
+            "cohort dictionary onto its input",
+            lambda f: [
+                "cohort",
+                str(_features_json(f, "f.json")),
+                "--out-lesions",
+                str(f / "out" / "l.tsv"),
+                "--out-studies",
+                str(f / "f.tsv"),
+            ],
+            2,
+            ("f.json", "refusing to overwrite"),
+        ),
+        Case(
+            "cohort tables onto each other",
+            lambda f: [
+                "cohort",
+                str(_features_json(f, "f.json")),
+                "--out-lesions",
+                str(f / "out" / "t.tsv"),
+                "--out-studies",
+                str(f / "out" / "t.tsv"),
+            ],
+            2,
+            ("t.tsv", "two outputs"),
+        ),
+        Case(
+            "output names a folder",
+            lambda f: ["features", str(_seg(f)), "--out-json", str(f / "newdir") + "/"],
+            2,
+            ("newdir/", "names a folder"),
+        ),
+        Case(
+            "status is a folder",
+            lambda f: _features(_seg(f), f, "--status-json", str(_folder(f / "sdir"))),
+            2,
+            ("sdir", "names a folder"),
+        ),
+        Case(
+            "instances not nifti",
+            lambda f: ["features", str(_seg(f)), "--out-instances", str(f / "out" / "i.txt")],
+            2,
+            ("i.txt", ".nii.gz"),
+        ),
+        Case(
+            "figure not png",
+            lambda f: ["features", str(_seg(f)), "--out-figure", str(f / "out" / "p.jpg")],
+            2,
+            ("p.jpg", ".png"),
+        ),
+        Case("fifo as input", lambda f: _features(_fifo(f / "pipe.nii"), f), 1, ("pipe.nii", "not a regular file")),
+        # configs and documents that are too large, deep, recursive or wrongly shaped
+        Case(
+            "400-digit integer",
+            lambda f: _features(
+                _seg(f),
+                f,
+                "--config",
+                str(_write(f, "c.yaml", "features:\n  min_lesion_volume_mm3: " + "9" * 400 + "\n")),
+            ),
+            2,
+            ("features.min_lesion_volume_mm3", "out of range"),
+        ),
+        Case(
+            "5000-digit integer",
+            lambda f: _features(_seg(f), f, "--config-json", '{"features": {"merge_distance_mm": ' + "9" * 5000 + "}}"),
+            2,
+            ("--config-json", "not valid JSON"),
+        ),
+        Case(
+            "deep json",
+            lambda f: _features(_seg(f), f, "--config-json", "[" * 30000 + "]" * 30000),
+            2,
+            ("--config-json",),
+        ),
+        Case(
+            "recursive yaml alias",
+            lambda f: _features(_seg(f), f, "--config", str(_write(f, "c.yaml", "features: &a {rano_bm: *a}\n"))),
+            2,
+            ("c.yaml",),
+        ),
+        Case(
+            "billion laughs",
+            lambda f: _features(_seg(f), f, "--config", str(_write(f, "c.yaml", _laughs()))),
+            2,
+            ("c.yaml", "exploding alias"),
+        ),
+        Case(
+            "config section of the wrong kind",
+            lambda f: _features(
+                _seg(f),
+                f,
+                "--config",
+                str(_write(f, "c.yaml", "features: 5\n")),
+                "--config-json",
+                '{"features": {"connectivity": 6}}',
+            ),
+            2,
+            ("features",),
+        ),
+        Case(
+            "features document of the wrong shape",
+            lambda f: [
+                "indicate",
+                "--features",
+                str(_write(f, "x.json", '{"study": "x", "lesions": []}')),
+                "--out-json",
+                str(f / "out" / "i.json"),
+            ],
+            1,
+            ("x.json", "study"),
+        ),
+        Case(
+            "features document lesion count a text",
+            lambda f: [
+                "indicate",
+                "--features",
+                str(_doc(f, lesion_count="three")),
+                "--out-json",
+                str(f / "out" / "i.json"),
+            ],
+            1,
+            ("d.json", "lesion_count"),
+        ),
+        Case(
+            "features document negative count",
+            lambda f: [
+                "indicate",
+                "--features",
+                str(_doc(f, lesion_count=-1)),
+                "--out-json",
+                str(f / "out" / "i.json"),
+            ],
+            1,
+            ("d.json", "lesion_count"),
+        ),
+        Case(
+            "features document traversal subject",
+            lambda f: [
+                "indicate",
+                "--features",
+                str(_doc(f, subject="../../evil")),
+                "--out-json",
+                str(f / "out" / "i.json"),
+            ],
+            1,
+            ("d.json", "subject"),
+        ),
+        Case(
+            "features document NaN literal",
+            lambda f: [
+                "indicate",
+                "--features",
+                str(
+                    _write(
+                        f, "n.json", '{"study": {"lesion_count": 0, "cumulative_tumor_volume_ml": NaN}, "lesions": []}'
+                    )
+                ),
+                "--out-json",
+                str(f / "out" / "i.json"),
+            ],
+            1,
+            ("n.json", "NaN"),
+        ),
+        Case(
+            "clinical huge cell",
+            lambda f: _clinical(f, "subject\tmolecular_markers\n01\t" + "x" * 200_000 + "\n"),
+            1,
+            ("clinical.tsv", "line"),
+        ),
+        Case(
+            "custom labels not numbers",
+            lambda f: _features(_seg(f), f, "--custom-labels", "enhancing=three"),
+            2,
+            ("--custom-labels", "integers"),
+        ),
+        # batch jobs
+        Case(
+            "batch log onto the input",
+            lambda f: _batch(
+                f, {"args": [str(_seg(f)), "--out-json", str(f / "out" / "f.json")], "log": str(f / "seg.nii.gz")}
+            ),
+            1,
+            ("seg.nii.gz", "refusing to overwrite"),
+        ),
+        Case(
+            "batch log a number",
+            lambda f: _batch(f, {"args": [str(_seg(f)), "--out-json", str(f / "out" / "f.json")], "log": 123}),
+            2,
+            ("--jobs-json", "'log'"),
+        ),
+        Case(
+            "batch log a folder",
+            lambda f: _batch(
+                f, {"args": [str(_seg(f)), "--out-json", str(f / "out" / "f.json")], "log": str(_folder(f / "logs"))}
+            ),
+            1,
+            ("logs", "log"),
+        ),
+        Case(
+            "batch common a text",
+            lambda f: [
+                "batch",
+                "--jobs-json",
+                json.dumps({"command": "features", "common": "--out-json x", "studies": []}),
+            ],
+            2,
+            ("'common'",),
+        ),
+        Case("batch deep json", lambda f: ["batch", "--jobs-json", "[" * 30000 + "]" * 30000], 2, ("--jobs-json",)),
+        # more headers
+        Case(
+            "nrrd spacing nan",
+            lambda f: _features(
+                _write(
+                    f,
+                    "n.nrrd",
+                    b"NRRD0004\ntype: uchar\ndimension: 3\nsizes: 4 4 4\nspacings: nan 1 1\nencoding: raw\n\n"
+                    + bytes(64),
+                ),
+                f,
+            ),
+            1,
+            ("n.nrrd", "spacings"),
+        ),
+        Case(
+            "nrrd vector bomb",
+            lambda f: _features(
+                _write(
+                    f,
+                    "v.nrrd",
+                    b"NRRD0004\ntype: uchar\ndimension: 4\nsizes: 4 1000 1000 300\nkinds: vector domain domain domain\nencoding: raw\n\n"
+                    + bytes(64),
+                ),
+                f,
+            ),
+            1,
+            ("v.nrrd", "over the limit"),
+        ),
+        Case("metaimage data file missing", lambda f: _features(_mhd(f, data=None), f), 1, ("v.mhd", "does not exist")),
+        Case("metaimage data file short", lambda f: _features(_mhd(f, data=bytes(10)), f), 1, ("v.mhd", "truncated")),
+        Case(
+            "background image dicom bomb",
+            lambda f: [
+                "features",
+                str(_seg(f)),
+                "--out-figure",
+                str(f / "out" / "p.png"),
+                "--image",
+                str(_series_bomb(f)),
+            ],
+            1,
+            ("series", "over the limit"),
+        ),
+        Case(
+            "background image nifti bomb",
+            lambda f: [
+                "features",
+                str(_seg(f)),
+                "--out-figure",
+                str(f / "out" / "p.png"),
+                "--image",
+                str(bomb(f / "t1.nii.gz")),
+            ],
+            1,
+            ("t1.nii.gz", "over the limit"),
+        ),
+        Case(
+            "dicom private sop class",
+            lambda f: _features(dicom_object(f / "x.dcm", "1.2.3.4.5.6.7"), f),
+            1,
+            ("x.dcm", "unknown or private SOP class", "uid#"),
         ),
         # DICOM objects brainmets does not read
         Case(
@@ -536,6 +856,55 @@ def _poke(block: bytes, offset: int, value: int) -> bytes:
 def _dim(block: bytes, axis: int, size: int) -> bytes:
     """A NIfTI-1 header whose dim[axis] is forged."""
     return _poke(block, 40 + 2 * axis, size)
+
+
+def _aseg(folder: Path) -> Path:
+    labels = np.full((16, 16, 16), 3, np.int16)  # all cerebral cortex
+    return label_nifti(folder / "aseg.nii.gz", labels, sform_code=1)
+
+
+def _mhd(folder: Path, data: bytes | None = bytes([3] * 64)) -> Path:
+    header = "ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_UCHAR\nElementDataFile = v.raw\n"
+    if data is not None:
+        _write(folder, "v.raw", data)
+    return _write(folder, "v.mhd", header)
+
+
+def _rules(folder: Path) -> Path:
+    from importlib import resources
+
+    return _write(folder, "r.yaml", (resources.files("brainmets") / "data/indications/rules.yaml").read_bytes())
+
+
+def _features_json(folder: Path, name: str) -> Path:
+    from brainmets.cli import main
+
+    assert main(["features", str(_seg(folder)), "--out-json", str(folder / name), "--subject", "01"]) == 0
+    return folder / name
+
+
+def _doc(folder: Path, **study) -> Path:
+    return _write(
+        folder,
+        "d.json",
+        json.dumps({"study": {"lesion_count": 0, "cumulative_tumor_volume_ml": 0, **study}, "lesions": []}),
+    )
+
+
+def _laughs() -> str:
+    """A YAML "billion laughs": nine levels of ten aliases each."""
+    lines = ['a0: &a0 ["lol"]']
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 10)]
+    return "\n".join(lines) + "\n"
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def _batch(folder: Path, study: dict) -> list[str]:
+    return ["batch", "--jobs-json", json.dumps({"command": "features", "studies": [study]})]
 
 
 def _symlink(link: Path, target: Path) -> Path:

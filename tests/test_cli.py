@@ -249,7 +249,7 @@ def test_cohort_refuses_a_foreign_document(tmp_path, capsys):
     code, _, err = _run(
         ["cohort", bad, "--out-lesions", tmp_path / "l.tsv", "--out-studies", tmp_path / "s.tsv"], capsys
     )
-    assert code == 2 and "bad.json: not a brainmets features document" in err
+    assert code == 1 and "bad.json: not a brainmets features document" in err  # a bad input, not a bad option
     assert not (tmp_path / "l.tsv").exists()
 
 

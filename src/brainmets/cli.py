@@ -201,8 +201,15 @@ def _add_features_arguments(feat: argparse.ArgumentParser) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (the option and the problem) instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="brainmets",
         description="Brain-metastasis lesion features from segmentation label maps (research use only).",
     )
@@ -338,16 +345,17 @@ def _config(args: argparse.Namespace) -> dict:
     """--config, then --config-json on top (section by section), validated, with defaults filled in."""
     from .config import read_config_file, validate_config
 
-    config = read_config_file(args.config) if args.config else {}
+    config = validate_config(read_config_file(args.config), args.config) if args.config else {}
     if args.config_json:
         try:
             extra = json.loads(args.config_json)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"--config-json: not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"--config-json: not valid JSON ({exc or 'nested too deeply'})") from None
         if not isinstance(extra, dict):
             raise ConfigError("--config-json: expected a JSON object")
         for key, value in extra.items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+            before = config.get(key)
+            config[key] = {**before, **value} if isinstance(before, dict) and isinstance(value, dict) else value
     return validate_config(config, "--config/--config-json")
 
 
@@ -388,9 +396,13 @@ def _feature_config(args: argparse.Namespace, config: dict) -> dict:
     if args.custom_labels:
         if args.scheme:
             raise ConfigError("give either --scheme or --custom-labels, not both")
+        from .errors import LabelSchemeError
         from .labels import parse_custom_labels
 
-        section["label_scheme"] = parse_custom_labels(args.custom_labels)
+        try:
+            section["label_scheme"] = parse_custom_labels(args.custom_labels)
+        except LabelSchemeError as exc:
+            raise ConfigError(f"--custom-labels: {exc}") from None
     for dest, path in FEATURE_OPTIONS.items():
         value = getattr(args, dest)
         if value is not None:
@@ -427,8 +439,9 @@ SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", r
 
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """Resolve the requested outputs; refuse duplicates and any output that is the input itself."""
+    """Resolve the requested outputs; refuse duplicates, folders, and any output that is an input."""
     from .identifiers import inside
+    from .io.writers import check_outputs
 
     paths = {}
     if args.out_dir:
@@ -450,13 +463,64 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
         raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
     if "tsv" in paths:
         paths["dictionary"] = paths["tsv"].with_suffix(".json")
-    resolved = [p.resolve() for p in paths.values()]
-    if len(set(resolved)) != len(resolved):
-        raise ConfigError("two outputs would be written to the same file")
-    seg = Path(args.segmentation).resolve()
-    if seg in resolved:
-        raise ConfigError(f"{args.segmentation}: refusing to overwrite the input segmentation")
+    if "instances" in paths and not str(paths["instances"]).lower().endswith((".nii", ".nii.gz")):
+        raise ConfigError(f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii")
+    if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
+        raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
+    given = [getattr(args, f"out_{key}") for key in ("json", "tsv", "instances", "figure", "dir")]
+    check_outputs(
+        [*(g for g in given if g and g.endswith(("/", os.sep)) and g != args.out_dir), *paths.values()], _inputs(args)
+    )
     return paths
+
+
+#: Options (of any command) that name files or folders the command reads.
+INPUT_OPTIONS = (
+    "segmentation",
+    "image",
+    "parcellation",
+    "parcellation_definition",
+    "posterior_fossa_mask",
+    "atlas",
+    "atlas_dir",
+    "template",
+    "template_image",
+    "template_labels",
+    "template_labels_definition",
+    "subject_image",
+    "reference_series",
+    "dicom_options",
+    "config",
+    "features",
+    "features_status",
+    "clinical",
+    "rules",
+    "documents",
+    "status",
+    "status_list",
+    "indications",
+    "indications_list",
+    "lesions",
+    "studies",
+)
+
+
+def _inputs(args: argparse.Namespace) -> list[str]:
+    """Every file or folder the parsed command reads (the detached data files of NRRD / MetaImage headers
+    included), so that no output may overwrite one."""
+    from .errors import InputDataError
+    from .io.readers import ITK_SUFFIXES, check_itk_text_header
+
+    out: list[str] = []
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item:
+                out.append(item)
+                if item.lower().endswith(ITK_SUFFIXES) and Path(item).is_file():
+                    with contextlib.suppress(InputDataError, OSError):
+                        out += [str(p) for p in check_itk_text_header(Path(item))[0]]
+    return out
 
 
 def _check_identity(args: argparse.Namespace) -> None:
@@ -483,6 +547,10 @@ def _write_features(args: argparse.Namespace, config: dict):
     paths = output_paths(args)
     params = FeatureParameters.from_config(_feature_config(args, config))
     choice = _reference_choice(args, config["anatomy"])
+    if args.image:  # refused before the segmentation is processed, when its header claims too much
+        from .report.figures import check_background_image
+
+        check_background_image(args.image, params.max_voxels)
     label_map = load_segmentation(args.segmentation, _dicom_options(args, config), params.max_voxels)
     if label_map.scheme is not None:  # DICOM SEG / RTSTRUCT: the segments say what each label is
         params = dataclasses.replace(params, scheme=label_map.scheme)
@@ -553,12 +621,10 @@ def _study_figure(path: Path, label_map, result, params, args: argparse.Namespac
 
 
 def _read_features_document(path: str | Path) -> dict:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-        document["study"], document["lesions"]  # noqa: B018 - the keys every features document has
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a brainmets features document ({type(exc).__name__}: {exc})") from None
-    return document
+    from .config import read_features_document
+    from .errors import InputDataError
+
+    return read_features_document(path, InputDataError)
 
 
 def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=None) -> dict:
@@ -608,21 +674,15 @@ def _indications(document: dict, args: argparse.Namespace, config: dict, feature
 
 
 def run_indicate(args: argparse.Namespace) -> dict:
-    from .io.writers import atomic_path, write_json
+    from .io.writers import atomic_path, check_outputs, write_json
 
     _check_identity(args)
-    if Path(args.out_json).resolve() in {Path(p).resolve() for p in (args.features, args.clinical) if p}:
-        raise ConfigError(f"{args.out_json}: refusing to overwrite an input")
+    check_outputs([args.out_json, *([args.status_json] if args.status_json else [])], _inputs(args))
     if args.features_status:
-        from .config import read_text
+        from .config import read_json
+        from .errors import InputDataError
 
-        text = read_text(args.features_status)
-        try:
-            upstream = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{args.features_status}: not a status document ({exc})") from None
-        if not isinstance(upstream, dict):
-            raise ConfigError(f"{args.features_status}: not a status document")
+        upstream = read_json(args.features_status, "brainmets status document", InputDataError)
         if upstream.get("status") != "ok":
             document = _not_evaluated(
                 args,
@@ -650,7 +710,8 @@ def _path_list(path: str | None) -> list[str]:
 
 
 def run_cohort(args: argparse.Namespace) -> int:
-    from .cohort import gather, write_tables
+    from .cohort import gather, table_files, write_tables
+    from .io.writers import check_outputs
 
     args.status = args.status + _path_list(args.status_list)
     args.indications = args.indications + _path_list(args.indications_list)
@@ -662,7 +723,10 @@ def run_cohort(args: argparse.Namespace) -> int:
             outputs[name] = value
     if bool(args.indications) != bool(args.out_indications):
         raise ConfigError("give --indications and --out-indications together")
+    files = [path for _, _, path in table_files(outputs, args.parquet)]
+    check_outputs(files, _inputs(args))
     tables = gather(args.documents, args.status, args.indications)
+    check_outputs(files, tables.sources)  # the features documents the status documents named, too
     write_tables(tables, outputs, parquet=args.parquet)
     failed = [r for r in tables.status if r["features_status"] != "ok"]
     for row in failed:
@@ -680,12 +744,15 @@ def _read_tsv(path: str | Path) -> list[dict]:
 
     from .config import read_text
 
-    return list(csv.DictReader(read_text(path).splitlines(), delimiter="\t"))
+    try:
+        return list(csv.DictReader(read_text(path).splitlines(), delimiter="\t"))
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a table ({exc})") from None
 
 
 def run_figures(args: argparse.Namespace) -> dict:
     from .indications import MODALITIES
-    from .io.writers import atomic_outputs
+    from .io.writers import atomic_outputs, check_outputs
     from .report import figures
 
     lesions, studies = _read_tsv(args.lesions), _read_tsv(args.studies)
@@ -693,6 +760,7 @@ def run_figures(args: argparse.Namespace) -> dict:
     names = ["lesion_size.png", "volume_vs_count.png", "location.png"] + (
         ["indications.png"] if args.indications else []
     )
+    check_outputs([out / n for n in names], _inputs(args))
     with atomic_outputs(*(out / n for n in names)) as tmp:
         figures.size_distribution(tmp[0], lesions)
         figures.volume_against_count(tmp[1], studies)
@@ -741,8 +809,13 @@ def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
 def _run_with_status(args: argparse.Namespace) -> int:
     """Run a per-study command; record ok or failed (and why) in --status-json, so one bad study does not
     stop a cohort. The message also goes to stderr (the job's log), with the traceback for internal errors."""
-    from .io.writers import atomic_path, write_json
+    from .io.writers import atomic_path, check_outputs, write_json
 
+    try:  # a status document that would overwrite an input, or is a folder: nothing is run or written
+        check_outputs([args.status_json], _inputs(args))
+    except ConfigError as exc:
+        print(f"brainmets: error: {_flat(exc)}", file=sys.stderr)
+        return EXIT_USAGE
     start = time.perf_counter()
     error = None
     try:
@@ -770,8 +843,12 @@ def _run_with_status(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - start, 3),
         "brainmets_version": __version__,
     }
-    with atomic_path(args.status_json) as tmp:
-        write_json(tmp, status)
+    try:
+        with atomic_path(args.status_json) as tmp:
+            write_json(tmp, status)
+    except OSError as exc:
+        print(f"brainmets: error: {exc.filename}: cannot write the status document ({exc.strerror})", file=sys.stderr)
+        return EXIT_DATA_ERROR
     return 0
 
 
@@ -803,47 +880,68 @@ def _logging_to(stream, verbose: bool):
 
 def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
     """The --jobs-json document of `batch`: (command, common options, studies)."""
+
+    def strings(value) -> bool:
+        return isinstance(value, list) and all(isinstance(a, str) for a in value)
+
     try:
         jobs = json.loads(text)
         command, common, studies = jobs["command"], jobs.get("common", []), jobs["studies"]
         if command not in BATCH_COMMANDS:
             raise ValueError(f"command must be one of {', '.join(BATCH_COMMANDS)}, not {command!r}")
-        if not all(isinstance(a, str) for a in common):
+        if not strings(common):
             raise ValueError("'common' must be a list of strings")
+        if not isinstance(studies, list):
+            raise ValueError("'studies' must be a list")
         for study in studies:
-            if not (isinstance(study.get("args"), list) and all(isinstance(a, str) for a in study["args"])):
+            if not strings(study.get("args")):
                 raise ValueError("each study needs 'args', a list of strings")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"--jobs-json: {exc}") from None
+            if not isinstance(study.get("log", ""), str):
+                raise ValueError("a study's 'log' must be a path")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ConfigError(f"--jobs-json: {' '.join(str(exc).split()) or type(exc).__name__}") from None
     return command, common, studies
 
 
 def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
     """Run one command per study in this process, each study's stderr and log records in its own log file.
     Returns 1 when a study's command did not complete (its log says why), else 0."""
+    import io
     import warnings
+
+    from .io.writers import check_outputs
 
     command, common, studies = _parse_jobs(jobs_json)
     start = time.perf_counter()
     incomplete = []
     for study in studies:
-        argv = [command, *study["args"], *common]
-        with contextlib.ExitStack() as stack:
-            if study.get("log"):
-                Path(study["log"]).parent.mkdir(parents=True, exist_ok=True)
-                stream = stack.enter_context(open(study["log"], "w", encoding="utf-8"))
-                stack.enter_context(contextlib.redirect_stderr(stream))
-            stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
-            warnings.simplefilter("default")
-            try:
-                args = parser.parse_args(argv)
-            except SystemExit as exc:  # argparse printed the problem to this study's log
-                code = exc.code if isinstance(exc.code, int) else EXIT_USAGE
-            else:
-                with _logging_to(sys.stderr, args.verbose):
-                    code = run(args)
+        argv, log_path = [command, *study["args"], *common], study.get("log")
+        usage = io.StringIO()  # argparse's complaint, for the study's log
+        try:
+            with contextlib.redirect_stderr(usage):
+                args, code = parser.parse_args(argv), None
+        except SystemExit as exc:
+            args, code = None, exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        try:
+            if log_path and args is not None:
+                check_outputs([log_path], _inputs(args))
+            with contextlib.ExitStack() as stack:
+                if log_path:
+                    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+                    stream = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+                    stack.enter_context(contextlib.redirect_stderr(stream))
+                print(usage.getvalue(), end="", file=sys.stderr)
+                stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
+                warnings.simplefilter("default")
+                if args is not None:
+                    with _logging_to(sys.stderr, args.verbose):
+                        code = run(args)
+        except (ConfigError, OSError) as exc:  # the log itself cannot be written
+            where = getattr(exc, "filename", None) or log_path
+            print(f"brainmets: error: {where}: cannot write this study's log ({_flat(exc)})", file=sys.stderr)
+            code = EXIT_DATA_ERROR
         if code:
-            incomplete.append(study.get("log") or " ".join(study["args"]))
+            incomplete.append(log_path or " ".join(study["args"]))
     for where in incomplete:
         print(f"brainmets: error: a study did not complete (see {where})", file=sys.stderr)
     print(

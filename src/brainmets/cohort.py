@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .config import read_features_document, read_json
+from .errors import InputDataError
 from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
 from .indications.engine import SUMMARY_FIELDS, summary_row
 from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
@@ -22,22 +22,13 @@ STATUS_FIELDS = {
 }
 
 
-def _read(path: str | Path, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read this {what} ({type(exc).__name__}: {exc})") from None
-    if not isinstance(document, dict):
-        raise ConfigError(f"{path}: not a {what}")
-    return document
-
-
 @dataclass
 class CohortTables:
     lesions: list[dict[str, Any]] = field(default_factory=list)
     studies: list[dict[str, Any]] = field(default_factory=list)
     indications: list[dict[str, Any]] = field(default_factory=list)
     status: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # every document read (no output may overwrite one)
 
 
 def gather(features: list[str], statuses: list[str], indications: list[str]) -> CohortTables:
@@ -46,9 +37,9 @@ def gather(features: list[str], statuses: list[str], indications: list[str]) -> 
     tables = CohortTables()
     documents = [(path, None) for path in features]
     for path in statuses:
-        status = _read(path, "status document")
-        if "status" not in status:
-            raise ConfigError(f"{path}: not a brainmets status document")
+        status = read_json(path, "brainmets status document", InputDataError)
+        if status.get("status") not in ("ok", "failed") or not isinstance(status.get("outputs", {}), dict):
+            raise InputDataError(path, "not a brainmets status document")
         row = {
             "subject": status.get("subject"),
             "session": status.get("session"),
@@ -59,13 +50,11 @@ def gather(features: list[str], statuses: list[str], indications: list[str]) -> 
         if status["status"] == "ok":
             document = status.get("outputs", {}).get("json")
             if not document:
-                raise ConfigError(f"{path}: the status names no features document")
+                raise InputDataError(path, "the status names no features document")
             documents.append((document, row))
     for path, status_row in documents:
-        document = _read(path, "features document")
-        if "study" not in document or "lesions" not in document:
-            raise ConfigError(f"{path}: not a brainmets features document")
-        study = document["study"]
+        study = (document := read_features_document(path, InputDataError))["study"]
+        tables.sources.append(str(path))
         tables.studies.append(study)
         keys = {"subject": study.get("subject"), "session": study.get("session")}
         tables.lesions.extend({**keys, **lesion} for lesion in document["lesions"])
@@ -73,19 +62,31 @@ def gather(features: list[str], statuses: list[str], indications: list[str]) -> 
             status_row["lesion_count"] = study["lesion_count"]
     by_study = {(r["subject"], r["session"]): r for r in tables.status}
     for path in indications:
-        document = _read(path, "indication document")
+        document = read_json(path, "brainmets indication document", InputDataError)
         key = (document.get("subject"), document.get("session"))
         if key in by_study:
             by_study[key]["indications_status"] = document.get("status", "evaluated")
         if document.get("status", "evaluated") == "evaluated":
             try:
                 tables.indications.append(summary_row(document))
-            except (KeyError, TypeError) as exc:
-                raise ConfigError(f"{path}: not a brainmets indication document ({exc})") from None
+            except (KeyError, TypeError, AttributeError, IndexError) as exc:
+                problem = f"not a brainmets indication document ({type(exc).__name__}: {exc})"
+                raise InputDataError(path, problem) from None
     for row in tables.status:
         row.setdefault("indications_status", "absent")
         row.setdefault("lesion_count", None)
     return tables
+
+
+def table_files(outputs: dict[str, str | Path], parquet: bool = False) -> list[tuple[str, str, Path]]:
+    """(table, kind, path) of every file the tables are written to: TSV, its data dictionary, Parquet."""
+    targets = []
+    for name, path in outputs.items():
+        path = Path(path)
+        targets += [(name, "tsv", path), (name, "json", path.with_suffix(".json"))]
+        if parquet:
+            targets.append((name, "parquet", path.with_suffix(".parquet")))
+    return targets
 
 
 def write_tables(tables: CohortTables, outputs: dict[str, str | Path], parquet: bool = False) -> None:
@@ -97,12 +98,7 @@ def write_tables(tables: CohortTables, outputs: dict[str, str | Path], parquet: 
         "indications": (list(SUMMARY_FIELDS), {k: {"Description": v} for k, v in SUMMARY_FIELDS.items()}),
         "status": (list(STATUS_FIELDS), {k: {"Description": v} for k, v in STATUS_FIELDS.items()}),
     }
-    targets = []
-    for name, path in outputs.items():
-        path = Path(path)
-        targets += [(name, "tsv", path), (name, "json", path.with_suffix(".json"))]
-        if parquet:
-            targets.append((name, "parquet", path.with_suffix(".parquet")))
+    targets = table_files(outputs, parquet)
     with atomic_outputs(*[t[2] for t in targets]) as tmp_paths:
         for (name, kind, _), tmp in zip(targets, tmp_paths):
             columns, dictionary = specs[name]

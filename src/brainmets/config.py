@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -52,23 +53,42 @@ def _with_defaults(validator_class: type) -> type:
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _non_finite(data: Any, where: tuple = ()) -> Iterator[tuple]:
-    """Paths of the NaN and infinite numbers in ``data`` (JSON and YAML both can spell them)."""
-    if isinstance(data, float) and not math.isfinite(data):
-        yield where
-    elif isinstance(data, dict):
-        for key, value in data.items():
-            yield from _non_finite(value, (*where, key))
-    elif isinstance(data, list | tuple):
-        for i, value in enumerate(data):
-            yield from _non_finite(value, (*where, i))
+#: Values a configuration or document may hold at most (aliases included: a YAML "billion laughs" is refused).
+MAX_VALUES = 200_000
+#: Whole numbers beyond this are not counts or sizes anybody means (and would overflow a float).
+MAX_INTEGER = 2**53
+
+
+def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
+    """(path, problem) of what a config or document must not hold: NaN, infinities, integers too large for a
+    float, and more values or depth than anybody means (a recursive or exploding YAML alias)."""
+    budget = MAX_VALUES
+    stack: list[tuple[tuple, Any, int]] = [((), data, 0)]
+    while stack:
+        where, value, depth = stack.pop()
+        budget -= 1
+        if budget < 0 or depth > 100:
+            yield where, f"more than {MAX_VALUES:,} values or 100 levels deep (a recursive or exploding alias?)"
+            return
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, float) and not math.isfinite(value):
+            yield where, "not a finite number"
+        elif isinstance(value, int) and abs(value) > MAX_INTEGER:
+            yield where, f"the number {str(value)[:20]}... is out of range"
+        elif isinstance(value, dict):
+            stack.extend(((*where, k), v, depth + 1) for k, v in value.items())
+        elif isinstance(value, list | tuple):
+            stack.extend(((*where, i), v, depth + 1) for i, v in enumerate(value))
 
 
 def validate_with(schema: str, data: Any, source: str) -> Any:
     """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
-    A NaN or infinite number anywhere is refused first: JSON schema's bounds let NaN through."""
-    for where in _non_finite(data):
-        raise ConfigError(f"{source}: {'.'.join(map(str, where)) or '(top level)'}: not a finite number")
+    Unusable numbers (NaN, infinities, integers beyond 2^53) and structures too large or deep to be meant are
+    refused first: JSON schema's bounds let NaN through."""
+    for where, problem in _bad_values(data):
+        key = ".".join(map(str, where)) or "(top level)"
+        raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")
     data = copy.deepcopy(data)
     errors = sorted(_Validator(load_schema(schema)).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -78,6 +98,24 @@ def validate_with(schema: str, data: Any, source: str) -> Any:
     return data
 
 
+def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A JSON object from a file (UTF-8); NaN and Infinity literals, nesting too deep and anything but an
+    object are refused, naming the file."""
+
+    def constant(name: str) -> None:
+        raise ValueError(f"{name} is not a number JSON allows")
+
+    text = read_text(path, error)
+    try:
+        document = json.loads(text, parse_constant=constant)
+    except (ValueError, RecursionError) as exc:
+        problem = "nested too deeply" if isinstance(exc, RecursionError) else f"{type(exc).__name__}: {exc}"
+        raise _error(error, path, f"not a {what} ({problem})") from None
+    if not isinstance(document, dict):
+        raise _error(error, path, f"not a {what} (a JSON object was expected)")
+    return document
+
+
 def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
     """Validate (a copy of) a brainmets config and return it with every default filled in."""
     return validate_with(SCHEMA_FILE, config, source)
@@ -85,6 +123,8 @@ def validate_config(config: dict[str, Any], source: str = "configuration") -> di
 
 def read_text(path: str | Path, error: type[Exception] = ConfigError) -> str:
     """A text file people wrote: UTF-8 (a byte-order mark is accepted); anything else is ``error`` naming it."""
+    if Path(path).is_dir():
+        raise _error(error, path, "is a folder, not a file")
     try:
         return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -103,8 +143,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file (not yet validated)."""
     try:
         data = load_yaml(read_text(path))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    except (yaml.YAMLError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc or 'nested too deeply'})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -164,3 +204,16 @@ class FeatureParameters:
                 "max_target_lesions": self.rano_max_targets,
             },
         }
+
+
+def read_features_document(path: str | Path, error: type[Exception] = ConfigError) -> dict[str, Any]:
+    """A ``brainmets features`` document, checked for what other commands read (the key that is wrong is
+    named), its lesion count matching its lesions."""
+    document = read_json(path, "brainmets features document", error)
+    try:
+        document = validate_with("features_document.schema.yaml", document, str(path))
+    except ConfigError as exc:
+        raise _error(error, path, f"not a brainmets features document ({str(exc).removeprefix(f'{path}: ')})") from None
+    if document["study"]["lesion_count"] != len(document["lesions"]):
+        raise _error(error, path, "not a brainmets features document (its lesion_count is not its number of lesions)")
+    return document

@@ -74,7 +74,7 @@ def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any
     if "subject" not in header:
         raise InputDataError(path, "no 'subject' column")
     rows = []
-    for raw in reader:
+    for raw in _rows(reader, path):
         line = reader.line_num
         if None in raw:  # DictReader keeps the cells beyond the header under the key None
             cells = len(header) + len(raw[None])
@@ -96,6 +96,17 @@ def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any
         except ConfigError as exc:
             raise InputDataError(path, str(exc)) from None
     return rows
+
+
+def _rows(reader: csv.DictReader, path: Path):
+    """The reader's rows; a cell the csv module refuses (e.g. over its 128 kB limit) names its line."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InputDataError(path, f"line {reader.line_num}: {exc}") from None
 
 
 def find_row(rows: list[dict[str, Any]], subject: str, session: str | None, source: str) -> dict[str, Any] | None:

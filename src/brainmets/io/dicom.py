@@ -220,7 +220,7 @@ def _sop_name(header: Header) -> str:
     if not uid:
         return "object without a SOP Class UID (no data set)"
     name = pydicom.uid.UID(uid).name
-    return f"{name} object" if name != uid else f"object of SOP class {uid}"
+    return f"{name} object" if name != uid else f"object of an unknown or private SOP class ({uid_digest(uid)})"
 
 
 def _is_image(header: Header) -> bool:

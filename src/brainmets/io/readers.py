@@ -10,9 +10,9 @@ import logging
 import math
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,21 +58,115 @@ def check_voxel_count(path: str | Path, shape, bytes_per_voxel: int, max_voxels:
         )
 
 
+@contextlib.contextmanager
+def _captured_stderr(into: list[str]) -> Iterator[None]:
+    """Catch what C++ libraries (ITK's MetaIO, GDCM) print on the process's stderr, so that it reaches the
+    user inside brainmets' own one-line message instead of as stray lines."""
+    import os
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            into.extend(line for line in sink.read().decode("utf-8", "replace").splitlines() if line.strip())
+
+
+def sitk_read(path: str | Path, action: Callable[[], Any]) -> Any:
+    """Run a SimpleITK read, its RuntimeError (and what ITK printed) turned into an InputDataError."""
+    printed: list[str] = []
+    try:
+        with _captured_stderr(printed):
+            return action()
+    except RuntimeError as exc:
+        lines = [*printed, *str(exc).strip().splitlines()]
+        detail = next((line.strip() for line in reversed(lines) if "Description:" in line), lines[-1] if lines else exc)
+        raise InputDataError(path, f"not a readable image ({' '.join(str(detail).split())})") from None
+
+
+#: Header fields (NRRD, MetaImage) that give voxel sizes: ITK replaces a NaN by 1 and a negative by a flip.
+_SPACING_FIELDS = re.compile(r"^(spacings|space directions|ElementSpacing|ElementSize)\s*[:=]\s*(.*)$", re.I)
+_DATA_FILE_FIELDS = re.compile(r"^(data file|datafile|ElementDataFile)\s*[:=]\s*(.*)$", re.I)
+
+
+def _text_header(path: Path) -> list[str]:
+    """The header lines of a NRRD or MetaImage file (up to its blank line, or its ElementDataFile line)."""
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    lines = []
+    for raw in head.split(b"\n"):
+        line = raw.decode("latin-1").strip()
+        if not line and lines and lines[0].startswith("NRRD"):
+            break
+        lines.append(line)
+        if line.lower().startswith("elementdatafile"):
+            break
+    return lines
+
+
+def check_itk_text_header(path: Path) -> tuple[list[Path], bool]:
+    """Voxel sizes of a NRRD / MetaImage header as written (positive, finite, no zero direction), and the
+    detached data files it names (which must exist); returns those files, and whether the data are
+    compressed."""
+    lines = _text_header(path)
+    compressed = any(re.match(r"(CompressedData\s*=\s*True|encoding\s*:\s*(gz|bz))", x, re.I) for x in lines)
+    files = []
+    for line in lines:
+        if match := _SPACING_FIELDS.match(line):
+            values = re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf", match.group(2), re.I)
+            numbers = [float(v) for v in values]
+            key = match.group(1)
+            if key.lower() == "space directions":
+                vectors = re.findall(r"\(([^)]*)\)", match.group(2))
+                bad = not all(math.isfinite(v) for v in numbers) or any(
+                    not any(float(x) for x in re.split(r"[,\s]+", v.strip()) if x) for v in vectors
+                )
+            else:
+                bad = not all(math.isfinite(v) and v > 0 for v in numbers)
+            if bad:
+                raise InputDataError(path, f"voxel size {key} {match.group(2).strip()!r} must be positive and finite")
+        elif (match := _DATA_FILE_FIELDS.match(line)) and match.group(2).strip().upper() not in ("LOCAL", ""):
+            name = match.group(2).strip().split()[0]
+            if "%" in name or name.upper() == "LIST":
+                continue  # a numbered or listed set of files: ITK reads and checks them
+            data = (path.parent / name) if not Path(name).is_absolute() else Path(name)
+            if not data.is_file():
+                problem = "is not a regular file" if data.exists() else "does not exist"
+                raise InputDataError(path, f"the data file {data} that its header names {problem}")
+            files.append(data)
+    return files, compressed
+
+
 def check_image_header(path: str | Path, max_voxels: int) -> None:
-    """Checks of any image file SimpleITK reads, from its header only: the voxel count, and voxel sizes that
-    are positive and finite (ITK would silently turn a negative spacing into a flipped direction)."""
+    """Checks of any image file SimpleITK reads, from its header only: the values it claims (voxels times
+    components), and voxel sizes that are positive and finite (ITK would silently turn a negative spacing
+    into a flipped direction, and a NaN into 1 mm)."""
     import SimpleITK as sitk
 
+    path = Path(path)
+    itk_text = path.name.lower().endswith(ITK_SUFFIXES)
+    data_files, compressed = check_itk_text_header(path) if itk_text else ([], False)
     reader = sitk.ImageFileReader()
     reader.SetFileName(str(path))
-    try:
-        reader.ReadImageInformation()
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise InputDataError(path, f"not a readable image ({first[-1] if first else exc})") from None
+    sitk_read(path, reader.ReadImageInformation)
     bits = re.search(r"(\d+)-bit", sitk.GetPixelIDValueAsString(reader.GetPixelID()))
-    bytes_per_voxel = reader.GetNumberOfComponents() * (int(bits.group(1)) // 8 if bits else 1)
-    check_voxel_count(path, reader.GetSize(), bytes_per_voxel, max_voxels)
+    components = reader.GetNumberOfComponents()
+    shape = (*reader.GetSize(), components) if components > 1 else reader.GetSize()
+    bytes_per_value = int(bits.group(1)) // 8 if bits else 1
+    check_voxel_count(path, shape, bytes_per_value, max_voxels)
+    if len(data_files) == 1 and not compressed:  # raw data beside the header: it must hold what it claims
+        needed, held = math.prod(shape) * bytes_per_value, data_files[0].stat().st_size
+        if held < needed:
+            raise InputDataError(
+                path, f"truncated: its data file {data_files[0]} holds {held:,} bytes, the header claims {needed:,}"
+            )
     spacing = reader.GetSpacing()
     if not all(math.isfinite(v) and v > 0 for v in spacing):
         raise InputDataError(path, f"voxel spacing {list(spacing)} must be positive and finite")
@@ -93,6 +187,8 @@ def load_segmentation(
     path = Path(path)
     if not path.exists():
         raise InputDataError(path, "no such file")
+    if not (path.is_file() or path.is_dir()):
+        raise InputDataError(path, "not a regular file or folder (a pipe or device would block or never end)")
     name = path.name.lower()
     if path.is_dir() or name.endswith(DICOM_SUFFIXES) or is_dicom_file(path):
         label_map = load_dicom(path, dicom, max_voxels)
@@ -233,11 +329,7 @@ def _read_itk(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     import SimpleITK as sitk
 
     check_image_header(path, max_voxels)
-    try:
-        img = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        raise InputDataError(path, f"not a readable image ({first[-1] if first else exc})") from None
+    img = sitk_read(path, lambda: sitk.ReadImage(str(path)))
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputDataError(path, f"has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected labels")
     size = img.GetSize()

@@ -42,6 +42,29 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]) -> None:
+    """Refuse outputs that would overwrite an input (a file given, a link to it, or a file inside a folder
+    given), that name a folder, or that two outputs share; raises ConfigError naming the path."""
+    from ..errors import ConfigError
+
+    given = [Path(p) for p in inputs if p and Path(p).exists()]
+    files = {p.resolve(): p for p in given if not p.is_dir()}
+    folders = [p.resolve() for p in given if p.is_dir()]
+    seen: dict[Path, str] = {}
+    for output in outputs:
+        text, path = str(output), Path(output)
+        if text.endswith(("/", os.sep)) or path.is_dir():
+            raise ConfigError(f"{text}: names a folder; give a file name")
+        resolved = path.resolve()
+        if resolved in seen:
+            raise ConfigError(f"{text}: two outputs would be written to this same file")
+        seen[resolved] = text
+        if resolved in files:
+            raise ConfigError(f"{text}: refusing to overwrite the input {files[resolved]}")
+        if path.exists() and any(resolved.is_relative_to(folder) for folder in folders):
+            raise ConfigError(f"{text}: refusing to overwrite a file of an input folder")
+
+
 def to_jsonable(value: object) -> object:
     """Plain JSON values: numpy scalars unwrapped, non-finite floats as null."""
     if isinstance(value, Mapping):

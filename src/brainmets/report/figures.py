@@ -152,6 +152,31 @@ def _panel(background, masks, ids, centre, spacing, is_image, caption, whole=Fal
     return panel
 
 
+def check_background_image(path: str | Path, max_voxels: int) -> None:
+    """The header checks of a picture's background image (a file, or a DICOM series folder: rows x columns x
+    frames x files), before any of it is read."""
+    from ..errors import InputDataError
+    from ..io.readers import check_image_header, check_voxel_count
+
+    path = Path(path)
+    if not path.is_dir():
+        check_image_header(path, max_voxels)
+        return
+    import pydicom
+
+    from ..io.dicom import dicom_files
+
+    files = dicom_files(path)
+    if not files:
+        raise InputDataError(path, "is a folder without DICOM files")
+    try:
+        first = pydicom.dcmread(files[0], stop_before_pixels=True)
+        shape = (int(first.Columns), int(first.Rows), int(first.get("NumberOfFrames", 1) or 1) * len(files))
+    except Exception as exc:
+        raise InputDataError(files[0], f"not a DICOM image ({type(exc).__name__}: {exc})") from None
+    check_voxel_count(path, shape, max(1, int(first.get("BitsAllocated", 16) or 16) // 8), max_voxels)
+
+
 def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...], max_voxels: int) -> np.ndarray:
     """An intensity image (e.g. the T1c) on the segmentation's voxel grid: as stored when the grids match,
     else resampled (linear) through both images' world coordinates. A file whose header claims more than
@@ -159,10 +184,8 @@ def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...], 
     import nibabel as nib
 
     from ..errors import InputDataError
-    from ..io.readers import check_image_header
 
-    if not Path(path).is_dir():
-        check_image_header(path, max_voxels)
+    check_background_image(path, max_voxels)
     try:
         img = nib.load(str(path))
         if img.shape[:3] == tuple(shape) and np.allclose(img.affine, affine, atol=1e-3):
@@ -220,10 +243,12 @@ def _save(figure, path: str | Path) -> None:
 
 
 def _number(value: Any) -> float | None:
+    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         return None
+    return number if math.isfinite(number) else None
 
 
 def _figure(width: float, height: float, dpi: int = 90):
