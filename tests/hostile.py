@@ -163,6 +163,11 @@ def _clinical(folder: Path, text: bytes | str) -> list[str]:
     ]
 
 
+def _read_document(folder: Path, document: Path) -> list[str]:
+    """`indicate` reading ``document`` as its features document."""
+    return ["indicate", "--features", str(document), "--out-json", str(folder / "out" / "i.json")]
+
+
 def _indicate(folder: Path, *extra: str) -> list[str]:
     features = folder / "features.json"
     from brainmets.cli import main
@@ -372,13 +377,7 @@ def cases() -> list[Case]:
         ),
         Case(
             "features document not json",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(_write(f, "x.json", "{nope")),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(f, _write(f, "x.json", "{nope")),
             1,
             ("x.json", "not a brainmets features document"),
         ),
@@ -572,65 +571,34 @@ def cases() -> list[Case]:
         ),
         Case(
             "features document of the wrong shape",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(_write(f, "x.json", '{"study": "x", "lesions": []}')),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(f, _write(f, "x.json", '{"study": "x", "lesions": []}')),
             1,
             ("x.json", "study"),
         ),
         Case(
             "features document lesion count a text",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(_doc(f, lesion_count="three")),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(f, _doc(f, lesion_count="three")),
             1,
             ("d.json", "lesion_count"),
         ),
         Case(
             "features document negative count",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(_doc(f, lesion_count=-1)),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(f, _doc(f, lesion_count=-1)),
             1,
             ("d.json", "lesion_count"),
         ),
         Case(
             "features document traversal subject",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(_doc(f, subject="../../evil")),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(f, _doc(f, subject="../../evil")),
             1,
             ("d.json", "subject"),
         ),
         Case(
             "features document NaN literal",
-            lambda f: [
-                "indicate",
-                "--features",
-                str(
-                    _write(
-                        f, "n.json", '{"study": {"lesion_count": 0, "cumulative_tumor_volume_ml": NaN}, "lesions": []}'
-                    )
-                ),
-                "--out-json",
-                str(f / "out" / "i.json"),
-            ],
+            lambda f: _read_document(
+                f,
+                _write(f, "n.json", '{"study": {"lesion_count": 0, "cumulative_tumor_volume_ml": NaN}, "lesions": []}'),
+            ),
             1,
             ("n.json", "NaN"),
         ),
