@@ -455,10 +455,8 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
             "tsv": inside(out_dir / f"{base}_desc-lesions_features.tsv", out_dir),
             "instances": inside(out_dir / f"{base}_desc-lesions_dseg.nii.gz", out_dir),
         }
-    for key in ("json", "tsv", "instances", "figure"):
-        value = getattr(args, f"out_{key}")
-        if value:
-            paths[key] = Path(value)
+    named = {key: value for key in ("json", "tsv", "instances", "figure") if (value := getattr(args, f"out_{key}"))}
+    paths.update({key: Path(value) for key, value in named.items()})
     if not paths:
         raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
     if "tsv" in paths:
@@ -467,10 +465,8 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
         raise ConfigError(f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii")
     if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
         raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
-    given = [getattr(args, f"out_{key}") for key in ("json", "tsv", "instances", "figure", "dir")]
-    check_outputs(
-        [*(g for g in given if g and g.endswith(("/", os.sep)) and g != args.out_dir), *paths.values()], _inputs(args)
-    )
+    outputs = [*named.values(), *(path for key, path in paths.items() if key not in named)]  # as given: "dir/"
+    check_outputs([*outputs, *([args.status_json] if args.status_json else [])], _inputs(args))
     return paths
 
 
@@ -899,7 +895,7 @@ def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
             if not isinstance(study.get("log", ""), str):
                 raise ValueError("a study's 'log' must be a path")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise ConfigError(f"--jobs-json: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+        raise ConfigError(f"--jobs-json: {_flat(exc) or type(exc).__name__}") from None
     return command, common, studies
 
 

@@ -630,14 +630,14 @@ def _cavity_rows(lesions, crop, affine, origin, shape, grid, params, reference, 
         return []
     enhancing = role_mask(crop, scheme, Role.ENHANCING) if scheme.has(Role.ENHANCING) else None
     instances = lesions.instances()
-    vox_mm3 = voxel_volume_mm3(affine)
+    vox_mm3, spacing = voxel_volume_mm3(affine), voxel_spacing_mm(affine)
     rows = []
     for label, box in enumerate(ndimage.find_objects(components), start=1):
         mask = components[box] == label
         offset = tuple(s.start for s in box)
         mesh = surface_mesh(mask, affine, offset)
         voxels = np.argwhere(mask) + offset
-        rim = _rim(mask, offset, voxel_spacing_mm(affine), params.cavity_rim_mm)
+        rim = _rim(mask, offset, spacing, params.cavity_rim_mm)
         in_crop = tuple(rim[np.all((rim >= 0) & (rim < crop.shape), axis=1)].T)  # beyond the crop all is 0
         image_box = _shift(box, origin)
         row = {

@@ -77,15 +77,22 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     return {"gt": actual > expected, "ge": actual >= expected, "lt": actual < expected, "le": actual <= expected}[op]
 
 
+def kleene_all(values: list[bool | None]) -> bool | None:
+    """Kleene and: false if one is false, else unknown if one is unknown."""
+    return False if False in values else (None if None in values else True)
+
+
+def kleene_any(values: list[bool | None]) -> bool | None:
+    """Kleene or: true if one is true, else unknown if one is unknown."""
+    return True if True in values else (None if None in values else False)
+
+
 def evaluate(condition: Mapping[str, Any], facts: Mapping[str, Any], thresholds: Mapping[str, Any], trace: Trace):
     """True, False or None (unknown) for ``condition`` over ``facts``; ``trace`` collects the evidence."""
     if "all" in condition or "any" in condition:
         key = "all" if "all" in condition else "any"
         results = [evaluate(c, facts, thresholds, trace) for c in condition[key]]
-        decisive = False if key == "all" else True
-        if decisive in results:
-            return decisive
-        return None if None in results else not decisive
+        return kleene_all(results) if key == "all" else kleene_any(results)
     if "not" in condition:
         result = evaluate(condition["not"], facts, thresholds, trace)
         return None if result is None else not result

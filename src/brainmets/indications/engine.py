@@ -15,7 +15,7 @@ import yaml
 from .. import __version__
 from ..config import load_schema, load_yaml, read_text, validate_with
 from ..errors import ConfigError
-from .conditions import CountRange, Trace, describe, evaluate, facts_used, rules_used
+from .conditions import CountRange, Trace, describe, evaluate, facts_used, kleene_all, rules_used
 from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
 from .scores import all_scores
 
@@ -120,10 +120,6 @@ def _status(criteria: list[dict[str, Any]]) -> str:
     if True in met:
         return "indicated"
     return "undetermined" if None in met else "not_indicated"
-
-
-def _all(values: list[bool | None]) -> bool | None:
-    return False if False in values else (None if None in values else True)
 
 
 @dataclass
@@ -246,7 +242,7 @@ def evaluate_study(
         if failed:
             excluded.append({**suggestion, "failed_requirements": failed})
         else:
-            met = _all([r["met"] for r in requirements])
+            met = kleene_all([r["met"] for r in requirements])
             first_line.append({"rank": len(first_line) + 1, **suggestion, "requirements_met": met})
 
     criteria = [c for m in modalities.values() for c in m["criteria"]]

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .conditions import kleene_all, kleene_any
+
 #: Facts read from the imaging features (``brainmets features`` output), with their definitions.
 IMAGING_FACTS = {
     "lesion_count": "number of lesions (study.lesion_count); when core components were discarded as too small, a count-based verdict they could change is undetermined ($discarded_core_components)",
@@ -97,16 +99,6 @@ FACT_THRESHOLDS = {
 INFRATENTORIAL = ("infratentorial", "mixed")
 
 
-def _any(values: list[bool | None]) -> bool | None:
-    """Kleene or: true if one is true, else unknown if one is unknown."""
-    return True if True in values else (None if None in values else False)
-
-
-def _and(a: bool | None, b: bool | None) -> bool | None:
-    """Kleene and."""
-    return False if False in (a, b) else (None if None in (a, b) else True)
-
-
 @dataclass
 class Facts:
     """Fact values; notes on facts that were derived rather than read (with the value they took); the
@@ -144,7 +136,7 @@ def _functionally_critical(lesion: dict[str, Any], brainstem_counts: bool) -> bo
     """An eloquent region other than the brainstem; the brainstem only when it is set to count."""
     regions = lesion.get("eloquent_regions")
     other = None if regions is None else bool(set(regions) - {"brainstem"})
-    return _any([other, _and(_brainstem(lesion), brainstem_counts)])
+    return kleene_any([other, kleene_all([_brainstem(lesion), brainstem_counts])])
 
 
 def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[str, Any]:
@@ -168,16 +160,16 @@ def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[
         "largest_diameter_measure": measure,
         "cumulative_tumor_volume_ml": study["cumulative_tumor_volume_ml"],
         "marked_edema_lesion_count": marked_count,
-        "posterior_fossa_involved": _any(
+        "posterior_fossa_involved": kleene_any(
             [None if lesion.get("location") is None else lesion["location"] in INFRATENTORIAL for lesion in lesions]
         ),
-        "eloquent_involved": _any(
+        "eloquent_involved": kleene_any(
             [_functionally_critical(lesion, thresholds["brainstem_is_functionally_critical"]) for lesion in lesions]
         ),
         "eloquent_regions_involved": None
         if lesions and all(r is None for r in regions)
         else sorted({name for r in regions if r for name in r}),
-        "brainstem_involved": _any([_brainstem(lesion) for lesion in lesions]),
+        "brainstem_involved": kleene_any([_brainstem(lesion) for lesion in lesions]),
         "mass_effect_on_imaging": True if any(v >= thresholds["mass_effect_lesion_volume_ml"] for v in whole) else None,
         "resection_cavity_present": None if cavity_volume is None else cavity_volume > 0,
         "resection_cavity_count": study.get("resection_cavity_count"),
