@@ -25,3 +25,11 @@ rule all:
         rules.dataset_description.output,
         all_study_files("desc-lesions_overlay.png"),
     default_target: True
+
+
+onsuccess:
+    report_run(succeeded=True)
+
+
+onerror:
+    report_run(succeeded=False)

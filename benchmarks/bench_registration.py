@@ -24,9 +24,9 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from brainmets.anatomy import ReferenceChoice, RegistrationParameters, build_reference
+from brainmets.anatomy import ReferenceChoice, build_reference
 from brainmets.io import LabelMap, load_segmentation
-from brainmets.registration import resample_onto
+from brainmets.registration import RegistrationParameters, resample_onto
 
 ROOT = Path(__file__).resolve().parents[1]
 

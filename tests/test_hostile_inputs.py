@@ -106,7 +106,7 @@ def test_a_killed_run_leaves_no_target_file(tmp_path):
     seg = tmp_path / "many.nii.gz"
     nib.save(nib.Nifti1Image(labels, np.eye(4)), seg)
     outputs = [tmp_path / "out" / name for name in ("f.json", "l.tsv", "i.nii.gz")]
-    argv = [sys.executable, "-m", "brainmets.cli", "features", str(seg), "--threads", "1"]
+    argv = [sys.executable, "-m", "brainmets", "features", str(seg), "--threads", "1"]
     argv += ["--out-json", str(outputs[0]), "--out-tsv", str(outputs[1]), "--out-instances", str(outputs[2])]
     part_way = 0
     for delay in (0.3, 0.6, 0.9, 1.2, 1.5):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from brainmets.errors import InputDataError, LabelSchemeError
-from brainmets.io.readers import as_integer_labels
+from brainmets.io.core import as_integer_labels
 from brainmets.labels import (
     Role,
     check_values,

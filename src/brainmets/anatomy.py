@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
@@ -23,8 +23,11 @@ from .config import load_yaml, read_text, validate_with
 from .errors import ConfigError, InputDataError
 from .geometry import apply_affine
 from .io import LabelMap, load_segmentation
-from .io.readers import DEFAULT_MAX_VOXELS
+from .io.core import DEFAULT_MAX_VOXELS
 from .labels import value_mask
+
+if TYPE_CHECKING:
+    from .registration import RegistrationParameters
 
 log = logging.getLogger(__name__)
 
@@ -229,27 +232,6 @@ class LocationParameters:
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> LocationParameters:
         return cls(**{k: float(section[k]) for k in cls.__dataclass_fields__ if k in section})
-
-
-@dataclass(frozen=True)
-class RegistrationParameters:
-    """Settings of the template registration (all in the config's ``anatomy.registration`` section)."""
-
-    deformable: bool = False
-    histogram_bins: int = 32
-    sampling_fraction: float = 0.05
-    iterations: int = 200
-    bspline_mesh_size: int = 6
-    bspline_iterations: int = 50
-    shrink_factors: tuple[int, ...] = (4, 2)  # multi-resolution levels of the linear stages (1 = full)
-    min_brain_dice: float = 0.8  # warn below this overlap of the template's brain with the subject's
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> RegistrationParameters:
-        values = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        if "shrink_factors" in values:
-            values["shrink_factors"] = tuple(values["shrink_factors"])
-        return cls(**values)
 
 
 NO_REFERENCE = "no anatomical reference was configured (parcellation, atlas or template)"
@@ -461,7 +443,7 @@ def build_reference(
 def _registered_template(
     choice: ReferenceChoice, segmentation: LabelMap, params: RegistrationParameters | None, max_voxels: int
 ) -> Reference:
-    from .registration import register, resample_onto  # SimpleITK registration, loaded only when used
+    from .registration import RegistrationParameters, register, resample_onto  # SimpleITK: only when used
 
     if not choice.subject_image:
         raise ConfigError("a template reference needs the subject's T1/T1c image (--subject-image)")

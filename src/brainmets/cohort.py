@@ -89,19 +89,24 @@ def table_files(outputs: dict[str, str | Path], parquet: bool = False) -> list[t
     return targets
 
 
+def table_spec(name: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """The columns and the data dictionary of one cohort table: lesions, studies, indications or status."""
+    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
+    if name == "lesions":
+        return [f.name for f in key_fields + LESION_FIELDS], data_dictionary(key_fields + LESION_FIELDS)
+    if name == "studies":
+        return [f.name for f in STUDY_FIELDS], data_dictionary(STUDY_FIELDS)
+    if name == "indications":
+        return list(SUMMARY_FIELDS), {k: {"Description": v} for k, v in SUMMARY_FIELDS.items()}
+    return list(STATUS_FIELDS), {k: {"Description": v} for k, v in STATUS_FIELDS.items()}
+
+
 def write_tables(tables: CohortTables, outputs: dict[str, str | Path], parquet: bool = False) -> None:
     """TSV tables with their data dictionaries (and Parquet copies), all or nothing."""
-    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
-    specs = {
-        "lesions": ([f.name for f in key_fields + LESION_FIELDS], data_dictionary(key_fields + LESION_FIELDS)),
-        "studies": ([f.name for f in STUDY_FIELDS], data_dictionary(STUDY_FIELDS)),
-        "indications": (list(SUMMARY_FIELDS), {k: {"Description": v} for k, v in SUMMARY_FIELDS.items()}),
-        "status": (list(STATUS_FIELDS), {k: {"Description": v} for k, v in STATUS_FIELDS.items()}),
-    }
     targets = table_files(outputs, parquet)
     with atomic_outputs(*[t[2] for t in targets]) as tmp_paths:
         for (name, kind, _), tmp in zip(targets, tmp_paths):
-            columns, dictionary = specs[name]
+            columns, dictionary = table_spec(name)
             rows = getattr(tables, name)
             if kind == "tsv":
                 write_tsv(tmp, columns, rows)

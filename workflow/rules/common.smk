@@ -230,3 +230,35 @@ def indication_jobs(members: list[str]) -> str:
     common = ["--clinical", config["clinical"]] if config["clinical"] else []
     common += ["--config-json", json.dumps({"indications": config["indications"]}, sort_keys=True)]
     return _jobs("indicate", common, studies)
+
+
+def run_summary() -> tuple[str, int]:
+    """One line saying how the run went (studies ok / failed / not run, where the failures are listed) and the
+    number of failed studies, from the studies' status documents."""
+    counts = {"ok": 0, "failed": 0, "not run": 0}
+    for path in all_study_files("desc-status.json"):
+        try:
+            with open(path, encoding="utf-8") as fh:
+                status = json.load(fh).get("status")
+        except (OSError, ValueError):
+            status = None
+        counts["ok" if status == "ok" else "failed" if status == "failed" else "not run"] += 1
+    line = f"brainmets: {len(STUDIES)} studies: {counts['ok']} ok, {counts['failed']} failed"
+    if counts["not run"]:
+        line += f", {counts['not run']} not run"
+    if counts["failed"]:
+        line += (
+            f"; the failures are listed in {RESULTS}/group/status.tsv (column features_error),"
+            f" one log per study under {RESULTS}/logs/features/"
+        )
+    return line, counts["failed"]
+
+
+def report_run(succeeded: bool) -> None:
+    """Print the run's summary line last; with `fail_on_failed_studies`, failed studies fail the run."""
+    line, failed = run_summary()
+    print(line, file=sys.stderr)
+    if succeeded and failed and config["fail_on_failed_studies"]:
+        print(f"brainmets: exiting with an error: {failed} studies failed (config fail_on_failed_studies)",
+              file=sys.stderr)
+        raise SystemExit(1)

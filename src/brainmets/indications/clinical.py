@@ -60,41 +60,68 @@ def _parse(column: str, text: str, spec: dict) -> Any:
 def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
     """All rows of a clinical TSV (UTF-8), typed; an error names the file, the line, the column and the value."""
     path = Path(path)
-    properties = load_schema(SCHEMA)["properties"]
     reader = csv.DictReader(io.StringIO(read_text(path, InputDataError), newline=""), delimiter="\t")
     header = reader.fieldnames or []
+
+    def cells():
+        for raw in _rows(reader, path):
+            line = reader.line_num
+            if None in raw:  # DictReader keeps the cells beyond the header under the key None
+                cells = len(header) + len(raw[None])
+                raise InputDataError(path, f"line {line} has {cells} cells, more than the header's {len(header)}")
+            yield f"line {line}", raw
+
+    return typed_rows(header, cells(), path, histologies)
+
+
+def clinical_records(records: list[dict[str, Any]], source: str, histologies: set[str]) -> list[dict[str, Any]]:
+    """Rows given as mappings (a notebook's dicts or DataFrame records), typed and checked as a TSV's cells are:
+    every value is read as the text a table would hold (None and NaN are empty)."""
+    header = list(dict.fromkeys(key for record in records for key in record))
+
+    def text(value: Any) -> str:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        if isinstance(value, list | tuple):
+            return ",".join(map(str, value))
+        return str(value)
+
+    cells = ((f"row {k + 1}", {c: text(r.get(c)) for c in header}) for k, r in enumerate(records))
+    return typed_rows(header, cells, source, histologies)
+
+
+def typed_rows(header: list[str], cells, source: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
+    """Typed, validated rows from ``(where, {column: text})`` pairs; an error names the source, where, the column
+    and the value."""
+    properties = load_schema(SCHEMA)["properties"]
     unknown = [c for c in header if c not in properties]
     if unknown:
         raise InputDataError(
-            path, f"unknown column(s) {', '.join(map(repr, unknown))} (known: {', '.join(properties)})"
+            source, f"unknown column(s) {', '.join(map(repr, unknown))} (known: {', '.join(properties)})"
         )
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated:
-        raise InputDataError(path, f"column(s) {', '.join(repeated)} appear more than once in the header")
+        raise InputDataError(source, f"column(s) {', '.join(repeated)} appear more than once in the header")
     if "subject" not in header:
-        raise InputDataError(path, "no 'subject' column")
+        raise InputDataError(source, "no 'subject' column")
     rows = []
-    for raw in _rows(reader, path):
-        line = reader.line_num
-        if None in raw:  # DictReader keeps the cells beyond the header under the key None
-            cells = len(header) + len(raw[None])
-            raise InputDataError(path, f"line {line} has {cells} cells, more than the header's {len(header)}")
+    for where, raw in cells:
         row: dict[str, Any] = {}
         for column, text in raw.items():
             try:
                 row[column] = _parse(column, text or "", properties[column])
             except ValueError as exc:
-                raise InputDataError(path, f"line {line}, column {column}: {exc}") from None
+                raise InputDataError(source, f"{where}, column {column}: {exc}") from None
         if row.get("primary_histology") not in (None, *histologies):
             raise InputDataError(
-                path,
-                f"line {line}, column primary_histology: {row['primary_histology']!r} is not one of "
+                source,
+                f"{where}, column primary_histology: {row['primary_histology']!r} is not one of "
                 f"{', '.join(sorted(histologies))}",
             )
         try:
-            rows.append(validate_with(SCHEMA, row, f"line {line}"))
+            rows.append(validate_with(SCHEMA, row, where))
         except ConfigError as exc:
-            raise InputDataError(path, str(exc)) from None
+            raise InputDataError(source, str(exc)) from None
     return rows
 
 

@@ -22,8 +22,7 @@ import numpy as np
 
 from ..errors import InputDataError
 from ..labels import ROLE_NAMES, LabelScheme
-from .labelmap import LabelMap
-from .readers import (
+from .core import (
     DEFAULT_MAX_VOXELS,
     LPS_TO_RAS,
     as_integer_labels,
@@ -31,6 +30,7 @@ from .readers import (
     file_sha256,
     sitk_ras_affine,
 )
+from .labelmap import LabelMap
 
 log = logging.getLogger(__name__)
 

@@ -5,57 +5,33 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import logging
 import math
 import re
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputDataError
+from .core import (
+    DEFAULT_MAX_VOXELS,
+    as_integer_labels,
+    check_voxel_count,
+    checked_affine,
+    file_sha256,
+    sitk_ras_affine,
+)
+from .dicom import DicomOptions, is_dicom_file, load_dicom
 from .labelmap import LabelMap
-
-if TYPE_CHECKING:
-    from .dicom import DicomOptions
 
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 ITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 DICOM_SUFFIXES = (".dcm", ".dicom")
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of the file's bytes, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-#: Images whose header claims more voxels than this are refused before any array is allocated.
-DEFAULT_MAX_VOXELS = 1_000_000_000
-
-
-def check_voxel_count(path: str | Path, shape, bytes_per_voxel: int, max_voxels: int) -> None:
-    """Refuse an image whose header claims more voxels than ``max_voxels``, or a dimension below one
-    (before reading its data)."""
-    if any(int(s) < 1 for s in shape):
-        raise InputDataError(path, f"its header claims the shape {tuple(int(s) for s in shape)}: no voxels")
-    count = math.prod(int(s) for s in shape)
-    if count > max_voxels:
-        raise InputDataError(
-            path,
-            f"its header claims {count:,} voxels (shape {tuple(int(s) for s in shape)}, "
-            f"{count * bytes_per_voxel / 1e9:.3g} GB), over the limit of {max_voxels:,} voxels "
-            "(features.max_voxels); refused before reading",
-        )
 
 
 @contextlib.contextmanager
@@ -182,8 +158,6 @@ def load_segmentation(
     is refused before any data is read. Raises :class:`InputDataError` (naming the file) for a missing,
     unreadable, oversized or inconsistent input.
     """
-    from .dicom import is_dicom_file, load_dicom
-
     path = Path(path)
     if not path.exists():
         raise InputDataError(path, "no such file")
@@ -311,7 +285,7 @@ def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     scaled = getattr(img.dataobj, "slope", 1) != 1 or getattr(img.dataobj, "inter", 0) != 0
     return LabelMap(
         labels=as_integer_labels(data, path),
-        affine=_checked_affine(np.asarray(img.affine, dtype=float), path),
+        affine=checked_affine(np.asarray(img.affine, dtype=float), path),
         source=str(path),
         provenance={
             "input_format": "nifti",
@@ -348,47 +322,3 @@ def _read_itk(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
             "stored_dtype": img.GetPixelIDTypeAsString(),
         },
     )
-
-
-def sitk_ras_affine(img, path: str | Path) -> np.ndarray:
-    """The RAS voxel-to-world affine of a 3D SimpleITK image (its LPS origin, spacing and direction)."""
-    lps = np.eye(4)
-    lps[:3, :3] = np.asarray(img.GetDirection(), dtype=float).reshape(3, 3) * np.asarray(img.GetSpacing(), dtype=float)
-    lps[:3, 3] = img.GetOrigin()
-    return _checked_affine(LPS_TO_RAS @ lps, path)
-
-
-def _checked_affine(affine: np.ndarray, path: str | Path) -> np.ndarray:
-    if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
-        raise InputDataError(path, "voxel-to-world affine is not a finite 4x4 matrix")
-    if abs(np.linalg.det(affine[:3, :3])) < 1e-12:
-        raise InputDataError(path, "voxel-to-world affine is singular (a voxel size is zero)")
-    return affine
-
-
-def as_integer_labels(data: np.ndarray, path: str | Path) -> np.ndarray:
-    """Return ``data`` as an integer array; floats must hold whole numbers (else an error naming examples)."""
-    if data.dtype == bool:
-        return data.astype(np.uint8)
-    if np.issubdtype(data.dtype, np.integer):
-        return data
-    if not np.issubdtype(data.dtype, np.floating):
-        raise InputDataError(path, f"voxel type {data.dtype} cannot hold labels")
-    if not np.all(np.isfinite(data)):
-        raise InputDataError(path, "label map holds NaN or infinite values")
-    rounded = np.rint(data)
-    fractional = rounded != data
-    if fractional.any():
-        examples = np.unique(data[fractional])[:5]
-        raise InputDataError(
-            path,
-            f"label map holds fractional values ({', '.join(f'{v:.6g}' for v in examples)}"
-            f"{', ...' if fractional.sum() > 5 else ''}); labels must be whole numbers "
-            "(is this a probability map or an interpolated label map?)",
-        )
-    lo, hi = (float(rounded.min()), float(rounded.max())) if rounded.size else (0.0, 0.0)
-    for dtype in (np.uint8, np.int16, np.int32, np.int64):
-        info = np.iinfo(dtype)
-        if info.min <= lo and hi <= info.max:
-            return rounded.astype(dtype)
-    raise InputDataError(path, f"label values out of integer range ({lo:g} .. {hi:g})")

@@ -156,7 +156,8 @@ def check_background_image(path: str | Path, max_voxels: int) -> None:
     """The header checks of a picture's background image (a file, or a DICOM series folder: rows x columns x
     frames x files), before any of it is read."""
     from ..errors import InputDataError
-    from ..io.readers import check_image_header, check_voxel_count
+    from ..io.core import check_voxel_count
+    from ..io.readers import check_image_header
 
     path = Path(path)
     if not path.is_dir():

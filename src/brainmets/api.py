@@ -1,0 +1,436 @@
+"""The Python API, for notebooks and scripts: measure a segmentation, locate its lesions, evaluate the indications,
+gather a cohort. The command line (:mod:`brainmets.cli`) is a thin layer over these functions.
+
+Parameters use the names of the workflow config (``config/README.md``): ``measure(seg, min_lesion_volume_mm3=50,
+rano_bm={"max_target_lesions": 3})`` sets the ``features`` section's keys, ``config=`` takes a whole config (a
+YAML path or a dict of sections). Every value is validated as the config is; an invalid one raises
+:class:`~brainmets.errors.ConfigError`, an unreadable input :class:`~brainmets.errors.InputDataError`.
+Research use only: not a medical device.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError, InputDataError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from .anatomy import ReferenceChoice
+    from .config import FeatureParameters
+    from .features import StudyFeatures
+    from .io import LabelMap
+    from .io.dicom import DicomOptions
+
+PathLike = str | os.PathLike
+
+__all__ = ["Cohort", "Measurement", "cohort", "indicate", "load_config", "locate", "measure"]
+
+
+def load_config(config: PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A validated config with every default filled in: from a YAML file, a mapping of sections, or nothing."""
+    from .config import read_config_file, validate_config
+
+    if config is None:
+        return validate_config({}, "defaults")
+    if isinstance(config, Mapping):
+        return validate_config(copy.deepcopy(dict(config)), "config")
+    return validate_config(read_config_file(config), str(config))
+
+
+def default_threads() -> int:
+    """CPUs this process may use (respects affinity masks such as SLURM's), at most 4."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(4, available))
+
+
+@dataclass
+class Measurement:
+    """One study measured: the features document (what ``brainmets features --out-json`` writes), its tables as
+    pandas DataFrames, the lesion instance map, and the label map it was measured on."""
+
+    features: StudyFeatures
+    label_map: LabelMap
+    parameters: FeatureParameters
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The features document: ``study``, ``lesions``, ``edema_only_components``, ``resection_cavities``,
+        ``provenance``."""
+        return self.features.document
+
+    @property
+    def study(self) -> dict[str, Any]:
+        """The study summary (lesion count, cumulative tumour volume, ...)."""
+        return self.features.study
+
+    @property
+    def lesions(self) -> pd.DataFrame:
+        """One row per lesion, the columns of ``--out-tsv`` (the data dictionary of
+        :func:`brainmets.features.data_dictionary`), ``lesion_id`` as the index."""
+        from .features import LESION_FIELDS
+
+        return _frame(self.document["lesions"], [f.name for f in LESION_FIELDS], "lesion_id")
+
+    @property
+    def edema_only_components(self) -> pd.DataFrame:
+        return _frame(self.document["edema_only_components"], None, None)
+
+    @property
+    def resection_cavities(self) -> pd.DataFrame:
+        from .features import CAVITY_FIELDS
+
+        return _frame(self.document["resection_cavities"], [f.name for f in CAVITY_FIELDS], None)
+
+    @property
+    def instances(self) -> np.ndarray:
+        """The lesion instance map on the segmentation's grid: core voxels carry their ``lesion_id``."""
+        return self.features.instances
+
+    @property
+    def affine(self) -> np.ndarray:
+        """The segmentation's voxel-to-world (RAS, mm) affine."""
+        return self.features.affine
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str] | None, index: str | None) -> pd.DataFrame:
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
+    return frame.set_index(index) if index else frame
+
+
+def measure(
+    segmentation: PathLike,
+    *,
+    subject: str | None = None,
+    session: str | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    reference_series: PathLike | None = None,
+    threads: int | None = None,
+    **parameters: Any,
+) -> Measurement:
+    """Find and measure every lesion of one segmentation (NIfTI, NRRD, MetaImage or DICOM).
+
+    ``parameters`` are keys of the config's ``features`` section (``label_scheme``, ``connectivity``,
+    ``min_lesion_volume_mm3``, ``merge_distance_mm``, ``rano_bm``, ...), applied over ``config``. The lesions
+    are located when the config names an atlas or template; see :func:`locate` for a study's own reference.
+    """
+    settings = _with_features(load_config(config), parameters)
+    return measure_study(
+        segmentation,
+        settings,
+        reference_choice(settings["anatomy"], {}),
+        dicom_options(settings["dicom"], reference_series),
+        subject=subject,
+        session=session,
+        threads=threads,
+    )
+
+
+def locate(
+    segmentation: PathLike,
+    *,
+    parcellation: PathLike | None = None,
+    posterior_fossa_mask: PathLike | None = None,
+    atlas: str | None = None,
+    atlas_dir: PathLike | None = None,
+    template: str | None = None,
+    template_image: PathLike | None = None,
+    template_labels: PathLike | None = None,
+    subject_image: PathLike | None = None,
+    parcellation_definition: str | None = None,
+    template_labels_definition: str | None = None,
+    alignment: str | None = None,
+    **kwargs: Any,
+) -> Measurement:
+    """:func:`measure` plus each lesion's anatomical location, from one reference: a parcellation of the subject
+    (``parcellation``, FreeSurfer labels unless ``parcellation_definition`` says otherwise), a posterior-fossa
+    mask, an atlas already in the subject's space (``atlas`` + ``atlas_dir``), or a template registered to
+    ``subject_image`` (``template`` + ``atlas_dir``, or ``template_image`` + ``template_labels``). The other
+    keywords are those of :func:`measure`."""
+    given = {
+        "parcellation": parcellation,
+        "posterior_fossa_mask": posterior_fossa_mask,
+        "atlas": atlas,
+        "template": template,
+        "template_image": template_image,
+        "template_labels": template_labels,
+    }
+    given = {k: str(v) for k, v in given.items() if v}
+    if not given:
+        raise ConfigError("locate: give a reference (parcellation, posterior_fossa_mask, atlas, template, ...)")
+    reference_series = kwargs.pop("reference_series", None)
+    subject, session, threads = (kwargs.pop(k, None) for k in ("subject", "session", "threads"))
+    settings = _with_features(load_config(kwargs.pop("config", None)), kwargs)
+    anatomy = settings["anatomy"]
+    choice = reference_choice(
+        anatomy,
+        given,
+        atlas_dir=atlas_dir,
+        subject_image=subject_image,
+        parcellation_definition=parcellation_definition,
+        template_labels_definition=template_labels_definition,
+        alignment=alignment,
+    )
+    return measure_study(
+        segmentation,
+        settings,
+        choice,
+        dicom_options(settings["dicom"], reference_series),
+        subject=subject,
+        session=session,
+        threads=threads,
+    )
+
+
+def _with_features(config: dict[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with ``parameters`` set in its ``features`` section (nested ``rano_bm`` merged), validated."""
+    from .config import validate_config
+
+    section = copy.deepcopy(config["features"])
+    for key, value in parameters.items():
+        if isinstance(value, Mapping) and isinstance(section.get(key), dict):
+            section[key] = {**section[key], **value}
+        else:
+            section[key] = value
+    return validate_config({**config, "features": section}, "parameters")
+
+
+def reference_choice(anatomy: dict[str, Any], given: dict[str, str], **options: Any) -> ReferenceChoice:
+    """The study's anatomical reference: the one ``given``, else the config's atlas or template (if any);
+    ``options`` (atlas_dir, subject_image, definitions, alignment) override the config's ``anatomy`` section."""
+    from .anatomy import ReferenceChoice
+
+    if not given:
+        given = {
+            name: anatomy[name]
+            for name in ("atlas", "template", "template_image", "template_labels")
+            if anatomy.get(name)
+        }
+    return ReferenceChoice(
+        **given,
+        atlas_dir=_text(options.get("atlas_dir")) or anatomy["atlas_dir"],
+        subject_image=_text(options.get("subject_image")),
+        parcellation_definition=options.get("parcellation_definition") or anatomy["parcellation_definition"],
+        template_labels_definition=options.get("template_labels_definition") or anatomy["template_labels_definition"],
+        alignment=options.get("alignment") or anatomy["alignment"],
+    )
+
+
+def _text(value: PathLike | None) -> str | None:
+    return str(value) if value else None
+
+
+def dicom_options(section: dict[str, Any], reference_series: PathLike | None = None) -> DicomOptions:
+    """How DICOM segments map to roles, from the config's ``dicom`` section (patterns checked here)."""
+    from .io.dicom import DicomOptions
+
+    for item in section["segment_roles"] or []:
+        try:
+            re.compile(item["pattern"])
+        except re.error as exc:
+            raise ConfigError(f"dicom.segment_roles: {item['pattern']!r} is not a regular expression ({exc})") from None
+    return DicomOptions.from_config(section, _text(reference_series))
+
+
+def measure_study(
+    segmentation: PathLike,
+    config: dict[str, Any],
+    choice: ReferenceChoice,
+    dicom: DicomOptions,
+    *,
+    subject: str | None = None,
+    session: str | None = None,
+    threads: int | None = None,
+    background_image: PathLike | None = None,
+) -> Measurement:
+    """Measure one study with a validated config and a chosen reference (what :func:`measure`, :func:`locate` and
+    ``brainmets features`` share). ``background_image``, when given, is checked before any work is done."""
+    from .anatomy import LocationParameters, build_reference
+    from .config import FeatureParameters
+    from .features import compute_features
+    from .identifiers import check_label
+    from .io import load_segmentation
+    from .registration import RegistrationParameters
+
+    check_label(subject, "subject")
+    check_label(session, "session")
+    threads = default_threads() if threads is None else threads
+    if threads < 1:
+        raise ConfigError(f"threads must be at least 1, not {threads}")
+    params = FeatureParameters.from_config(config["features"])
+    if background_image:  # refused before the segmentation is processed, when its header claims too much
+        from .report.figures import check_background_image
+
+        check_background_image(background_image, params.max_voxels)
+    label_map = load_segmentation(segmentation, dicom, params.max_voxels)
+    if label_map.scheme is not None:  # DICOM SEG / RTSTRUCT: the segments say what each label is
+        params = dataclasses.replace(params, scheme=label_map.scheme)
+    reference = build_reference(
+        choice,
+        label_map,
+        RegistrationParameters.from_config(config["anatomy"]["registration"]),
+        max_voxels=params.max_voxels,
+    )
+    result = compute_features(
+        label_map,
+        params,
+        subject=subject,
+        session=session,
+        threads=threads,
+        reference=reference,
+        location=LocationParameters.from_config(config["anatomy"]),
+    )
+    return Measurement(result, label_map, params)
+
+
+def indicate(
+    features: Measurement | Mapping[str, Any] | PathLike,
+    clinical: PathLike | Mapping[str, Any] | Sequence[Mapping[str, Any]] | pd.DataFrame | None = None,
+    *,
+    subject: str | None = None,
+    session: str | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    rules: PathLike | None = None,
+    thresholds: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Which treatments the review's Table 1 supports for one study, and why (research use only).
+
+    ``features``: a :class:`Measurement`, a features document, or its JSON file. ``clinical``: the patient's
+    row (a mapping with the clinical table's columns), a table (TSV path, DataFrame or list of rows) in which
+    the study's row is looked up by subject and session, or None (imaging facts only: clinical inputs unknown).
+    ``rules`` replaces the built-in rule table, ``thresholds`` overrides its thresholds by name. Returns the
+    indication document (``brainmets indicate --out-json``)."""
+    from .config import read_features_document, validate_with
+
+    settings = load_config(config)
+    features_path = None
+    if isinstance(features, Measurement):
+        document = features.document
+    elif isinstance(features, Mapping):
+        document = validate_with("features_document.schema.yaml", copy.deepcopy(dict(features)), "features")
+    else:
+        features_path = features
+        document = read_features_document(features, InputDataError)
+    section = settings["indications"]
+    return indications_document(
+        document,
+        clinical,
+        rules=rules or section["rules"],
+        thresholds={**section["thresholds"], **(thresholds or {})},
+        subject=subject,
+        session=session,
+        features_path=features_path,
+    )
+
+
+def indications_document(
+    document: dict[str, Any],
+    clinical: Any,
+    *,
+    rules: PathLike | None,
+    thresholds: Mapping[str, Any],
+    subject: str | None = None,
+    session: str | None = None,
+    features_path: PathLike | None = None,
+) -> dict[str, Any]:
+    """The indication document of one features document (what :func:`indicate` and ``brainmets indicate``
+    share); ``clinical`` as for :func:`indicate`."""
+    import logging
+
+    from .indications import RuleSet, evaluate_study
+    from .indications.clinical import find_row
+    from .io.core import file_sha256
+
+    ruleset = RuleSet.load(_text(rules), dict(thresholds))
+    subject = subject or document["study"].get("subject")
+    session = session or document["study"].get("session")
+    rows, source, clinical_path = _clinical_rows(clinical)
+    row = None
+    if rows is not None:
+        if len(rows) == 1 and isinstance(clinical, Mapping):
+            row = rows[0]
+        else:
+            if subject is None:
+                raise ConfigError("give the subject: the features document names no subject")
+            row = find_row(rows, subject, session, source)
+            if row is None:
+                logging.getLogger("brainmets").warning(
+                    "%s: no row for subject %s, session %s: clinical inputs unknown", source, subject, session
+                )
+    provenance = {
+        "features_sha256": file_sha256(Path(features_path)) if features_path else None,
+        "segmentation_sha256": document.get("provenance", {}).get("input_sha256"),
+        "clinical_sha256": file_sha256(Path(clinical_path)) if clinical_path else None,
+        "clinical_row_found": row is not None,
+    }
+    result = evaluate_study(document, row, ruleset, provenance)
+    result["subject"], result["session"], result["status"] = subject, session, "evaluated"
+    return result
+
+
+def _clinical_rows(clinical: Any) -> tuple[list[dict[str, Any]] | None, str, PathLike | None]:
+    """(typed rows, their source's name, the file they came from) of the ``clinical`` argument."""
+    from .indications.clinical import clinical_records, read_clinical
+    from .indications.engine import histologies
+
+    names = set(histologies())
+    if clinical is None:
+        return None, "", None
+    if isinstance(clinical, str | os.PathLike):
+        return read_clinical(clinical, names), str(clinical), clinical
+    if isinstance(clinical, Mapping):
+        return clinical_records([dict(clinical)], "clinical row", names), "clinical row", None
+    if hasattr(clinical, "to_dict"):  # a pandas DataFrame
+        records = clinical.to_dict(orient="records")
+        return clinical_records(records, "clinical table", names), "clinical table", None
+    if isinstance(clinical, Sequence):
+        return clinical_records([dict(r) for r in clinical], "clinical rows", names), "clinical rows", None
+    raise ConfigError(f"clinical: expected a path, a row (mapping), rows or a DataFrame, not {type(clinical).__name__}")
+
+
+@dataclass
+class Cohort:
+    """The cohort tables (what ``brainmets cohort`` writes) as DataFrames, keyed ``participant_id`` and
+    ``session_id`` (strings)."""
+
+    lesions: pd.DataFrame
+    studies: pd.DataFrame
+    indications: pd.DataFrame
+    status: pd.DataFrame
+
+
+def cohort(
+    features: Sequence[PathLike] = (),
+    *,
+    status: Sequence[PathLike] = (),
+    indications: Sequence[PathLike] = (),
+) -> Cohort:
+    """Gather the features documents (given directly, or through the workflow's status documents) and the
+    indication documents of many studies into the cohort tables."""
+    import pandas as pd
+
+    from .cohort import gather, table_spec
+
+    tables = gather([str(p) for p in features], [str(p) for p in status], [str(p) for p in indications])
+    frames = {}
+    for name in ("lesions", "studies", "indications", "status"):
+        rows = getattr(tables, name)
+        columns = table_spec(name)[0]
+        frames[name] = pd.DataFrame(rows, columns=columns).astype(
+            {c: "string" for c in ("participant_id", "session_id") if c in columns}
+        )
+    return Cohort(**frames)

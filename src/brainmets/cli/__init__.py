@@ -1,0 +1,56 @@
+"""Command line: ``brainmets features``, ``indicate``, ``cohort``, ``figures``, ``dataset-description``,
+``batch``. One module per subcommand, each a thin layer over :mod:`brainmets.api`; :mod:`.runner` is the one
+place that maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import ConfigError
+from . import batch, cohort, dataset_description, features, figures, indicate
+from .common import EXIT_USAGE, LOG_FORMAT, flat
+from .runner import run
+
+__all__ = ["build_parser", "main", "run"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (the option and the problem) instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="brainmets",
+        description="Brain-metastasis lesion features from segmentation label maps (research use only).",
+    )
+    parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in (features, indicate, cohort, figures, dataset_description):
+        command.add_parser(sub, [common])
+    batch.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``brainmets`` console script; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if getattr(args, "verbose", False) else logging.WARNING, format=LOG_FORMAT, stream=sys.stderr
+    )
+    if args.command == "batch":
+        try:
+            return batch.run_batch(parser, args.jobs_json)
+        except ConfigError as exc:
+            print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+    return run(args)

@@ -1,0 +1,127 @@
+"""``brainmets batch``: one command (features or indicate) for many studies in one process, each study's
+messages in its own log."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
+from .runner import run
+
+
+def add_parser(sub) -> None:
+    batch = sub.add_parser(
+        "batch",
+        help="run one command for many studies in one process (what the workflow's jobs do)",
+        description="Run `features` or `indicate` for many studies in one process, so the cost of starting "
+        "Python and importing the scientific stack is paid once per batch, not once per study. Each study's "
+        "messages go to its own log; a study that fails does not stop the others.",
+    )
+    batch.add_argument(
+        "--jobs-json",
+        required=True,
+        metavar="JSON",
+        help='{"command": "features"|"indicate", "common": [options of every study], '
+        '"studies": [{"args": [options of one study], "log": path}, ...]}',
+    )
+    batch.set_defaults(func=None)
+
+
+BATCH_COMMANDS = ("features", "indicate")
+
+
+@contextlib.contextmanager
+def _logging_to(stream, verbose: bool):
+    """Send every log record to `stream` (one study's log) for the duration, then restore the handlers."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root.handlers = [handler]
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.handlers, level = saved
+        root.setLevel(level)
+
+
+def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
+    """The --jobs-json document of `batch`: (command, common options, studies)."""
+
+    def strings(value) -> bool:
+        return isinstance(value, list) and all(isinstance(a, str) for a in value)
+
+    try:
+        jobs = json.loads(text)
+        command, common, studies = jobs["command"], jobs.get("common", []), jobs["studies"]
+        if command not in BATCH_COMMANDS:
+            raise ValueError(f"command must be one of {', '.join(BATCH_COMMANDS)}, not {command!r}")
+        if not strings(common):
+            raise ValueError("'common' must be a list of strings")
+        if not isinstance(studies, list):
+            raise ValueError("'studies' must be a list")
+        for study in studies:
+            if not strings(study.get("args")):
+                raise ValueError("each study needs 'args', a list of strings")
+            if not isinstance(study.get("log", ""), str):
+                raise ValueError("a study's 'log' must be a path")
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        raise ConfigError(f"--jobs-json: {flat(exc) or type(exc).__name__}") from None
+    return command, common, studies
+
+
+def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
+    """Run one command per study in this process, each study's stderr and log records in its own log file.
+    Returns 1 when a study's command did not complete (its log says why), else 0."""
+    import io
+    import warnings
+
+    from ..io.writers import check_outputs
+
+    command, common, studies = _parse_jobs(jobs_json)
+    start = time.perf_counter()
+    incomplete = []
+    for study in studies:
+        argv, log_path = [command, *study["args"], *common], study.get("log")
+        usage = io.StringIO()  # argparse's complaint, for the study's log
+        try:
+            with contextlib.redirect_stderr(usage):
+                args, code = parser.parse_args(argv), None
+        except SystemExit as exc:
+            args, code = None, exc.code if isinstance(exc.code, int) else EXIT_USAGE
+        try:
+            if log_path and args is not None:
+                check_outputs([log_path], command_inputs(args))
+            with contextlib.ExitStack() as stack:
+                if log_path:
+                    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+                    stream = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+                    stack.enter_context(contextlib.redirect_stderr(stream))
+                print(usage.getvalue(), end="", file=sys.stderr)
+                stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
+                warnings.simplefilter("default")
+                if args is not None:
+                    with _logging_to(sys.stderr, args.verbose):
+                        code = run(args)
+        except (ConfigError, OSError) as exc:  # the log itself cannot be written
+            where = getattr(exc, "filename", None) or log_path
+            print(f"brainmets: error: {where}: cannot write this study's log ({flat(exc)})", file=sys.stderr)
+            code = EXIT_DATA_ERROR
+        if code:
+            incomplete.append(log_path or " ".join(study["args"]))
+    for where in incomplete:
+        print(f"brainmets: error: a study did not complete (see {where})", file=sys.stderr)
+    print(
+        f"brainmets batch: {command}: {len(studies) - len(incomplete)} of {len(studies)} studies completed "
+        f"in {time.perf_counter() - start:.1f} s (each study's outcome is in its status document and log)",
+        file=sys.stderr,
+    )
+    return 1 if incomplete else 0

@@ -1,0 +1,86 @@
+"""``brainmets cohort``: the cohort tables from many studies' documents."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ConfigError
+from .common import command_inputs, log
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    coh = sub.add_parser(
+        "cohort",
+        parents=parents,
+        help="gather per-study documents into cohort tables",
+        description="Gather 'brainmets features' and 'indicate' documents into lesion, study, indication and status tables.",
+    )
+    coh.add_argument("documents", nargs="*", metavar="FEATURES_JSON")
+    coh.add_argument(
+        "--status",
+        nargs="+",
+        default=[],
+        metavar="STATUS_JSON",
+        help="status documents of 'features --status-json' (failed studies are listed, not tabulated)",
+    )
+    coh.add_argument("--out-status", metavar="TSV", help="one row per study: ok or failed, and why")
+    coh.add_argument("--parquet", action="store_true", help="also write each table as Parquet")
+    coh.add_argument(
+        "--out-lesions", required=True, metavar="TSV", help="one row per lesion (data dictionary beside it)"
+    )
+    coh.add_argument(
+        "--out-studies", required=True, metavar="TSV", help="one row per study (data dictionary beside it)"
+    )
+    coh.add_argument(
+        "--indications", nargs="+", default=[], metavar="INDICATIONS_JSON", help="'brainmets indicate' documents"
+    )
+    coh.add_argument("--out-indications", metavar="TSV", help="one row per study: statuses, criteria met, scores")
+    for option, what in (("status", "--status"), ("indications", "--indications")):
+        coh.add_argument(
+            f"--{option}-list",
+            metavar="FILE",
+            help=f"a file naming more {what} documents, one path per line (for cohorts whose paths would "
+            "overflow a command line; the workflow passes them this way)",
+        )
+    coh.set_defaults(func=run)
+
+
+def _path_list(path: str | None) -> list[str]:
+    """The non-empty lines of a list file (``-`` or ``/dev/stdin``: standard input)."""
+    if not path:
+        return []
+    from ..config import read_text
+
+    text = sys.stdin.read() if path == "-" else read_text(path)
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ..cohort import gather, table_files, write_tables
+    from ..io.writers import check_outputs
+
+    args.status = args.status + _path_list(args.status_list)
+    args.indications = args.indications + _path_list(args.indications_list)
+    if not (args.documents or args.status):
+        raise ConfigError("give features documents, or --status documents of the workflow's features step")
+    outputs = {"lesions": args.out_lesions, "studies": args.out_studies}
+    for name, value in (("indications", args.out_indications), ("status", args.out_status)):
+        if value:
+            outputs[name] = value
+    if bool(args.indications) != bool(args.out_indications):
+        raise ConfigError("give --indications and --out-indications together")
+    files = [path for _, _, path in table_files(outputs, args.parquet)]
+    check_outputs(files, command_inputs(args))
+    tables = gather(args.documents, args.status, args.indications)
+    check_outputs(files, tables.sources)  # the features documents the status documents named, too
+    write_tables(tables, outputs, parquet=args.parquet)
+    for row in tables.status:
+        if row["features_status"] != "ok":
+            log.warning(
+                "sub-%s%s failed: %s",
+                row["subject"],
+                f" ses-{row['session']}" if row["session"] else "",
+                row["features_error"],
+            )
+    return {name: str(path) for name, path in outputs.items()}

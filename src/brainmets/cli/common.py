@@ -1,0 +1,110 @@
+"""What every subcommand shares: exit codes, option types, the config, the files a command reads."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+from pathlib import Path
+
+from ..errors import ConfigError
+
+log = logging.getLogger("brainmets")
+
+EXIT_DATA_ERROR = 1
+EXIT_USAGE = 2
+
+LOG_FORMAT = "brainmets: %(levelname)s: %(message)s"
+
+
+def finite_number(text: str) -> float:
+    """An option's number: NaN and infinities are refused (argparse then exits 2 naming the option)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def command_config(args: argparse.Namespace) -> dict:
+    """--config, then --config-json on top (section by section), validated, with defaults filled in."""
+    from ..config import read_config_file, validate_config
+
+    config = validate_config(read_config_file(args.config), args.config) if args.config else {}
+    if args.config_json:
+        try:
+            extra = json.loads(args.config_json)
+        except (ValueError, RecursionError) as exc:
+            raise ConfigError(f"--config-json: not valid JSON ({exc or 'nested too deeply'})") from None
+        if not isinstance(extra, dict):
+            raise ConfigError("--config-json: expected a JSON object")
+        for key, value in extra.items():
+            before = config.get(key)
+            config[key] = {**before, **value} if isinstance(before, dict) and isinstance(value, dict) else value
+    return validate_config(config, "--config/--config-json")
+
+
+#: Options (of any command) that name files or folders the command reads.
+INPUT_OPTIONS = (
+    "segmentation",
+    "image",
+    "parcellation",
+    "parcellation_definition",
+    "posterior_fossa_mask",
+    "atlas",
+    "atlas_dir",
+    "template",
+    "template_image",
+    "template_labels",
+    "template_labels_definition",
+    "subject_image",
+    "reference_series",
+    "dicom_options",
+    "config",
+    "features",
+    "features_status",
+    "clinical",
+    "rules",
+    "documents",
+    "status",
+    "status_list",
+    "indications",
+    "indications_list",
+    "lesions",
+    "studies",
+)
+
+
+def command_inputs(args: argparse.Namespace) -> list[str]:
+    """Every file or folder the parsed command reads (the detached data files of NRRD / MetaImage headers
+    included), so that no output may overwrite one."""
+    from ..errors import InputDataError
+    from ..io.readers import ITK_SUFFIXES, check_itk_text_header
+
+    out: list[str] = []
+    for name in INPUT_OPTIONS:
+        value = getattr(args, name, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and item:
+                out.append(item)
+                if item.lower().endswith(ITK_SUFFIXES) and Path(item).is_file():
+                    with contextlib.suppress(InputDataError, OSError):
+                        out += [str(p) for p in check_itk_text_header(Path(item))[0]]
+    return out
+
+
+def check_identity(args: argparse.Namespace) -> None:
+    """--subject and --session are BIDS labels (they name output files)."""
+    from ..identifiers import check_label
+
+    check_label(args.subject, "--subject")
+    check_label(args.session, "--session")
+
+
+def flat(exc: BaseException) -> str:
+    """An error's message on one line (YAML parsers, for one, write several)."""
+    return " ".join(str(exc).split())

@@ -1,0 +1,340 @@
+"""``brainmets features``: measure one segmentation (through :func:`brainmets.api.measure_study`) and write
+the requested outputs."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from pathlib import Path
+
+from ..api import default_threads
+from ..errors import ConfigError
+from .common import check_identity, command_config, command_inputs, finite_number, log
+
+#: Command-line options that set a value of the config's ``features`` section: (dest, config path).
+FEATURE_OPTIONS = {
+    "scheme": ("label_scheme",),
+    "connectivity": ("connectivity",),
+    "min_lesion_volume_mm3": ("min_lesion_volume_mm3",),
+    "min_edema_volume_mm3": ("min_edema_component_volume_mm3",),
+    "merge_distance_mm": ("merge_distance_mm",),
+    "rano_min_longest_mm": ("rano_bm", "min_longest_diameter_mm"),
+    "rano_min_perpendicular_mm": ("rano_bm", "min_perpendicular_diameter_mm"),
+    "rano_min_slices": ("rano_bm", "min_axial_slices"),
+    "rano_max_targets": ("rano_bm", "max_target_lesions"),
+}
+
+#: Options naming the study's anatomical reference (at most one kind).
+ANATOMY_OPTIONS = ("parcellation", "posterior_fossa_mask", "atlas", "template", "template_image", "template_labels")
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    feat = sub.add_parser(
+        "features",
+        parents=parents,
+        help="measure every lesion of one segmentation",
+        description="Measure every lesion of one segmentation label map and summarise the study.",
+    )
+    feat.set_defaults(func=run)
+    feat.add_argument(
+        "segmentation",
+        metavar="SEG",
+        help="label map: NIfTI (.nii, .nii.gz), NRRD, MetaImage, or DICOM (SEG, RTSTRUCT or a label series: "
+        "a file or a folder)",
+    )
+    out = feat.add_argument_group("outputs (at least one)")
+    out.add_argument(
+        "--out-json", metavar="PATH", help="the JSON document: study, lesions, edema_only_components, provenance"
+    )
+    out.add_argument(
+        "--out-tsv", metavar="PATH", help="one row per lesion (TSV); its data dictionary is written beside it as .json"
+    )
+    out.add_argument(
+        "--out-instances", metavar="PATH", help="lesion instance label map (NIfTI): core voxels carry their lesion_id"
+    )
+    out.add_argument("--out-figure", metavar="PNG", help="axial slices through each lesion, outlines and ids drawn")
+    out.add_argument(
+        "--image", metavar="FILE", help="background of --out-figure (e.g. the T1c); default: the label map"
+    )
+    out.add_argument(
+        "--status-json",
+        metavar="PATH",
+        help="always write a status document (ok, or failed and why) and exit 0 on a bad study, as the workflow does",
+    )
+    out.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="write all three under DIR with BIDS-Derivatives style names "
+        "(<base>_desc-brainmets_features.json, <base>_desc-lesions_features.tsv/.json, <base>_desc-lesions_dseg.nii.gz)",
+    )
+    ident = feat.add_argument_group("study identity (recorded in the outputs)")
+    ident.add_argument("--subject", help="subject label")
+    ident.add_argument("--session", help="session label")
+    par = feat.add_argument_group("parameters (defaults: see README; command-line values override --config)")
+    par.add_argument(
+        "--config", metavar="YAML", help="config file; its 'features' and 'anatomy' sections set the parameters"
+    )
+    par.add_argument(
+        "--config-json", metavar="JSON", help="the same as a JSON string (after --config; the workflow passes this)"
+    )
+    par.add_argument(
+        "--scheme", metavar="NAME", help="label scheme: brats-mets-2023 (default), brats-2021, brats-2015, binary"
+    )
+    par.add_argument(
+        "--custom-labels",
+        metavar="SPEC",
+        help='custom label scheme, e.g. "enhancing=3;necrotic=1;edema=2;cavity=4" (roles: enhancing, necrotic, core, edema, cavity, ignored)',
+    )
+    par.add_argument("--connectivity", type=int, choices=(6, 18, 26), help="lesion voxel connectivity (default 26)")
+    par.add_argument(
+        "--min-lesion-volume-mm3", type=finite_number, metavar="MM3", help="smallest lesion kept (default 20)"
+    )
+    par.add_argument(
+        "--min-edema-volume-mm3",
+        type=finite_number,
+        metavar="MM3",
+        help="smallest edema-only component kept (default 20)",
+    )
+    par.add_argument(
+        "--merge-distance-mm",
+        type=finite_number,
+        metavar="MM",
+        help="merge cores at most this far apart (default 0: off)",
+    )
+    par.add_argument(
+        "--rano-min-longest-mm",
+        type=finite_number,
+        metavar="MM",
+        help="RANO-BM measurable longest diameter (default 10)",
+    )
+    par.add_argument(
+        "--rano-min-perpendicular-mm",
+        type=finite_number,
+        metavar="MM",
+        help="RANO-BM measurable perpendicular diameter (default 5)",
+    )
+    par.add_argument(
+        "--rano-min-slices", type=int, metavar="N", help="RANO-BM measurable axial slice count (default 2)"
+    )
+    par.add_argument("--rano-max-targets", type=int, metavar="N", help="RANO-BM target lesions at most (default 5)")
+    ana = feat.add_argument_group(
+        "anatomical reference (one of them; without one, location fields are null and say why)"
+    )
+    ana.add_argument(
+        "--parcellation", metavar="FILE", help="FreeSurfer/SynthSeg label map of the same subject (any grid)"
+    )
+    ana.add_argument(
+        "--parcellation-definition",
+        metavar="DEF",
+        help="how to read --parcellation: a built-in definition (default freesurfer) or a YAML file",
+    )
+    ana.add_argument(
+        "--posterior-fossa-mask", metavar="FILE", help="binary posterior-fossa mask in the segmentation's space"
+    )
+    ana.add_argument(
+        "--atlas", metavar="DEF", help="atlas in the segmentation's space: built-in definition (sri24) or a YAML file"
+    )
+    ana.add_argument("--atlas-dir", metavar="DIR", help="folder of the atlas's (or template's) images")
+    ana.add_argument(
+        "--template",
+        metavar="DEF",
+        help="register this definition's template (e.g. sri24, with --atlas-dir) to --subject-image",
+    )
+    ana.add_argument("--template-image", metavar="FILE", help="T1 template image to register to --subject-image")
+    ana.add_argument(
+        "--template-labels",
+        metavar="FILE",
+        help="label image in the template's space (read as --template-labels-definition)",
+    )
+    ana.add_argument(
+        "--template-labels-definition", metavar="DEF", help="definition of --template-labels (default freesurfer)"
+    )
+    ana.add_argument(
+        "--subject-image", metavar="FILE", help="the subject's T1 or T1c image, on the segmentation's grid or not"
+    )
+    ana.add_argument(
+        "--reference-alignment",
+        choices=("world", "voxel"),
+        help="world (default): place the reference by its affine; voxel: same voxel grid, headers ignored",
+    )
+    dcm = feat.add_argument_group("DICOM inputs (SEG, RTSTRUCT, label series; see README, DICOM)")
+    dcm.add_argument(
+        "--reference-series",
+        metavar="DIR",
+        help="folder of the image series an RTSTRUCT's contours (or a SEG's frames) refer to "
+        "(default: the RTSTRUCT's or SEG's folder)",
+    )
+    dcm.add_argument(
+        "--dicom-options",
+        metavar="YAML",
+        help="YAML file with a 'dicom' section (segment_roles, segment_codes, unmatched, overlap_priority, "
+        "fractional_threshold) for this study, over the config's",
+    )
+    dcm.add_argument(
+        "--fractional-threshold",
+        type=finite_number,
+        metavar="F",
+        help="a FRACTIONAL DICOM SEG's voxel belongs to a segment at this fraction or more (default 0.5)",
+    )
+    feat.add_argument(
+        "--threads",
+        type=int,
+        default=default_threads(),
+        metavar="N",
+        help="threads measuring lesions (default: the CPUs this process may use, at most 4; results do not depend on it)",
+    )
+
+
+def _feature_section(args: argparse.Namespace, config: dict) -> dict:
+    """The ``features`` config section: --config first, then explicit options on top."""
+    section = copy.deepcopy(config["features"])
+    if args.custom_labels:
+        if args.scheme:
+            raise ConfigError("give either --scheme or --custom-labels, not both")
+        from ..errors import LabelSchemeError
+        from ..labels import parse_custom_labels
+
+        try:
+            section["label_scheme"] = parse_custom_labels(args.custom_labels)
+        except LabelSchemeError as exc:
+            raise ConfigError(f"--custom-labels: {exc}") from None
+    for dest, path in FEATURE_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is not None:
+            target = section
+            for key in path[:-1]:
+                target = target.setdefault(key, {})
+            target[path[-1]] = value
+    return section
+
+
+def _dicom_section(args: argparse.Namespace, config: dict) -> dict:
+    """How DICOM segments map to roles: the config's ``dicom`` section, --dicom-options, then the options."""
+    from ..config import read_config_file, validate_config
+
+    section = dict(config["dicom"])
+    if args.dicom_options:
+        extra = read_config_file(args.dicom_options)
+        if set(extra) != {"dicom"}:
+            raise ConfigError(f"{args.dicom_options}: expected a mapping with one key, 'dicom'")
+        section.update(validate_config(extra, args.dicom_options)["dicom"])
+    if args.fractional_threshold is not None:
+        section["fractional_threshold"] = args.fractional_threshold
+        section = validate_config({"dicom": section}, "--fractional-threshold")["dicom"]
+    return section
+
+
+SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", re.IGNORECASE)
+
+
+def output_paths(args: argparse.Namespace) -> dict[str, Path]:
+    """Resolve the requested outputs; refuse duplicates, folders, and any output that is an input."""
+    from ..identifiers import inside
+    from ..io.writers import check_outputs
+
+    paths = {}
+    if args.out_dir:
+        if args.subject:
+            base = f"sub-{args.subject}" + (f"_ses-{args.session}" if args.session else "")
+        else:
+            base = SEG_SUFFIX.sub("", Path(args.segmentation).name)
+        out_dir = Path(args.out_dir)
+        paths = {
+            "json": inside(out_dir / f"{base}_desc-brainmets_features.json", out_dir),
+            "tsv": inside(out_dir / f"{base}_desc-lesions_features.tsv", out_dir),
+            "instances": inside(out_dir / f"{base}_desc-lesions_dseg.nii.gz", out_dir),
+        }
+    named = {key: value for key in ("json", "tsv", "instances", "figure") if (value := getattr(args, f"out_{key}"))}
+    paths.update({key: Path(value) for key, value in named.items()})
+    if not paths:
+        raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
+    if "tsv" in paths:
+        paths["dictionary"] = paths["tsv"].with_suffix(".json")
+    if "instances" in paths and not str(paths["instances"]).lower().endswith((".nii", ".nii.gz")):
+        raise ConfigError(f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii")
+    if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
+        raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
+    outputs = [*named.values(), *(path for key, path in paths.items() if key not in named)]  # as given: "dir/"
+    check_outputs([*outputs, *([args.status_json] if args.status_json else [])], command_inputs(args))
+    return paths
+
+
+def run(args: argparse.Namespace) -> dict[str, Path]:
+    """Measure the study and write its outputs, all or nothing; returns the paths written."""
+    from .. import api
+    from ..features import LESION_FIELDS, data_dictionary
+    from ..io.writers import atomic_outputs, write_json, write_nifti, write_tsv
+
+    check_identity(args)
+    config = command_config(args)
+    config["features"] = _feature_section(args, config)
+    paths = output_paths(args)
+    given = {name: getattr(args, name) for name in ANATOMY_OPTIONS if getattr(args, name)}
+    choice = api.reference_choice(
+        config["anatomy"],
+        given,
+        atlas_dir=args.atlas_dir,
+        subject_image=args.subject_image,
+        parcellation_definition=args.parcellation_definition,
+        template_labels_definition=args.template_labels_definition,
+        alignment=args.reference_alignment,
+    )
+    measurement = api.measure_study(
+        args.segmentation,
+        config,
+        choice,
+        api.dicom_options(_dicom_section(args, config), args.reference_series),
+        subject=args.subject,
+        session=args.session,
+        threads=args.threads,
+        background_image=args.image,
+    )
+    result = measurement.features
+    keys = list(paths)
+    with atomic_outputs(*paths.values()) as tmp_paths:
+        tmp = dict(zip(keys, tmp_paths))
+        if "json" in tmp:
+            write_json(tmp["json"], result.document)
+        if "tsv" in tmp:
+            key_cols = [c for c in ("subject", "session") if result.study.get(c) is not None]
+            rows = [{**{c: result.study[c] for c in key_cols}, **row} for row in result.lesions]
+            write_tsv(tmp["tsv"], key_cols + [f.name for f in LESION_FIELDS], rows)
+            write_json(tmp["dictionary"], data_dictionary(LESION_FIELDS))
+        if "instances" in tmp:
+            write_nifti(tmp["instances"], result.instances, result.affine)
+        if "figure" in tmp:
+            _study_figure(tmp["figure"], measurement, args)
+    log.info(
+        "%s: %d lesion(s), cumulative tumour volume %.3f mL",
+        args.segmentation,
+        result.study["lesion_count"],
+        result.study["cumulative_tumor_volume_ml"],
+    )
+    return paths
+
+
+def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
+    from ..labels import CORE_ROLES, Role, role_mask
+    from ..report.figures import image_on_grid, study_figure
+
+    label_map, result, params = measurement.label_map, measurement.features, measurement.parameters
+    masks = {
+        "core": role_mask(label_map.labels, params.scheme, *CORE_ROLES),
+        "enhancing": role_mask(label_map.labels, params.scheme, Role.ENHANCING),
+        "edema": role_mask(label_map.labels, params.scheme, Role.EDEMA),
+    }
+    image = image_on_grid(args.image, label_map.affine, label_map.shape, params.max_voxels) if args.image else None
+    name = " ".join(
+        x for x in (f"sub-{args.subject}" if args.subject else "", f"ses-{args.session}" if args.session else "") if x
+    )
+    study_figure(
+        path,
+        label_map.labels,
+        label_map.affine,
+        masks,
+        result.lesions,
+        result.instances,
+        image,
+        title=f"{name or Path(args.segmentation).name}: {result.study['lesion_count']} lesion(s)",
+    )

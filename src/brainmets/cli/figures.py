@@ -1,0 +1,59 @@
+"""``brainmets figures``: the cohort's plots from its tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import ConfigError
+from .common import command_inputs
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    fig = sub.add_parser(
+        "figures",
+        parents=parents,
+        help="cohort plots from the cohort tables",
+        description="Plot lesion sizes, tumour burden, locations and indications of a cohort.",
+    )
+    fig.add_argument("--lesions", required=True, metavar="TSV", help="the cohort lesion table")
+    fig.add_argument("--studies", required=True, metavar="TSV", help="the cohort study table")
+    fig.add_argument("--indications", metavar="TSV", help="the cohort indication table")
+    fig.add_argument(
+        "--out-dir",
+        required=True,
+        metavar="DIR",
+        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png)",
+    )
+    fig.set_defaults(func=run)
+
+
+def _read_tsv(path: str | Path) -> list[dict]:
+    import csv
+
+    from ..config import read_text
+
+    try:
+        return list(csv.DictReader(read_text(path).splitlines(), delimiter="\t"))
+    except csv.Error as exc:
+        raise ConfigError(f"{path}: not a table ({exc})") from None
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ..indications import MODALITIES
+    from ..io.writers import atomic_outputs, check_outputs
+    from ..report import figures
+
+    lesions, studies = _read_tsv(args.lesions), _read_tsv(args.studies)
+    out = Path(args.out_dir)
+    names = ["lesion_size.png", "volume_vs_count.png", "location.png"] + (
+        ["indications.png"] if args.indications else []
+    )
+    check_outputs([out / n for n in names], command_inputs(args))
+    with atomic_outputs(*(out / n for n in names)) as tmp:
+        figures.size_distribution(tmp[0], lesions)
+        figures.volume_against_count(tmp[1], studies)
+        figures.locations(tmp[2], lesions)
+        if args.indications:
+            figures.indication_frequencies(tmp[3], _read_tsv(args.indications), MODALITIES)
+    return {n: out / n for n in names}

@@ -1,0 +1,87 @@
+"""``brainmets indicate``: one study's indication document (through :func:`brainmets.api.indications_document`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import check_identity, command_config, command_inputs, log
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    ind = sub.add_parser(
+        "indicate",
+        parents=parents,
+        help="which treatments the review's Table 1 supports for one study (research use only)",
+        description="Evaluate the review's Table 1 for one study, from its features and clinical data. "
+        "Research use only: not a treatment recommendation.",
+    )
+    ind.add_argument("--features", required=True, metavar="JSON", help="the study's 'brainmets features' document")
+    ind.add_argument(
+        "--features-status",
+        metavar="JSON",
+        help="the features step's status document: when it failed, write a 'not evaluated' document instead",
+    )
+    ind.add_argument(
+        "--clinical",
+        metavar="TSV",
+        help="clinical table (one row per subject/session); without it every clinical input is unknown",
+    )
+    ind.add_argument("--subject", help="subject label (default: the one in the features document)")
+    ind.add_argument("--session", help="session label (default: the one in the features document)")
+    ind.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
+    ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
+    ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
+    ind.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    ind.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad study")
+    ind.set_defaults(func=run)
+
+
+def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=None) -> dict:
+    from ..indications import DISCLAIMER
+
+    return {
+        "research_use_only": True,
+        "disclaimer": DISCLAIMER,
+        "subject": args.subject or subject,
+        "session": args.session or session,
+        "status": "not_evaluated",
+        "reason": reason,
+    }
+
+
+def run(args: argparse.Namespace) -> dict:
+    from ..api import indications_document
+    from ..config import read_features_document, read_json
+    from ..errors import InputDataError
+    from ..io.writers import atomic_path, check_outputs, write_json
+
+    check_identity(args)
+    check_outputs([args.out_json, *([args.status_json] if args.status_json else [])], command_inputs(args))
+    if args.features_status:
+        upstream = read_json(args.features_status, "brainmets status document", InputDataError)
+        if upstream.get("status") != "ok":
+            document = _not_evaluated(
+                args,
+                f"the features step failed: {upstream.get('error')}",
+                upstream.get("subject"),
+                upstream.get("session"),
+            )
+            with atomic_path(args.out_json) as tmp:
+                write_json(tmp, document)
+            return {"json": args.out_json}
+    document = read_features_document(args.features, InputDataError)
+    config = command_config(args)
+    section = config["indications"]
+    result = indications_document(
+        document,
+        args.clinical or config["clinical"],
+        rules=args.rules or section["rules"],
+        thresholds=section["thresholds"],
+        subject=args.subject,
+        session=args.session,
+        features_path=args.features,
+    )
+    log.info("%s: %s", result["subject"], ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
+    with atomic_path(args.out_json) as tmp:
+        write_json(tmp, result)
+    return {"json": args.out_json}

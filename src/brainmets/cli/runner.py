@@ -1,0 +1,98 @@
+"""Running one parsed command: its errors mapped to an exit code and a one-line message, and the status
+document of ``--status-json`` (one bad study does not stop a cohort)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .. import __version__
+from ..errors import BrainmetsError, ConfigError
+from .common import EXIT_DATA_ERROR, EXIT_USAGE, command_inputs, flat
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run one parsed command; map its errors to an exit code and a one-line message."""
+    if getattr(args, "status_json", None):
+        return _run_with_status(args)
+    try:
+        args.func(args)  # returns the outputs it wrote (recorded by --status-json)
+        return 0
+    except ConfigError as exc:
+        print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrainmetsError as exc:
+        print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except OSError as exc:
+        where = exc.filename or getattr(args, "segmentation", "")
+        print(f"brainmets: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    except Exception as exc:  # a bug: say so in one line, show the traceback with --verbose
+        target = getattr(args, "segmentation", None) or ""
+        print(
+            f"brainmets: internal error while processing {target}: {type(exc).__name__}: {exc} "
+            "(rerun with --verbose for the traceback; please report it)",
+            file=sys.stderr,
+        )
+        if args.verbose:
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        return EXIT_DATA_ERROR
+
+
+def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
+    if isinstance(exc, BrainmetsError):
+        return flat(exc)
+    if isinstance(exc, OSError):
+        return f"{exc.filename or getattr(args, 'segmentation', '')}: {exc.strerror or exc}"
+    target = getattr(args, "segmentation", None) or getattr(args, "features", "")
+    return f"internal error while processing {target}: {type(exc).__name__}: {exc}"
+
+
+def _run_with_status(args: argparse.Namespace) -> int:
+    """Run a per-study command; record ok or failed (and why) in --status-json, so one bad study does not
+    stop a cohort. The message also goes to stderr (the job's log), with the traceback for internal errors."""
+    from ..io.writers import atomic_path, check_outputs, write_json
+
+    try:  # a status document that would overwrite an input, or is a folder: nothing is run or written
+        check_outputs([args.status_json], command_inputs(args))
+    except ConfigError as exc:
+        print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    start = time.perf_counter()
+    error = None
+    try:
+        outputs = args.func(args)
+    except Exception as exc:
+        outputs = None
+        error = _one_line(exc, args)
+        print(f"brainmets: error: {error}", file=sys.stderr)
+        if not isinstance(exc, BrainmetsError | OSError):
+            import traceback
+
+            traceback.print_exc(file=sys.stderr)
+        if getattr(args, "out_figure", None):
+            from ..report.figures import failure_figure
+
+            with atomic_path(args.out_figure) as tmp:
+                failure_figure(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")
+    status = {
+        "subject": args.subject,
+        "session": args.session,
+        "step": args.command,
+        "status": "failed" if error else "ok",
+        "error": error,
+        "outputs": {k: str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {},
+        "seconds": round(time.perf_counter() - start, 3),
+        "brainmets_version": __version__,
+    }
+    try:
+        with atomic_path(args.status_json) as tmp:
+            write_json(tmp, status)
+    except OSError as exc:
+        print(f"brainmets: error: {exc.filename}: cannot write the status document ({exc.strerror})", file=sys.stderr)
+        return EXIT_DATA_ERROR
+    return 0
