@@ -47,6 +47,7 @@ def workflow_run(tmp_path_factory):
     config.write_text(config.read_text().replace("batch_size: 25", "batch_size: 2"))
     run = snakemake(work, "--keep-going")
     assert run.returncode == 0, run.stderr[-3000:]
+    (work / "run.stderr").write_text(run.stderr)
     return work
 
 
@@ -139,6 +140,22 @@ def test_bids_derivatives_dataset_and_figures(workflow_run):
     for name in ("lesion_size", "volume_vs_count", "location", "indications"):
         png = (workflow_run / "results/group" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] > 300
+
+
+def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
+    last = (workflow_run / "run.stderr").read_text().splitlines()
+    summary = [line for line in last if line.startswith("brainmets: 8 studies")]
+    assert summary == [
+        "brainmets: 8 studies: 6 ok, 2 failed; the failures are listed in results/group/status.tsv "
+        "(column features_error), one log per study under results/logs/features/"
+    ]
+
+
+def test_failed_studies_can_fail_the_run(workflow_run):
+    run = snakemake(workflow_run, "--forcerun", "dataset_description", "--config", "fail_on_failed_studies=True")
+    assert run.returncode == 1
+    assert "2 studies failed (config fail_on_failed_studies)" in run.stderr
+    assert (workflow_run / "results/group/status.tsv").is_file()  # the cohort tables are still written
 
 
 def test_second_run_has_nothing_to_do(workflow_run):
