@@ -161,6 +161,24 @@ def test_unknown_label_message_names_the_file(tmp_path, capsys):
     assert code == 0
     code, _, err = _run(["features", seg, "--out-json", tmp_path / "x.json", "--scheme", "brats-2021"], capsys)
     assert code == 1 and err.startswith(f"brainmets: error: {seg}: label value(s) 3")
+    assert "the values present fit brats-mets-2023 or brats-2015 (--scheme NAME)" in err
+
+
+def test_first_messages_name_what_is_wrong(tmp_path, capsys):
+    """An unknown scheme lists the valid names; a missing document says so; a BraTS-2021 map read as
+    brats-mets-2023 is measured with a warning naming the scheme that fits (a post-operative map is not)."""
+    out = tmp_path / "x.json"
+    code, _, err = _run(["features", PHANTOMS / "sphere.nii.gz", "--out-json", out, "--scheme", "brats2021"], capsys)
+    assert code == 2 and "'brats2021' is not one of ['brats-mets-2023', 'brats-2021', 'brats-2015', 'binary']" in err
+    code, _, err = _run(["indicate", "--features", tmp_path / "none.json", "--out-json", out], capsys)
+    assert code == 1 and err.strip() == f"brainmets: error: {tmp_path / 'none.json'}: no such file"
+    code, _, err = _run(["features", PHANTOMS / "brats2021.nii.gz", "--out-json", out], capsys)
+    warnings = json.loads(out.read_text())["provenance"]["warnings"]  # and logged
+    assert code == 0 and any("look like brats-2021" in w and "use --scheme brats-2021" in w for w in warnings)
+    for scheme_fits in (["--scheme", "brats-2021"], []):
+        seg = PHANTOMS / ("brats2021.nii.gz" if scheme_fits else "postop.nii.gz")
+        assert _run(["features", seg, "--out-json", out, *scheme_fits], capsys)[0] == 0
+        assert not any("look like" in w for w in json.loads(out.read_text())["provenance"]["warnings"])
 
 
 def test_usage_errors(tmp_path, capsys):

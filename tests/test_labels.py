@@ -11,6 +11,7 @@ from brainmets.labels import (
     get_scheme,
     parse_custom_labels,
     role_mask,
+    scheme_mismatch,
 )
 
 
@@ -109,3 +110,37 @@ def test_fractional_labels_are_refused_with_examples():
 def test_nan_labels_are_refused():
     with pytest.raises(InputDataError, match="NaN"):
         as_integer_labels(np.array([0.0, np.nan]), "seg.nii")
+
+
+def _mismatch(labels, scheme="brats-mets-2023"):
+    return scheme_mismatch(labels, count_values(labels.ravel()), get_scheme(scheme))
+
+
+def test_a_brats_2021_map_read_as_brats_mets_2023_is_recognised():
+    rim = np.zeros((12, 12, 12), np.uint8)
+    rim[2:9, 2:9, 2:9] = 4  # enhancing rim (BraTS 2021) ...
+    rim[4:7, 4:7, 4:7] = 1  # ... around necrosis
+    assert "wraps around necrotic core" in _mismatch(rim)
+    solid = np.zeros((12, 12, 12), np.uint8)
+    solid[1:3, 1:3, 1:3] = solid[8:10, 8:10, 8:10] = 4  # two solid enhancing lesions
+    assert "forms 2 components" in _mismatch(solid)
+    cavity = np.zeros((12, 12, 12), np.uint8)
+    cavity[1:4, 1:4, 1:4] = 4  # one resection cavity ...
+    cavity[8:10, 8:10, 8:10] = 1  # ... and a core elsewhere: a post-operative brats-mets-2023 map
+    assert _mismatch(cavity) is None
+    rim[0, 0, 0] = 3  # enhancing tumour present: brats-mets-2023 after all
+    assert _mismatch(rim) is None and _mismatch(solid, "brats-2021") is None
+
+
+@pytest.mark.shared
+def test_scheme_check_on_real_maps(shared):
+    """No warning on the four real BraTS-METS reference maps; one on a real BraTS-2021-labelled fusion."""
+    import nibabel as nib
+
+    def labels(path):
+        return np.asarray(nib.load(path).dataobj).astype(np.int16)
+
+    for path in sorted((shared / "real" / "brats-evaluation-samples").glob("ref_*.nii.gz")):
+        assert _mismatch(labels(path)) is None, path.name
+    fusion = shared / "real" / "brainlesion-bratstoolkit" / "OtherEXampleFromTCIA" / "fusion_simple.nii.gz"
+    assert "look like brats-2021" in _mismatch(labels(fusion))

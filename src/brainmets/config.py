@@ -93,6 +93,14 @@ def validate_with(schema: str, data: Any, source: str) -> Any:
     errors = sorted(_Validator(load_schema(schema)).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
+        while err.validator in ("oneOf", "anyOf") and err.context:  # the branch of the value's own type says why
+            wrong_type = {
+                e.relative_schema_path[0] for e in err.context if list(e.relative_schema_path)[1:] == ["type"]
+            }
+            specific = [e for e in err.context if e.relative_schema_path[0] not in wrong_type]
+            if not specific:
+                break
+            err = specific[0]
         where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise ConfigError(f"{source}: {where}: {err.message}")
     return data

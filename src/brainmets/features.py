@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -30,8 +31,10 @@ from .geometry import (
     voxel_volume_mm3,
 )
 from .io.labelmap import LabelMap
-from .labels import CORE_ROLES, Role, check_values, count_values, role_mask
+from .labels import CORE_ROLES, Role, check_values, count_values, role_mask, scheme_mismatch
 from .lesions import Lesions, assign_edema, find_lesions, structure
+
+log = logging.getLogger(__name__)
 
 MM3_PER_ML = 1000.0
 
@@ -443,6 +446,9 @@ def compute_features(
                 "an intensity image is not a label map)"
             )
         raise InputDataError(label_map.source, problem) from None
+    mismatch = scheme_mismatch(crop, counts, scheme)
+    if mismatch:
+        log.warning("%s: %s", label_map.source, mismatch)
     crop_affine = affine.copy()
     crop_affine[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
 
@@ -482,7 +488,7 @@ def compute_features(
         "lesions": rows,
         "edema_only_components": edema_only,
         "resection_cavities": cavities,
-        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location),
+        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, mismatch),
     }
     return StudyFeatures(document, affine, shape, box, lesions)
 
@@ -714,10 +720,10 @@ def _software_versions() -> dict[str, str]:
     return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
-def _provenance(label_map, params, grid, counts, vox_mm3, reference, location) -> dict[str, Any]:
+def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, mismatch) -> dict[str, Any]:
     affine = label_map.affine
     shear = axis_shear_deg(affine)
-    warnings = list(label_map.warnings)
+    warnings = list(label_map.warnings) + ([mismatch] if mismatch else [])
     registration = (reference.provenance.get("registration") or {}) if reference is not None else {}
     if registration.get("poor"):
         warnings.append(

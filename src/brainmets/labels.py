@@ -178,8 +178,19 @@ def count_values(values: np.ndarray) -> dict[int, int]:
     return {int(v): int(c) for v, c in zip(uniq, counts)}
 
 
+def fitting_schemes(counts: dict[int, int]) -> list[str]:
+    """The built-in schemes with a sub-region for every value present (binary, which takes anything, excluded)."""
+    present = {v for v, n in counts.items() if v and n}
+    return [
+        name
+        for name, s in SCHEMES.items()
+        if s.nonzero_role is None and present <= {v for vals in s.values.values() for v in vals}
+    ]
+
+
 def check_values(counts: dict[int, int], scheme: LabelScheme) -> None:
-    """Raise :class:`LabelSchemeError` naming every value present that ``scheme`` does not know."""
+    """Raise :class:`LabelSchemeError` naming every value present that ``scheme`` does not know, and the
+    built-in schemes that would know them all."""
     if scheme.nonzero_role is not None:
         return
     known = {v for vals in scheme.values.values() for v in vals}
@@ -187,10 +198,41 @@ def check_values(counts: dict[int, int], scheme: LabelScheme) -> None:
     if unknown:
         shown = ", ".join(f"{v} ({counts[v]} voxels)" for v in unknown[:10])
         more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+        fits = fitting_schemes(counts)
+        hint = (
+            f"; the values present fit {' or '.join(fits)} (--scheme NAME)"
+            if fits
+            else "; no built-in scheme has them all: give your own (--custom-labels)"
+        )
         raise LabelSchemeError(
             f"label value(s) {shown}{more} not in label scheme {scheme.name!r} "
-            f"(known: {', '.join(str(v) for v in sorted(known))})"
+            f"(known: {', '.join(str(v) for v in sorted(known))}){hint}"
         )
+
+
+def scheme_mismatch(labels: np.ndarray, counts: dict[int, int], scheme: LabelScheme) -> str | None:
+    """A warning when the labels look like another scheme's, else None.
+
+    One confusion is common and silent: a BraTS 2017-2021 map (4 = enhancing tumour) read as brats-mets-2023
+    (4 = resection cavity, 3 = enhancing). Every value is known to both, but then the map has no enhancing
+    tumour at all, and its "cavities" either wrap around necrotic core (label 1), as an enhancing rim does, or
+    are several (a study rarely has more than one resection cavity). A single cavity away from any core, the
+    usual post-operative map, gives no warning."""
+    if scheme.name != "brats-mets-2023" or counts.get(3) or not counts.get(4):
+        return None
+    from scipy import ndimage
+
+    cavity = labels == 4
+    touching = bool(counts.get(1)) and bool((ndimage.binary_dilation(cavity) & (labels == 1)).any())
+    pieces = ndimage.label(cavity, structure=np.ones((3, 3, 3)))[1]
+    if not touching and pieces < 2:
+        return None
+    why = "wraps around necrotic core (label 1) as an enhancing rim would" if touching else f"forms {pieces} components"
+    return (
+        f"the labels look like brats-2021 (1 necrotic core, 2 edema, 4 enhancing tumour), not brats-mets-2023: "
+        f"there is no label 3 (enhancing tumour) and label 4, read as resection cavity, {why}; if label 4 is "
+        "enhancing tumour, use --scheme brats-2021 (label_scheme in the config or the studies sheet)"
+    )
 
 
 def role_mask(labels: np.ndarray, scheme: LabelScheme, *roles: Role) -> np.ndarray:
