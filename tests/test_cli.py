@@ -59,10 +59,11 @@ def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
     with open(tmp_path / "l.tsv", newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert [r["lesion_id"] for r in rows] == ["1", "2"]
-    assert rows[0]["subject"] == "07" and rows[0]["session"] == "pre"
+    assert rows[0]["participant_id"] == "sub-07" and rows[0]["session_id"] == "ses-pre"
     assert float(rows[0]["volume_ml"]) == pytest.approx(document["lesions"][0]["volume_ml"])
     dictionary = json.loads((tmp_path / "l.json").read_text())
-    assert set(rows[0]) - {"subject", "session"} == set(dictionary)
+    assert set(rows[0]) == set(dictionary)  # every column described
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json", "i.json", "i.nii.gz", "i.tsv", "l.json", "l.tsv"]
     instances = nib.load(tmp_path / "i.nii.gz")
     data = np.asanyarray(instances.dataobj)
     assert np.allclose(instances.affine, nib.load(seg).affine)
@@ -77,10 +78,16 @@ def test_out_dir_uses_bids_like_names(tmp_path, capsys):
     assert code == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "sub-3_ses-b_desc-brainmets_features.json",
+        "sub-3_ses-b_desc-lesions_dseg.json",
         "sub-3_ses-b_desc-lesions_dseg.nii.gz",
+        "sub-3_ses-b_desc-lesions_dseg.tsv",
         "sub-3_ses-b_desc-lesions_features.json",
         "sub-3_ses-b_desc-lesions_features.tsv",
     ]
+    assert (tmp_path / "sub-3_ses-b_desc-lesions_dseg.tsv").read_text() == "index\tname\n1\tlesion-1\n"
+    sidecar = json.loads((tmp_path / "sub-3_ses-b_desc-lesions_dseg.json").read_text())
+    assert "lesion_id" in sidecar["Description"] and sidecar["SpatialReference"] == "orig"
+    assert nib.load(tmp_path / "sub-3_ses-b_desc-lesions_dseg.nii.gz").header.get_xyzt_units()[0] == "mm"
     code, _, _ = _run(["features", PHANTOMS / "sphere.nii.gz", "--out-dir", tmp_path / "x"], capsys)
     assert (tmp_path / "x" / "sphere_desc-brainmets_features.json").exists()
 
@@ -220,9 +227,13 @@ def test_cohort_tables(tmp_path, capsys):
         lesions = list(csv.DictReader(fh, delimiter="\t"))
     with open(tmp_path / "g/studies.tsv", newline="") as fh:
         studies = list(csv.DictReader(fh, delimiter="\t"))
-    assert [(r["subject"], r["lesion_id"]) for r in lesions] == [("1", "1"), ("2", "1"), ("2", "2")]
-    assert [(r["subject"], r["lesion_count"], r["largest_max_diameter_3d_mm"]) for r in studies][2] == ("3", "0", "n/a")
-    assert json.loads((tmp_path / "g/studies.json").read_text())["lesion_count"]["Units"] == "count"
+    assert [(r["participant_id"], r["lesion_id"]) for r in lesions] == [("sub-1", "1"), ("sub-2", "1"), ("sub-2", "2")]
+    assert [
+        (r["participant_id"], r["session_id"], r["lesion_count"], r["largest_max_diameter_3d_mm"]) for r in studies
+    ][2] == ("sub-3", "n/a", "0", "n/a")
+    dictionary = json.loads((tmp_path / "g/studies.json").read_text())
+    assert "Units" not in dictionary["lesion_count"] and dictionary["cumulative_tumor_volume_ml"]["Units"] == "mL"
+    assert "subject" not in dictionary and dictionary["participant_id"]["LongName"] == "Participant ID"
 
 
 def test_cohort_reads_status_documents_from_a_list_file(tmp_path, capsys):

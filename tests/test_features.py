@@ -13,8 +13,8 @@ from brainmets.features import (
     STUDY_FIELDS,
     _mark_rano,
     compute_features,
-    data_dictionary,
 )
+from brainmets.fields import data_dictionary
 from brainmets.io import load_segmentation
 
 from .conftest import PHANTOMS, ROOT, ball, features
@@ -111,21 +111,26 @@ def test_resection_cavities_and_the_enhancing_tissue_in_their_rim():
     )
 
 
-def test_data_dictionary_has_descriptions_and_units():
+def test_data_dictionary_is_bids_with_cmixf_units_and_levels():
     dictionary = data_dictionary(LESION_FIELDS)
-    assert dictionary["volume_ml"] == {"Description": LESION_FIELDS[2].description, "Units": "mL"}
-    assert all(entry["Description"] for entry in dictionary.values())
+    assert dictionary["volume_ml"] == {"LongName": "Volume", "Description": LESION_FIELDS[2].description, "Units": "mL"}
+    assert dictionary["max_diameter_3d_mm"]["LongName"] == "Maximum diameter 3D"
+    assert dictionary["surface_area_mm2"]["Units"] == "mm^2"
+    assert "Units" not in dictionary["voxel_count"] and "Units" not in dictionary["bbox_i_min"]  # counts, indices
+    assert dictionary["rano_bm_target"]["Levels"] == {"true": "yes", "false": "no"}
+    assert set(dictionary["location"]["Levels"]) == {"supratentorial", "infratentorial", "mixed"}
+    assert all(entry["Description"] and entry["LongName"] for entry in dictionary.values())
     for name, entry in dictionary.items():
         unit = re.search(r"_(ml|mm|mm2|mm3)$", name)
         if unit:
-            assert entry["Units"].lower() == unit.group(1), name
+            assert entry["Units"].lower().replace("^", "") == unit.group(1), name
 
 
 def test_readme_documents_every_output_field():
     """The README's field tables say exactly what the data dictionaries say."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for field in LESION_FIELDS + STUDY_FIELDS + EDEMA_ONLY_FIELDS + CAVITY_FIELDS:
-        assert f"| `{field.name}` | {field.unit or ''} | {field.description} |" in readme, field.name
+        assert f"| `{field.name}` | {field.bids_units or ''} | {field.description} |" in readme, field.name
 
 
 def test_zero_lesions_is_valid_data():

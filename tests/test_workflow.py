@@ -2,12 +2,14 @@
 
 import csv
 import json
+import re
 import shutil
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -61,8 +63,10 @@ def test_every_study_gets_its_outputs(workflow_run):
             "desc-lesions_features.tsv",
             "desc-lesions_features.json",
             "desc-lesions_dseg.nii.gz",
-            "desc-indications.json",
-            "desc-status.json",
+            "desc-lesions_dseg.tsv",
+            "desc-lesions_dseg.json",
+            "desc-brainmets_indications.json",
+            "desc-brainmets_status.json",
             "desc-lesions_overlay.png",
         ):
             assert (base / f"{prefix}_{suffix}").is_file(), suffix
@@ -74,30 +78,32 @@ def test_every_study_gets_its_outputs(workflow_run):
 
 
 def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
-    status = {r["subject"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}
-    assert [s for s, r in status.items() if r["features_status"] == "ok"] == SUBJECTS
-    failed = status["07"]
+    status = {r["participant_id"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}
+    assert [s for s, r in status.items() if r["features_status"] == "ok"] == [f"sub-{s}" for s in SUBJECTS]
+    failed = status["sub-07"]
     assert failed["features_status"] == "failed" and failed["indications_status"] == "not_evaluated"
     assert (
         "sub-07_ses-01_dseg.nii.gz" in failed["features_error"] and "not a readable NIfTI" in failed["features_error"]
     )
     anat = workflow_run / "results/sub-07/ses-01/anat"
     assert sorted(p.name for p in anat.iterdir()) == [
-        "sub-07_ses-01_desc-indications.json",
+        "sub-07_ses-01_desc-brainmets_indications.json",
+        "sub-07_ses-01_desc-brainmets_status.json",
         "sub-07_ses-01_desc-lesions_overlay.png",
-        "sub-07_ses-01_desc-status.json",
     ]  # no features document, nothing half-written
     log = (workflow_run / "results/logs/features/sub-07/ses-01/sub-07_ses-01.log").read_text()
     assert "sub-07_ses-01_dseg.nii.gz: not a readable NIfTI" in log
-    assert "07" not in {r["subject"] for r in _tsv(workflow_run / "results/group/studies.tsv")}
+    assert "sub-07" not in {r["participant_id"] for r in _tsv(workflow_run / "results/group/studies.tsv")}
 
 
 def test_a_decompression_bomb_fails_its_study_with_a_message(workflow_run):
     """A header claiming 8.6 G voxels: refused before reading (a message, not a job killed for memory)."""
-    bombed = {r["subject"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}["08"]
+    bombed = {r["participant_id"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}["sub-08"]
     assert bombed["features_status"] == "failed" and bombed["indications_status"] == "not_evaluated"
     assert "sub-08_ses-01_dseg.nii.gz" in bombed["features_error"] and "over the limit" in bombed["features_error"]
-    status = json.loads((workflow_run / "results/sub-08/ses-01/anat/sub-08_ses-01_desc-status.json").read_text())
+    status = json.loads(
+        (workflow_run / "results/sub-08/ses-01/anat/sub-08_ses-01_desc-brainmets_status.json").read_text()
+    )
     assert status["seconds"] < 1.0
 
 
@@ -105,15 +111,15 @@ def test_cohort_tables(workflow_run):
     group = workflow_run / "results" / "group"
     studies = _tsv(group / "studies.tsv")
     lesions = _tsv(group / "lesions.tsv")
-    assert [s["subject"] for s in studies] == SUBJECTS
-    counts = {s["subject"]: int(s["lesion_count"]) for s in studies}
+    assert [s["participant_id"][4:] for s in studies] == SUBJECTS
+    counts = {s["participant_id"][4:]: int(s["lesion_count"]) for s in studies}
     assert counts == {"01": 1, "02": 3, "03": 12, "04": 0, "05": 1, "06": 2}
     assert len(lesions) == sum(counts.values())
-    post_op = next(s for s in studies if s["subject"] == "05")
+    post_op = next(s for s in studies if s["participant_id"][4:] == "05")
     assert float(post_op["resection_cavity_volume_ml"]) > 5 and post_op["edema_only_component_count"] == "1"
     assert [s["infratentorial_lesion_count"] for s in studies] == ["0", "1", "1", "0", "0", "0"]
     cerebellar = [r for r in lesions if r["location"] == "infratentorial"]
-    assert [(r["subject"], r["lesion_id"]) for r in cerebellar] == [("02", "2"), ("03", "3")]
+    assert [(r["participant_id"][4:], r["lesion_id"]) for r in cerebellar] == [("02", "2"), ("03", "3")]
     for name in ("lesions", "studies", "indications", "status"):
         table = pq.read_table(group / f"{name}.parquet")
         assert table.num_rows == len(_tsv(group / f"{name}.tsv"))
@@ -123,7 +129,7 @@ def test_cohort_tables(workflow_run):
 
 
 def test_indication_table(workflow_run):
-    rows = {r["subject"]: r for r in _tsv(workflow_run / "results" / "group" / "indications.tsv")}
+    rows = {r["participant_id"][4:]: r for r in _tsv(workflow_run / "results" / "group" / "indications.tsv")}
     assert set(rows) == set(SUBJECTS)
     assert all(r["research_use_only"] == "true" for r in rows.values())
     assert "table1.surgery.3" in rows["01"]["criteria_met"]  # lesion in the toy precentral gyrus
@@ -140,6 +146,43 @@ def test_bids_derivatives_dataset_and_figures(workflow_run):
     for name in ("lesion_size", "volume_vs_count", "location", "indications"):
         png = (workflow_run / "results/group" / f"{name}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24])[0] > 300
+
+
+def test_the_results_are_bids_derivatives_the_validator_accepts(workflow_run):
+    """The real BIDS validator (bids-validator-deno, offline with its bundled schema): no error. Its one
+    warning is TOO_FEW_AUTHORS (brainmets cannot know who made the results)."""
+    validator = Path(sys.executable).with_name("bids-validator-deno")
+    run = subprocess.run(
+        [str(validator), "results", "--format", "json"], cwd=workflow_run, capture_output=True, text=True
+    )
+    issues = json.loads(run.stdout)["issues"]["issues"]
+    assert [i for i in issues if i["severity"] == "error"] == [], run.stdout[:3000]
+    assert {i["code"] for i in issues} <= {"TOO_FEW_AUTHORS"}
+    assert run.returncode == 0
+    description = json.loads((workflow_run / "results/dataset_description.json").read_text())
+    assert description["GeneratedBy"][0]["CodeURL"].startswith("https://")
+    assert "Sun P, Zhang X" in description["HowToAcknowledge"] and "brainmets" in description["HowToAcknowledge"]
+    assert "SourceDatasets" not in description  # none configured: none claimed
+
+
+def test_pybids_and_pandas_read_the_results_without_surprises(workflow_run):
+    from bids import BIDSLayout
+
+    layout = BIDSLayout(workflow_run / "results", validate=False, is_derivative=True)
+    assert repr(layout).startswith("BIDS Layout")  # pybids 0.22 crashed here on subject/session dictionaries
+    assert layout.get_subjects() == [*SUBJECTS, "07", "08"]  # the failed studies keep their status documents
+    maps = layout.get(suffix="dseg", extension=".nii.gz", desc="lesions")
+    assert len(maps) == len(SUBJECTS) and "lesion_id" in maps[0].get_metadata()["Description"]
+    table = layout.get(subject="02", suffix="dseg", extension=".tsv")[0].get_df()
+    assert list(table.columns) == ["index", "name"] and list(table["name"]) == ["lesion-1", "lesion-2", "lesion-3"]
+    studies = pd.read_csv(workflow_run / "results/group/studies.tsv", sep="\t")
+    assert list(studies["participant_id"]) == [f"sub-{s}" for s in SUBJECTS]  # strings, not numbers
+    dictionary = json.loads((workflow_run / "results/group/studies.json").read_text())
+    assert set(dictionary) == set(studies.columns)
+    assert all("LongName" in entry and "Description" in entry for entry in dictionary.values())
+    lesions = (workflow_run / "results/group/lesions.tsv").read_text()
+    mantissas = [m.replace(".", "").lstrip("0") for m in re.findall(r"(?<![\w.])\d+\.\d+", lesions)]
+    assert mantissas and max(len(m.rstrip("0")) for m in mantissas) <= 6  # 6 significant digits: no float noise
 
 
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
@@ -288,13 +331,15 @@ def test_bids_folder_discovery(tmp_path):
 
     run = run_snakemake("--cores", "2")
     assert run.returncode == 0, run.stderr[-2000:]
-    status = {(r["subject"], r["session"]): r for r in _tsv(tmp_path / "results/group/status.tsv")}
-    assert set(status) == {("a1", "pre"), ("b2", "n/a")} and all(r["features_status"] == "ok" for r in status.values())
+    status = {(r["participant_id"], r["session_id"]): r for r in _tsv(tmp_path / "results/group/status.tsv")}
+    assert set(status) == {("sub-a1", "ses-pre"), ("sub-b2", "n/a")} and all(
+        r["features_status"] == "ok" for r in status.values()
+    )
     document = json.loads(
         (tmp_path / "results/sub-a1/ses-pre/anat/sub-a1_ses-pre_desc-brainmets_features.json").read_text()
     )
     assert document["study"]["infratentorial_lesion_count"] == 1  # located with the discovered parcellation
-    assert (tmp_path / "results/sub-b2/anat/sub-b2_desc-indications.json").is_file()
+    assert (tmp_path / "results/sub-b2/anat/sub-b2_desc-brainmets_indications.json").is_file()
     shutil.copy(cohort / "sub-03_ses-01_dseg.nii.gz", without / "sub-b2_desc-other_dseg.nii.gz")
     run = run_snakemake("-n")
     assert run.returncode != 0 and "more than one segmentation matches" in run.stdout + run.stderr

@@ -79,7 +79,7 @@ class Measurement:
     @property
     def lesions(self) -> pd.DataFrame:
         """One row per lesion, the columns of ``--out-tsv`` (the data dictionary of
-        :func:`brainmets.features.data_dictionary`), ``lesion_id`` as the index."""
+        :func:`brainmets.fields.data_dictionary`), ``lesion_id`` as the index."""
         from .features import LESION_FIELDS
 
         return _frame(self.document["lesions"], [f.name for f in LESION_FIELDS], "lesion_id")

@@ -8,18 +8,33 @@ from typing import Any
 
 from .config import read_features_document, read_json
 from .errors import InputDataError
-from .features import LESION_FIELDS, STUDY_FIELDS, data_dictionary
+from .features import LESION_FIELDS, STUDY_FIELDS
+from .fields import KEY_FIELDS, Field, data_dictionary, keyed
 from .indications.engine import SUMMARY_FIELDS, summary_row
 from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
 
-STATUS_FIELDS = {
-    "subject": "subject label",
-    "session": "session label",
-    "features_status": "ok, or failed (the study's segmentation or reference could not be processed)",
-    "features_error": "why the features step failed (names the file and the problem)",
-    "indications_status": "evaluated, not_evaluated (features failed) or absent",
-    "lesion_count": "lesions found (n/a when the study failed)",
-}
+STATUS_FIELDS = [
+    Field("subject", None, "subject label"),
+    Field("session", None, "session label"),
+    Field(
+        "features_status",
+        None,
+        "whether the features step processed the study",
+        {"ok": "processed", "failed": "the study's segmentation or reference could not be processed"},
+    ),
+    Field("features_error", None, "why the features step failed (names the file and the problem); n/a when ok"),
+    Field(
+        "indications_status",
+        None,
+        "whether the indications were evaluated",
+        {
+            "evaluated": "evaluated",
+            "not_evaluated": "not evaluated: the features step failed",
+            "absent": "no indication document was given",
+        },
+    ),
+    Field("lesion_count", "count", "lesions found; n/a when the study failed"),
+]
 
 
 @dataclass
@@ -75,6 +90,8 @@ def gather(features: list[str], statuses: list[str], indications: list[str]) -> 
     for row in tables.status:
         row.setdefault("indications_status", "absent")
         row.setdefault("lesion_count", None)
+    for name in TABLE_FIELDS:
+        setattr(tables, name, [keyed(row) for row in getattr(tables, name)])
     return tables
 
 
@@ -89,16 +106,19 @@ def table_files(outputs: dict[str, str | Path], parquet: bool = False) -> list[t
     return targets
 
 
+TABLE_FIELDS = {
+    "lesions": LESION_FIELDS,
+    "studies": STUDY_FIELDS,
+    "indications": SUMMARY_FIELDS,
+    "status": STATUS_FIELDS,
+}
+
+
 def table_spec(name: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """The columns and the data dictionary of one cohort table: lesions, studies, indications or status."""
-    key_fields = [f for f in STUDY_FIELDS if f.name in ("subject", "session")]
-    if name == "lesions":
-        return [f.name for f in key_fields + LESION_FIELDS], data_dictionary(key_fields + LESION_FIELDS)
-    if name == "studies":
-        return [f.name for f in STUDY_FIELDS], data_dictionary(STUDY_FIELDS)
-    if name == "indications":
-        return list(SUMMARY_FIELDS), {k: {"Description": v} for k, v in SUMMARY_FIELDS.items()}
-    return list(STATUS_FIELDS), {k: {"Description": v} for k, v in STATUS_FIELDS.items()}
+    """The columns and the data dictionary of one cohort table (lesions, studies, indications or status): the
+    BIDS keys participant_id and session_id first, then the table's own columns."""
+    fields = KEY_FIELDS + [f for f in TABLE_FIELDS[name] if f.name not in ("subject", "session")]
+    return [f.name for f in fields], data_dictionary(fields)
 
 
 def write_tables(tables: CohortTables, outputs: dict[str, str | Path], parquet: bool = False) -> None:

@@ -19,6 +19,7 @@ from . import __version__
 from .anatomy import LocationParameters, Reference, empty_location, locate, locate_cavity, missing_notes
 from .config import FeatureParameters
 from .errors import InputDataError, LabelSchemeError
+from .fields import BOOLEAN, Field
 from .geometry import (
     AxialGrid,
     apply_affine,
@@ -48,14 +49,11 @@ DIAMETER_CLASSES = (
 )
 
 
-@dataclass(frozen=True)
-class Field:
-    """One output column: its name, unit (None when dimensionless) and definition."""
-
-    name: str
-    unit: str | None
-    description: str
-
+LOCATION_LEVELS = {
+    "supratentorial": "above the tentorium: posterior_fossa_fraction <= anatomy.mixed_margin (0.1)",
+    "infratentorial": "in the posterior fossa: posterior_fossa_fraction >= 1 - anatomy.mixed_margin",
+    "mixed": "straddling the tentorium: in between",
+}
 
 _BBOX = [
     Field(
@@ -126,11 +124,13 @@ LESION_FIELDS: list[Field] = [
         "rano_bm_measurable",
         None,
         "RANO-BM measurable: longest >= 10 mm, perpendicular >= 5 mm and on >= 2 axial slices (thresholds configurable)",
+        BOOLEAN,
     ),
     Field(
         "rano_bm_target",
         None,
         "one of the up to 5 measurable lesions with the largest axial longest diameter (RANO-BM target lesions)",
+        BOOLEAN,
     ),
     Field("equivalent_sphere_diameter_mm", "mm", "diameter of the sphere of volume volume_ml: (6 V / pi)^(1/3)"),
     Field("surface_area_mm2", "mm2", "area of the core surface mesh (IBSI C0JK)"),
@@ -145,7 +145,10 @@ LESION_FIELDS: list[Field] = [
     Field("extent_y_mm", "mm", "extent of the core surface along the world y (A-P) axis"),
     Field("extent_z_mm", "mm", "extent of the core surface along the world z (S-I) axis"),
     Field(
-        "touches_image_border", None, "the core reaches the first or last voxel of an image axis (it may be cut off)"
+        "touches_image_border",
+        None,
+        "the core reaches the first or last voxel of an image axis (it may be cut off)",
+        BOOLEAN,
     ),
     Field(
         "core_components",
@@ -161,17 +164,18 @@ LESION_FIELDS: list[Field] = [
         "location",
         None,
         "supratentorial (posterior_fossa_fraction <= 0.1), infratentorial (>= 0.9) or mixed (margin configurable); n/a without a reference",
+        LOCATION_LEVELS,
     ),
     Field(
         "brainstem_fraction",
         None,
         "fraction of the core voxels inside the reference's brainstem; n/a when the reference has no brainstem",
     ),
-    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0"),
+    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0", BOOLEAN),
     Field(
         "eloquent_regions",
         None,
-        "eloquent regions (names from the reference definition) holding >= 5 % (configurable) of the core voxels; empty when none",
+        "eloquent regions (names from the reference definition) holding >= 5 % (configurable) of the core voxels; [] in JSON, none in TSV tables, when there are none",
     ),
     Field(
         "distance_to_fourth_ventricle_mm",
@@ -190,11 +194,12 @@ EDEMA_ONLY_FIELDS: list[Field] = [
         for f in _CENTROID
     ],
     *[Field(f.name, f.unit, f.description.replace("of the core", "of the component")) for f in _BBOX],
-    Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis"),
+    Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis", BOOLEAN),
     Field(
         "adjacent_to_cavity",
         None,
         "the component touches resection-cavity voxels; n/a when the scheme has no cavity label",
+        BOOLEAN,
     ),
 ]
 
@@ -213,13 +218,17 @@ CAVITY_FIELDS: list[Field] = [
         for f in _CENTROID
     ],
     *[Field(f.name, f.unit, f.description.replace("of the core", "of the component")) for f in _BBOX],
-    Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis"),
+    Field("touches_image_border", None, "the component reaches the first or last voxel of an image axis", BOOLEAN),
     Field(
         "rim_enhancing_volume_ml",
         "mL",
         "enhancing-tumour voxels in the cavity's rim (touching it, or within features.cavity_rim_mm of it) x voxel volume: residual enhancing tissue at the cavity; n/a when the scheme has no enhancing label",
     ),
-    Field("rim_lesion_ids", None, "lesions whose core reaches into the cavity's rim; empty when none"),
+    Field(
+        "rim_lesion_ids",
+        None,
+        "lesions whose core reaches into the cavity's rim; [] in JSON, none in TSV tables, when there are none",
+    ),
     Field(
         "posterior_fossa_fraction",
         None,
@@ -229,17 +238,18 @@ CAVITY_FIELDS: list[Field] = [
         "location",
         None,
         "supratentorial, infratentorial or mixed, from posterior_fossa_fraction as for lesions; n/a without a reference",
+        LOCATION_LEVELS,
     ),
     Field(
         "brainstem_fraction",
         None,
         "fraction of the same points inside the reference's brainstem; n/a when the reference has no brainstem",
     ),
-    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0"),
+    Field("brainstem_involved", None, "brainstem_fraction >= 0.05 (configurable) and > 0", BOOLEAN),
     Field(
         "eloquent_regions",
         None,
-        "eloquent regions holding >= 5 % (configurable) of the same points; empty when none",
+        "eloquent regions holding >= 5 % (configurable) of the same points; [] in JSON, none in TSV tables, when there are none",
     ),
     Field(
         "distance_to_fourth_ventricle_mm",
@@ -320,11 +330,6 @@ STUDY_FIELDS: list[Field] = [
         "why location fields are n/a for this study (no reference, or labels the reference lacks)",
     ),
 ]
-
-
-def data_dictionary(fields: list[Field]) -> dict[str, dict[str, str]]:
-    """BIDS-style sidecar: ``{column: {"Description": ..., "Units": ...}}``."""
-    return {f.name: {"Description": f.description, **({"Units": f.unit} if f.unit else {})} for f in fields}
 
 
 @dataclass

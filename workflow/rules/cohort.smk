@@ -3,8 +3,8 @@ rule cohort:
     data dictionaries, and Parquet). The documents' paths reach `brainmets cohort` through list files (bash's
     printf into process substitutions): for 10,000 studies they would overflow a command line."""
     input:
-        status=all_study_files("desc-status.json"),
-        indications=all_study_files("desc-indications.json"),
+        status=all_study_files("desc-brainmets_status.json"),
+        indications=all_study_files("desc-brainmets_indications.json"),
     output:
         **{
             f"{name}_{kind}": f"{RESULTS}/group/{name}.{kind}"
@@ -59,14 +59,19 @@ rule cohort_figures:
 
 
 rule dataset_description:
-    """The BIDS-Derivatives dataset_description.json of the results folder."""
+    """What makes the results folder a BIDS-Derivatives dataset: dataset_description.json (with the source
+    datasets where known), .bidsignore (the files BIDS has no name for) and README.md."""
     output:
-        f"{RESULTS}/dataset_description.json",
+        description=f"{RESULTS}/dataset_description.json",
+        bidsignore=f"{RESULTS}/.bidsignore",
+        readme=f"{RESULTS}/README.md",
     params:
         brainmets=BRAINMETS,
+        sources=" ".join(f"--source-dataset {shlex.quote(s)}" for s in source_datasets()),
     log:
         f"{RESULTS}/logs/dataset_description.log",
     conda:
         "../envs/brainmets.yaml"
     shell:
-        "{params.brainmets} dataset-description --out {output:q} 2> {log:q}"
+        "{params.brainmets} dataset-description --out {output.description:q} --bidsignore {output.bidsignore:q}"
+        " --readme {output.readme:q} {params.sources} 2> {log:q}"

@@ -114,6 +114,21 @@ def load_studies() -> pd.DataFrame:
 STUDIES = load_studies()
 
 
+def source_datasets() -> list[str]:
+    """The datasets the results are made from (dataset_description.json SourceDatasets): the config's
+    `source_datasets`, and the DatasetDOI of a `bids_dir` dataset's own description, when it has one."""
+    sources = list(config["source_datasets"])
+    described = Path(config["bids_dir"] or "", "dataset_description.json")
+    if config["bids_dir"] and described.is_file():
+        try:
+            doi = json.loads(read_text(str(described))).get("DatasetDOI")
+        except ValueError as exc:
+            raise ValueError(f"{described}: not valid JSON ({exc})") from None
+        if isinstance(doi, str) and doi.strip():
+            sources.append(doi if doi.lower().startswith("doi:") else f"doi:{doi}")
+    return sources
+
+
 wildcard_constraints:
     study=r"sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?",
     studydir=r"sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?",
@@ -195,7 +210,7 @@ def feature_jobs(members: list[str], threads: int) -> str:
             ("--out-tsv", "desc-lesions_features.tsv"),
             ("--out-instances", "desc-lesions_dseg.nii.gz"),
             ("--out-figure", "desc-lesions_overlay.png"),
-            ("--status-json", "desc-status.json"),
+            ("--status-json", "desc-brainmets_status.json"),
         ):
             args += [option, study_file(study, suffix)]
         studies.append({"args": args, "log": study_log("features", study)})
@@ -206,7 +221,7 @@ def feature_jobs(members: list[str], threads: int) -> str:
 
 def indication_inputs(members: list[str]) -> dict[str, list[str]]:
     """The batch's features status documents and, when configured, the clinical table."""
-    files = {"status": [study_file(s, "desc-status.json") for s in members]}
+    files = {"status": [study_file(s, "desc-brainmets_status.json") for s in members]}
     if config["clinical"]:
         files["clinical"] = [config["clinical"]]
     return files
@@ -220,8 +235,8 @@ def indication_jobs(members: list[str]) -> str:
             "args": [
                 *_identity(STUDIES.loc[study]),
                 "--features", study_file(study, "desc-brainmets_features.json"),
-                "--features-status", study_file(study, "desc-status.json"),
-                "--out-json", study_file(study, "desc-indications.json"),
+                "--features-status", study_file(study, "desc-brainmets_status.json"),
+                "--out-json", study_file(study, "desc-brainmets_indications.json"),
             ],
             "log": study_log("indications", study),
         }
@@ -236,7 +251,7 @@ def run_summary() -> tuple[str, int]:
     """One line saying how the run went (studies ok / failed / not run, where the failures are listed) and the
     number of failed studies, from the studies' status documents."""
     counts = {"ok": 0, "failed": 0, "not run": 0}
-    for path in all_study_files("desc-status.json"):
+    for path in all_study_files("desc-brainmets_status.json"):
         try:
             with open(path, encoding="utf-8") as fh:
                 status = json.load(fh).get("status")

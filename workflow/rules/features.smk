@@ -14,7 +14,7 @@ for batch, members in BATCHES.items():
         input:
             batch_inputs(members),
         output:
-            status=[study_file(s, "desc-status.json") for s in members],
+            status=[study_file(s, "desc-brainmets_status.json") for s in members],
             figures=[
                 report(
                     study_file(s, "desc-lesions_overlay.png"),

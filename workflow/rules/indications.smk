@@ -10,7 +10,7 @@ for batch, members in BATCHES.items():
         input:
             **indication_inputs(members),
         output:
-            [study_file(s, "desc-indications.json") for s in members],
+            [study_file(s, "desc-brainmets_indications.json") for s in members],
         params:
             brainmets=BRAINMETS,
             jobs=indication_jobs(members),

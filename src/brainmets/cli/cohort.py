@@ -77,10 +77,6 @@ def run(args: argparse.Namespace) -> dict:
     write_tables(tables, outputs, parquet=args.parquet)
     for row in tables.status:
         if row["features_status"] != "ok":
-            log.warning(
-                "sub-%s%s failed: %s",
-                row["subject"],
-                f" ses-{row['session']}" if row["session"] else "",
-                row["features_error"],
-            )
+            study = " ".join(filter(None, (row["participant_id"], row["session_id"])))
+            log.warning("%s failed: %s", study, row["features_error"])
     return {name: str(path) for name, path in outputs.items()}

@@ -1,24 +1,80 @@
-"""``brainmets dataset-description``: the results folder's BIDS-Derivatives ``dataset_description.json``."""
+"""``brainmets dataset-description``: what makes a results folder a BIDS-Derivatives dataset: its
+``dataset_description.json`` and, on request, its ``.bidsignore`` and ``README.md``."""
 
 from __future__ import annotations
 
 import argparse
 
 from .. import __version__
+from ..errors import ConfigError
+
+#: Files of a results folder that BIDS has no name for (the validator is told to pass over them).
+BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix for them); see README.md
+/group
+/logs
+*_features.json
+*_features.tsv
+*_overlay.png
+*_status.json
+*_indications.json
+"""
+
+README = """# brainmets results
+
+Brain-metastasis lesion features, locations and treatment indications made by brainmets {version} from
+segmentation label maps, as a BIDS-Derivatives dataset (`dataset_description.json`). Research use only:
+brainmets is not a medical device and its indications are not treatment recommendations.
+
+Per study, in `sub-<label>/[ses-<label>/]anat/`:
+
+- `*_desc-lesions_dseg.nii.gz`: the lesion instance map (each lesion's core voxels carry its lesion_id), with
+  its label table `*_desc-lesions_dseg.tsv` and sidecar `*_desc-lesions_dseg.json`;
+- `*_desc-brainmets_features.json`: the study's features document (study summary, lesions, edema-only
+  components, resection cavities, provenance);
+- `*_desc-lesions_features.tsv`: one row per lesion, with its data dictionary (`.json`);
+- `*_desc-brainmets_indications.json`: what the review's Table 1 supports, every rule with its evidence;
+- `*_desc-brainmets_status.json`: whether the study was processed, or why it failed;
+- `*_desc-lesions_overlay.png`: the study's picture.
+
+`group/` holds the cohort tables (lesions, studies, indications, status: TSV keyed by participant_id and
+session_id, with data dictionaries, and Parquet) and figures; `logs/` one log per job. Numbers keep
+{digits} significant digits. `.bidsignore` lists the files BIDS has no name for.
+
+How to cite: {acknowledge}
+"""
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     desc = sub.add_parser(
         "dataset-description",
         parents=parents,
-        help="write the BIDS-Derivatives dataset_description.json of a results folder",
+        help="write the BIDS-Derivatives dataset_description.json (and .bidsignore, README) of a results folder",
     )
-    desc.add_argument("--out", required=True, metavar="JSON")
+    desc.add_argument("--out", required=True, metavar="JSON", help="the dataset_description.json to write")
+    desc.add_argument("--bidsignore", metavar="PATH", help="also write the results' .bidsignore here")
+    desc.add_argument("--readme", metavar="PATH", help="also write the results' README.md here")
+    desc.add_argument(
+        "--source-dataset",
+        action="append",
+        default=[],
+        metavar="URL_OR_DOI",
+        help="a dataset the results were made from (a URL, or doi:...; repeatable): SourceDatasets",
+    )
     desc.set_defaults(func=run)
 
 
+def _source(text: str) -> dict[str, str]:
+    """One SourceDatasets entry: ``doi:...`` is a DOI, anything else with a scheme a URL."""
+    if text.lower().startswith("doi:"):
+        return {"DOI": text}
+    if "://" not in text:
+        raise ConfigError(f"--source-dataset {text!r}: give a URL (scheme://...) or a DOI (doi:...)")
+    return {"URL": text}
+
+
 def run(args: argparse.Namespace) -> dict:
-    from ..io.writers import atomic_path, write_json
+    from ..citation import CODE_URL, how_to_acknowledge
+    from ..io.writers import SIGNIFICANT_DIGITS, atomic_outputs, check_outputs, write_json
 
     description = {
         "Name": "brainmets: brain-metastasis lesion features, locations and Table 1 indications",
@@ -30,10 +86,26 @@ def run(args: argparse.Namespace) -> dict:
                 "Version": __version__,
                 "Description": "per-lesion and per-study features of brain metastases from segmentation label "
                 "maps, anatomical location and the review's Table 1 indications (research use only)",
+                "CodeURL": CODE_URL,
             }
         ],
-        "HowToAcknowledge": "Research use only: not a medical device; indications are not treatment recommendations.",
+        "HowToAcknowledge": how_to_acknowledge(),
     }
-    with atomic_path(args.out) as tmp:
-        write_json(tmp, description)
-    return {"json": args.out}
+    sources = [_source(s) for s in dict.fromkeys(args.source_dataset)]
+    if sources:
+        description["SourceDatasets"] = sources
+    outputs = {"json": args.out}
+    if args.bidsignore:
+        outputs["bidsignore"] = args.bidsignore
+    if args.readme:
+        outputs["readme"] = args.readme
+    check_outputs(list(outputs.values()), [])
+    readme = README.format(version=__version__, digits=SIGNIFICANT_DIGITS, acknowledge=how_to_acknowledge())
+    with atomic_outputs(*outputs.values()) as tmp_paths:
+        tmp = dict(zip(outputs, tmp_paths))
+        write_json(tmp["json"], description)
+        if "bidsignore" in tmp:
+            tmp["bidsignore"].write_text(BIDSIGNORE, encoding="utf-8")
+        if "readme" in tmp:
+            tmp["readme"].write_text(readme, encoding="utf-8")
+    return outputs

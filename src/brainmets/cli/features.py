@@ -251,8 +251,15 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
         raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
     if "tsv" in paths:
         paths["dictionary"] = paths["tsv"].with_suffix(".json")
-    if "instances" in paths and not str(paths["instances"]).lower().endswith((".nii", ".nii.gz")):
-        raise ConfigError(f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii")
+    if "instances" in paths:
+        name = paths["instances"].name
+        if not name.lower().endswith((".nii", ".nii.gz")):
+            raise ConfigError(
+                f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii"
+            )
+        stem = paths["instances"].with_name(name[: -len(".nii.gz")] if name.lower().endswith(".gz") else name[:-4])
+        paths["label_table"] = stem.with_name(stem.name + ".tsv")  # BIDS dseg label table and sidecar
+        paths["label_sidecar"] = stem.with_name(stem.name + ".json")
     if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
         raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
     outputs = [*named.values(), *(path for key, path in paths.items() if key not in named)]  # as given: "dir/"
@@ -260,10 +267,19 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     return paths
 
 
+#: The BIDS sidecar of the lesion instance map (``*_dseg.json``, shared with its label table ``*_dseg.tsv``).
+INSTANCE_SIDECAR = {
+    "Description": "Lesion instance map: the voxels of each lesion's tumour core carry its lesion_id (the lesion "
+    "tables' lesion_id, 1 = largest core); 0 is everything else. Made by brainmets from the segmentation.",
+    "SpatialReference": "orig",  # the segmentation's own grid; the label table's index/name columns are BIDS's
+}
+
+
 def run(args: argparse.Namespace) -> dict[str, Path]:
     """Measure the study and write its outputs, all or nothing; returns the paths written."""
     from .. import api
-    from ..features import LESION_FIELDS, data_dictionary
+    from ..features import LESION_FIELDS
+    from ..fields import KEY_FIELDS, data_dictionary, keyed
     from ..io.writers import atomic_outputs, write_json, write_nifti, write_tsv
 
     check_identity(args)
@@ -296,13 +312,17 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         tmp = dict(zip(keys, tmp_paths))
         if "json" in tmp:
             write_json(tmp["json"], result.document)
-        if "tsv" in tmp:
-            key_cols = [c for c in ("subject", "session") if result.study.get(c) is not None]
-            rows = [{**{c: result.study[c] for c in key_cols}, **row} for row in result.lesions]
-            write_tsv(tmp["tsv"], key_cols + [f.name for f in LESION_FIELDS], rows)
-            write_json(tmp["dictionary"], data_dictionary(LESION_FIELDS))
+        if "tsv" in tmp:  # keyed as the cohort's lesion table is, when the study has an identity
+            keys = keyed({"subject": result.study.get("subject"), "session": result.study.get("session")})
+            fields = [f for f in KEY_FIELDS if keys[f.name] is not None] + LESION_FIELDS
+            rows = [{**keys, **row} for row in result.lesions]
+            write_tsv(tmp["tsv"], [f.name for f in fields], rows)
+            write_json(tmp["dictionary"], data_dictionary(fields))
         if "instances" in tmp:
             write_nifti(tmp["instances"], result.instances, result.affine)
+            labels = [{"index": r["lesion_id"], "name": f"lesion-{r['lesion_id']}"} for r in result.lesions]
+            write_tsv(tmp["label_table"], ["index", "name"], labels)
+            write_json(tmp["label_sidecar"], INSTANCE_SIDECAR)
         if "figure" in tmp:
             _study_figure(tmp["figure"], measurement, args)
     log.info(

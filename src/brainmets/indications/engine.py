@@ -15,6 +15,7 @@ import yaml
 from .. import __version__
 from ..config import load_schema, load_yaml, read_text, validate_with
 from ..errors import ConfigError
+from ..fields import BOOLEAN, Field
 from .conditions import CountRange, Trace, describe, evaluate, facts_used, kleene_all, rules_used
 from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
 from .scores import all_scores
@@ -300,7 +301,13 @@ def evaluate_study(
         "facts": facts.values,
         "provenance": {
             "brainmets_version": __version__,
-            "rules": {"origin": rules.origin, "sha256": rules.sha256, "version": table["version"]},
+            "rules": {
+                "origin": rules.origin,
+                "sha256": rules.sha256,
+                "version": table["version"],
+                "title": table["title"],
+                "source": table["source"],
+            },
             "thresholds": thresholds,
             **(provenance or {}),
         },
@@ -314,29 +321,60 @@ def _assumption(name: str, value: Any, spec: dict[str, Any]) -> str:
     return f"{name} = {shown}{unit}: {spec['source']}"
 
 
-#: Columns of the cohort indication table (one row per study), with their definitions.
-SUMMARY_FIELDS = {
-    "subject": "subject label",
-    "session": "session label",
-    **{
-        f"{m}_status": f"{m.replace('_', ' ')}: indicated, not_indicated or undetermined by Table 1" for m in MODALITIES
-    },
-    "criteria_met": "Table 1 criteria that hold",
-    "criteria_undetermined": "Table 1 criteria that could not be evaluated (inputs missing, or a lesion count left uncertain by discarded core components)",
-    "text_rules_met": "rules of the review's text (sections 2.3 and 3.1) that hold",
-    "text_rules_undetermined": "rules of the review's text that could not be evaluated",
-    "first_line": "first-line suggestions of the review's text, in order (modality:rule)",
-    "first_line_excluded": "suggestions whose condition holds but whose requirement fails, e.g. surgery without systemic control (modality:rule)",
-    "first_line_undetermined": "suggestions that could not be evaluated (inputs missing, or an uncertain lesion count) (modality:rule)",
-    "rpa_class": "RTOG RPA class",
-    "gpa_original": "original GPA total",
-    "gpa_ds_2012": "diagnosis-specific GPA (2012) total",
-    "gpa_updated": "updated (molecular) GPA total",
-    "conflicts": "review-versus-guideline conflicts that apply to the patient",
-    "missing_inputs": "inputs that were unknown and left a verdict or score undetermined",
-    "warning_count": "warnings in the indication document (e.g. discarded core components that leave the lesion count uncertain)",
-    "research_use_only": "always true: not a treatment recommendation",
+STATUS_LEVELS = {
+    "indicated": "a Table 1 criterion of the modality holds",
+    "not_indicated": "every criterion of the modality was evaluated and none holds",
+    "undetermined": "no criterion holds and at least one could not be evaluated (inputs missing)",
 }
+
+#: Columns of the cohort indication table (one row per study), with their definitions.
+SUMMARY_FIELDS = [
+    Field("subject", None, "subject label"),
+    Field("session", None, "session label"),
+    *[
+        Field(f"{m}_status", None, f"{m.replace('_', ' ')}: what Table 1 supports", STATUS_LEVELS, f"{m} status")
+        for m in MODALITIES
+    ],
+    Field("criteria_met", None, "Table 1 criteria that hold (comma-separated rule ids; none when there are none)"),
+    Field(
+        "criteria_undetermined",
+        None,
+        "Table 1 criteria that could not be evaluated (inputs missing, or a lesion count left uncertain by discarded core components)",
+    ),
+    Field("text_rules_met", None, "rules of the review's text (sections 2.3 and 3.1) that hold"),
+    Field("text_rules_undetermined", None, "rules of the review's text that could not be evaluated"),
+    Field("first_line", None, "first-line suggestions of the review's text, in order (modality:rule)"),
+    Field(
+        "first_line_excluded",
+        None,
+        "suggestions whose condition holds but whose requirement fails, e.g. surgery without systemic control (modality:rule)",
+    ),
+    Field(
+        "first_line_undetermined",
+        None,
+        "suggestions that could not be evaluated (inputs missing, or an uncertain lesion count) (modality:rule)",
+    ),
+    Field(
+        "rpa_class",
+        None,
+        "RTOG recursive partitioning analysis class; n/a when an input it needs is unknown",
+        {"I": "RPA class I", "II": "RPA class II", "III": "RPA class III"},
+        "RTOG RPA class",
+    ),
+    Field("gpa_original", None, "original GPA total (0-4); n/a when an input it needs is unknown"),
+    Field(
+        "gpa_ds_2012", None, "diagnosis-specific GPA (2012) total; n/a when unknown or not defined for the histology"
+    ),
+    Field("gpa_updated", None, "updated (molecular) GPA total; n/a when unknown or not defined for the histology"),
+    Field("conflicts", None, "review-versus-guideline conflicts that apply to the patient"),
+    Field("missing_inputs", None, "inputs that were unknown and left a verdict or score undetermined"),
+    Field(
+        "warning_count",
+        None,
+        "warnings in the indication document (e.g. discarded core components that leave the lesion count uncertain)",
+    ),
+    Field("research_use_only", None, "always true: not a treatment recommendation", BOOLEAN),
+]
 
 
 def summary_row(result: dict[str, Any]) -> dict[str, Any]:

@@ -65,8 +65,13 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | N
             raise ConfigError(f"{text}: refusing to overwrite a file of an input folder")
 
 
+#: Every number written (JSON, TSV, Parquet) keeps this many significant digits: far below any measurement's
+#: precision, and no float noise such as 19.346999999999998.
+SIGNIFICANT_DIGITS = 6
+
+
 def to_jsonable(value: object) -> object:
-    """Plain JSON values: numpy scalars unwrapped, non-finite floats as null."""
+    """Plain JSON values: numpy scalars unwrapped, floats to SIGNIFICANT_DIGITS, non-finite floats as null."""
     if isinstance(value, Mapping):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -75,8 +80,8 @@ def to_jsonable(value: object) -> object:
         return [to_jsonable(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    if isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
     return value
 
 
@@ -120,6 +125,7 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
     import nibabel as nib
 
     img = nib.Nifti1Image(data, affine)
+    img.header.set_xyzt_units("mm")
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     nib.save(img, str(path))
