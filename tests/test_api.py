@@ -144,3 +144,26 @@ def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)
     assert isinstance(namespace["lesions"], pd.DataFrame) and len(namespace["lesions"]) == 3
+
+
+def test_project_files_agree_on_version_licence_code_and_review():
+    import tomllib
+
+    import yaml
+
+    from brainmets.citation import CODE_URL, REVIEW
+    from brainmets.indications import RuleSet
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    assert project["license"]["text"] == citation["license"] == "Apache-2.0"
+    assert "Apache License" in (ROOT / "LICENSE").read_text() and "Version 2.0" in (ROOT / "LICENSE").read_text()
+    assert citation["version"] == brainmets.__version__
+    assert f"## [{brainmets.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
+    assert project["urls"]["Source"] == citation["repository-code"] == CODE_URL
+    review = citation["references"][0]
+    assert review["title"] in REVIEW and all(a["family-names"] in REVIEW for a in review["authors"])
+    assert RuleSet.load(None).table["source"] == REVIEW
+    assert REVIEW in (ROOT / "README.md").read_text().replace("\n", " ").replace("*", "").replace("<", "").replace(
+        ">", ""
+    )
