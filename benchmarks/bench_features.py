@@ -35,7 +35,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from brainmets import __version__
-from brainmets.cli import default_threads
+from brainmets.api import default_threads
 from brainmets.config import FeatureParameters
 from brainmets.features import compute_features
 from brainmets.io import load_segmentation

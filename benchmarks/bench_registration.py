@@ -25,8 +25,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from brainmets.anatomy import ReferenceChoice, build_reference
+from brainmets.config import RegistrationParameters, resample_onto
 from brainmets.io import LabelMap, load_segmentation
-from brainmets.registration import RegistrationParameters, resample_onto
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,11 @@ from brainmets.anatomy import (
     ReferenceDefinition,
     build_reference,
 )
-from brainmets.config import FeatureParameters
+from brainmets.config import FeatureParameters, RegistrationParameters
 from brainmets.errors import ConfigError, InputDataError
 from brainmets.features import compute_features
 from brainmets.io import LabelMap, load_segmentation
-from brainmets.registration import RegistrationParameters, resample_onto
+from brainmets.registration import resample_onto
 
 from .conftest import ball
 

@@ -40,6 +40,12 @@ def test_measure_gives_the_documents_and_tables_of_the_command_line(tmp_path, ex
 def test_measure_takes_config_keys_as_parameters_and_validates_them():
     small = brainmets.measure(SEG, subject="02", session="01", min_lesion_volume_mm3=1)
     large = brainmets.measure(SEG, min_lesion_volume_mm3=10_000, rano_bm={"max_target_lesions": 1})
+    assert large.document["provenance"]["parameters"]["rano_bm"]["min_longest_diameter_mm"] == 10  # merged
+    assert list(large.edema_only_components.columns)[:3] == ["component_id", "voxel_count", "volume_ml"]
+    custom = {"features": {"label_scheme": {"necrotic": [1], "edema": [2], "enhancing": [3], "cavity": [4]}}}
+    core_only = brainmets.measure(SEG, config=custom, label_scheme={"core": [1, 3], "ignored": [2, 4]})
+    assert core_only.lesions["edema_volume_ml"].isna().all()  # the config's edema label was replaced, not merged
+    assert small.lesions["edema_volume_ml"].notna().all()
     assert small.study["subject"] == "02" and small.study["lesion_count"] == 3
     assert large.study["lesion_count"] == 0 and large.lesions.empty
     assert list(large.lesions.columns) == list(small.lesions.columns)
@@ -78,6 +84,14 @@ def test_indicate_takes_a_row_a_table_or_a_file_with_the_same_verdicts():
     assert from_file["provenance"]["clinical_row_found"] and from_row["provenance"]["clinical_row_found"]
     assert from_file["research_use_only"] is True
     assert "kps" in imaging_only["missing_inputs"] and "kps" not in from_file["missing_inputs"]
+    series = table[table["subject"] == "02"].iloc[0]  # one row of a DataFrame
+    anonymous = {k: v for k, v in row.items() if k not in ("subject", "session")}  # a row without identity
+    labels = {c: (lambda v: f"{v:02d}") for c in ("subject", "session")}
+    untyped = pd.read_csv(CLINICAL, sep="\t").transform(lambda c: c.map(labels[c.name]) if c.name in labels else c)
+    for given in (series, anonymous, untyped):  # pandas's own reading: kps 70.0, NaN for empty cells
+        assert verdicts(brainmets.indicate(measurement, given)) == verdicts(from_row)
+    with pytest.raises(ConfigError, match="it is for subject '01'"):
+        brainmets.indicate(measurement, {**row, "subject": "01"})
     with pytest.raises(InputDataError, match="kps"):
         brainmets.indicate(measurement, {**row, "kps": "seventy"})
     strict = brainmets.indicate(measurement, row, thresholds={"surgery_max_lesions": 1})
@@ -93,9 +107,22 @@ def test_cohort_tables_are_dataframes_keyed_by_string_labels(tmp_path):
                      "--session", "01", "--out-json", str(path)]) == 0  # fmt: skip
         documents.append(path)
     tables = brainmets.cohort(documents)
+    assert brainmets.cohort(documents[0]).studies["participant_id"].tolist() == ["sub-01"]  # one path
     assert list(tables.studies["participant_id"]) == ["sub-01", "sub-02"]
     assert tables.studies["participant_id"].dtype == "string"
     assert tables.lesions.groupby("participant_id").size().to_dict() == {"sub-01": 1, "sub-02": 3}
+
+
+def test_every_api_name_is_the_function_after_any_import():
+    """A submodule named like an API function would replace it on the package once imported."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(brainmets.__path__, "brainmets."):
+        if not module.name.endswith("__main__"):  # that one runs the command line
+            importlib.import_module(module.name)
+    for name in brainmets.__all__:
+        assert not isinstance(getattr(brainmets, name), type(brainmets)), name
 
 
 def test_the_package_has_no_import_cycles():

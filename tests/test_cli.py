@@ -44,7 +44,7 @@ def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
             "--out-tsv",
             tmp_path / "l.tsv",
             "--out-instances",
-            tmp_path / "i.nii.gz",
+            tmp_path / "i_dseg.nii.gz",
             "--subject",
             "07",
             "--session",
@@ -63,8 +63,15 @@ def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
     assert float(rows[0]["volume_ml"]) == pytest.approx(document["lesions"][0]["volume_ml"])
     dictionary = json.loads((tmp_path / "l.json").read_text())
     assert set(rows[0]) == set(dictionary)  # every column described
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.json", "i.json", "i.nii.gz", "i.tsv", "l.json", "l.tsv"]
-    instances = nib.load(tmp_path / "i.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "f.json",
+        "i_dseg.json",
+        "i_dseg.nii.gz",
+        "i_dseg.tsv",
+        "l.json",
+        "l.tsv",
+    ]
+    instances = nib.load(tmp_path / "i_dseg.nii.gz")
     data = np.asanyarray(instances.dataobj)
     assert np.allclose(instances.affine, nib.load(seg).affine)
     for lesion in document["lesions"]:
@@ -202,6 +209,14 @@ def test_usage_errors(tmp_path, capsys):
     assert code == 2 and "either --scheme or --custom-labels" in err
     code, _, err = _run(["features", seg, "--out-json", tmp_path / "a", "--rano-min-slices", "0"], capsys)
     assert code == 2 and "min_axial_slices" in err
+    code, _, err = _run(["features", seg, "--out-instances", tmp_path / ".nii.gz"], capsys)
+    assert code == 2 and "name it <name>.nii.gz" in err
+    code, _, err = _run(["features", seg, "--out-json", tmp_path / "a", "--threads", "0"], capsys)
+    assert code == 2 and "--threads must be at least 1" in err
+    plain = tmp_path / "plain"  # not a BIDS name: no label table beside it, so no clash with the lesion TSV
+    code, _, err = _run(["features", seg, "--out-tsv", plain / "l.tsv", "--out-instances", plain / "l.nii.gz"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in plain.iterdir()) == ["l.json", "l.nii.gz", "l.tsv"]
 
 
 def test_existing_output_is_kept_when_the_run_fails(tmp_path, capsys):

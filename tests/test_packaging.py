@@ -20,7 +20,7 @@ from .conftest import ROOT
 pytestmark = pytest.mark.packaging
 COHORT = ROOT / "test_data" / "cohort"
 NOT_SOURCE = shutil.ignore_patterns(
-    ".git", ".venv*", "results", ".snakemake", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"
+    ".git", ".venv*", "results", ".snakemake", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", "scratch"
 )
 
 

@@ -13,21 +13,18 @@ import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import yaml
 from scipy.spatial import cKDTree
 
-from .config import load_yaml, read_text, validate_with
+from .config import RegistrationParameters, load_yaml, read_text, validate_with
 from .errors import ConfigError, InputDataError
 from .geometry import apply_affine
 from .io import LabelMap, load_segmentation
 from .io.core import DEFAULT_MAX_VOXELS
 from .labels import value_mask
-
-if TYPE_CHECKING:
-    from .registration import RegistrationParameters
 
 log = logging.getLogger(__name__)
 
@@ -443,7 +440,7 @@ def build_reference(
 def _registered_template(
     choice: ReferenceChoice, segmentation: LabelMap, params: RegistrationParameters | None, max_voxels: int
 ) -> Reference:
-    from .registration import RegistrationParameters, register, resample_onto  # SimpleITK: only when used
+    from .registration import register, resample_onto  # SimpleITK registration, loaded only when used
 
     if not choice.subject_image:
         raise ConfigError("a template reference needs the subject's T1/T1c image (--subject-image)")

@@ -86,7 +86,9 @@ class Measurement:
 
     @property
     def edema_only_components(self) -> pd.DataFrame:
-        return _frame(self.document["edema_only_components"], None, None)
+        from .features import EDEMA_ONLY_FIELDS
+
+        return _frame(self.document["edema_only_components"], [f.name for f in EDEMA_ONLY_FIELDS], None)
 
     @property
     def resection_cavities(self) -> pd.DataFrame:
@@ -105,10 +107,10 @@ class Measurement:
         return self.features.affine
 
 
-def _frame(rows: list[dict[str, Any]], columns: list[str] | None, index: str | None) -> pd.DataFrame:
+def _frame(rows: list[dict[str, Any]], columns: list[str], index: str | None) -> pd.DataFrame:
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=columns) if columns else pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=columns)
     return frame.set_index(index) if index else frame
 
 
@@ -197,15 +199,13 @@ def locate(
 
 
 def _with_features(config: dict[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The config with ``parameters`` set in its ``features`` section (nested ``rano_bm`` merged), validated."""
+    """The config with ``parameters`` set in its ``features`` section, validated: ``rano_bm`` is merged key by
+    key, every other value (a custom ``label_scheme`` mapping included) replaces the config's."""
     from .config import validate_config
 
     section = copy.deepcopy(config["features"])
     for key, value in parameters.items():
-        if isinstance(value, Mapping) and isinstance(section.get(key), dict):
-            section[key] = {**section[key], **value}
-        else:
-            section[key] = value
+        section[key] = {**section[key], **value} if key == "rano_bm" and isinstance(value, Mapping) else value
     return validate_config({**config, "features": section}, "parameters")
 
 
@@ -260,11 +260,10 @@ def measure_study(
     """Measure one study with a validated config and a chosen reference (what :func:`measure`, :func:`locate` and
     ``brainmets features`` share). ``background_image``, when given, is checked before any work is done."""
     from .anatomy import LocationParameters, build_reference
-    from .config import FeatureParameters
+    from .config import FeatureParameters, RegistrationParameters
     from .features import compute_features
     from .identifiers import check_label
     from .io import load_segmentation
-    from .registration import RegistrationParameters
 
     check_label(subject, "subject")
     check_label(session, "session")
@@ -310,8 +309,10 @@ def indicate(
     """Which treatments the review's Table 1 supports for one study, and why (research use only).
 
     ``features``: a :class:`Measurement`, a features document, or its JSON file. ``clinical``: the patient's
-    row (a mapping with the clinical table's columns), a table (TSV path, DataFrame or list of rows) in which
-    the study's row is looked up by subject and session, or None (imaging facts only: clinical inputs unknown).
+    row (a mapping or a pandas Series with the clinical table's columns; without ``subject`` it is the study's,
+    with another subject an error), a table (TSV path, DataFrame or list of rows) in which the study's row is
+    looked up by subject and session, or None: the config's ``clinical`` table, else imaging facts only
+    (clinical inputs unknown). Read a table into a DataFrame with ``dtype=str``, so that "01" stays "01".
     ``rules`` replaces the built-in rule table, ``thresholds`` overrides its thresholds by name. Returns the
     indication document (``brainmets indicate --out-json``)."""
     from .config import read_features_document, validate_with
@@ -328,7 +329,7 @@ def indicate(
     section = settings["indications"]
     return indications_document(
         document,
-        clinical,
+        settings["clinical"] if clinical is None else clinical,
         rules=rules or section["rules"],
         thresholds={**section["thresholds"], **(thresholds or {})},
         subject=subject,
@@ -358,19 +359,21 @@ def indications_document(
     ruleset = RuleSet.load(_text(rules), dict(thresholds))
     subject = subject or document["study"].get("subject")
     session = session or document["study"].get("session")
-    rows, source, clinical_path = _clinical_rows(clinical)
+    rows, source, clinical_path = _clinical_rows(clinical, subject)
     row = None
     if rows is not None:
-        if len(rows) == 1 and isinstance(clinical, Mapping):
-            row = rows[0]
-        else:
-            if subject is None:
-                raise ConfigError("give the subject: the features document names no subject")
-            row = find_row(rows, subject, session, source)
-            if row is None:
-                logging.getLogger("brainmets").warning(
-                    "%s: no row for subject %s, session %s: clinical inputs unknown", source, subject, session
-                )
+        if subject is None:
+            raise ConfigError("give the subject: the features document names no subject")
+        row = find_row(rows, subject, session, source)
+        if row is None and source == "clinical row":  # the one row given is another study's
+            raise ConfigError(
+                f"clinical row: it is for subject {rows[0]['subject']!r}, session {rows[0].get('session')!r}; "
+                f"the study is subject {subject!r}, session {session!r}"
+            )
+        if row is None:
+            logging.getLogger("brainmets").warning(
+                "%s: no row for subject %s, session %s: clinical inputs unknown", source, subject, session
+            )
     provenance = {
         "features_sha256": file_sha256(Path(features_path)) if features_path else None,
         "segmentation_sha256": document.get("provenance", {}).get("input_sha256"),
@@ -382,8 +385,11 @@ def indications_document(
     return result
 
 
-def _clinical_rows(clinical: Any) -> tuple[list[dict[str, Any]] | None, str, PathLike | None]:
-    """(typed rows, their source's name, the file they came from) of the ``clinical`` argument."""
+def _clinical_rows(clinical: Any, subject: str | None) -> tuple[list[dict[str, Any]] | None, str, PathLike | None]:
+    """(typed rows, their source's name, the file they came from) of the ``clinical`` argument; one row given
+    without a subject is the study's."""
+    import pandas as pd
+
     from .indications.clinical import clinical_records, read_clinical
     from .indications.engine import histologies
 
@@ -392,9 +398,12 @@ def _clinical_rows(clinical: Any) -> tuple[list[dict[str, Any]] | None, str, Pat
         return None, "", None
     if isinstance(clinical, str | os.PathLike):
         return read_clinical(clinical, names), str(clinical), clinical
+    if isinstance(clinical, pd.Series):  # one row of a DataFrame
+        clinical = clinical.to_dict()
     if isinstance(clinical, Mapping):
-        return clinical_records([dict(clinical)], "clinical row", names), "clinical row", None
-    if hasattr(clinical, "to_dict"):  # a pandas DataFrame
+        row = {"subject": subject, **clinical} if clinical.get("subject") is None else dict(clinical)
+        return clinical_records([row], "clinical row", names), "clinical row", None
+    if isinstance(clinical, pd.DataFrame):
         records = clinical.to_dict(orient="records")
         return clinical_records(records, "clinical table", names), "clinical table", None
     if isinstance(clinical, Sequence):
@@ -414,18 +423,21 @@ class Cohort:
 
 
 def cohort(
-    features: Sequence[PathLike] = (),
+    features: PathLike | Sequence[PathLike] = (),
     *,
-    status: Sequence[PathLike] = (),
-    indications: Sequence[PathLike] = (),
+    status: PathLike | Sequence[PathLike] = (),
+    indications: PathLike | Sequence[PathLike] = (),
 ) -> Cohort:
     """Gather the features documents (given directly, or through the workflow's status documents) and the
     indication documents of many studies into the cohort tables."""
     import pandas as pd
 
-    from .cohort import gather, table_spec
+    from .cohort_tables import gather, table_spec
 
-    tables = gather([str(p) for p in features], [str(p) for p in status], [str(p) for p in indications])
+    def paths(given: PathLike | Sequence[PathLike]) -> list[str]:
+        return [str(given)] if isinstance(given, str | os.PathLike) else [str(p) for p in given]
+
+    tables = gather(paths(features), paths(status), paths(indications))
     frames = {}
     for name in ("lesions", "studies", "indications", "status"):
         rows = getattr(tables, name)

@@ -225,3 +225,24 @@ def read_features_document(path: str | Path, error: type[Exception] = ConfigErro
     if document["study"]["lesion_count"] != len(document["lesions"]):
         raise _error(error, path, "not a brainmets features document (its lesion_count is not its number of lesions)")
     return document
+
+
+@dataclass(frozen=True)
+class RegistrationParameters:
+    """Settings of the template registration (all in the config's ``anatomy.registration`` section)."""
+
+    deformable: bool = False
+    histogram_bins: int = 32
+    sampling_fraction: float = 0.05
+    iterations: int = 200
+    bspline_mesh_size: int = 6
+    bspline_iterations: int = 50
+    shrink_factors: tuple[int, ...] = (4, 2)  # multi-resolution levels of the linear stages (1 = full)
+    min_brain_dice: float = 0.8  # warn below this overlap of the template's brain with the subject's
+
+    @classmethod
+    def from_config(cls, section: dict[str, Any]) -> RegistrationParameters:
+        values = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
+        if "shrink_factors" in values:
+            values["shrink_factors"] = tuple(values["shrink_factors"])
+        return cls(**values)

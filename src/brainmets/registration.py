@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from .config import RegistrationParameters
 from .errors import InputDataError
 from .io import LabelMap
 from .io.core import DEFAULT_MAX_VOXELS, LPS_TO_RAS
@@ -25,27 +26,6 @@ from .io.readers import check_image_header
 log = logging.getLogger(__name__)
 
 SEED = 20240601  # fixed metric sampling: the same inputs give the same transform
-
-
-@dataclass(frozen=True)
-class RegistrationParameters:
-    """Settings of the template registration (all in the config's ``anatomy.registration`` section)."""
-
-    deformable: bool = False
-    histogram_bins: int = 32
-    sampling_fraction: float = 0.05
-    iterations: int = 200
-    bspline_mesh_size: int = 6
-    bspline_iterations: int = 50
-    shrink_factors: tuple[int, ...] = (4, 2)  # multi-resolution levels of the linear stages (1 = full)
-    min_brain_dice: float = 0.8  # warn below this overlap of the template's brain with the subject's
-
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> RegistrationParameters:
-        values = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        if "shrink_factors" in values:
-            values["shrink_factors"] = tuple(values["shrink_factors"])
-        return cls(**values)
 
 
 @dataclass

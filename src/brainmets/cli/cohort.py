@@ -57,7 +57,7 @@ def _path_list(path: str | None) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..cohort import gather, table_files, write_tables
+    from ..cohort_tables import gather, table_files, write_tables
     from ..io.writers import check_outputs
 
     args.status = args.status + _path_list(args.status_list)

@@ -65,9 +65,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 def _source(text: str) -> dict[str, str]:
     """One SourceDatasets entry: ``doi:...`` is a DOI, anything else with a scheme a URL."""
-    if text.lower().startswith("doi:"):
+    if text.lower().startswith("doi:") and text[4:].strip():
         return {"DOI": text}
-    if "://" not in text:
+    if text.lower().startswith("doi:") or "://" not in text or text.endswith("://"):
         raise ConfigError(f"--source-dataset {text!r}: give a URL (scheme://...) or a DOI (doi:...)")
     return {"URL": text}
 

@@ -51,7 +51,10 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "--out-tsv", metavar="PATH", help="one row per lesion (TSV); its data dictionary is written beside it as .json"
     )
     out.add_argument(
-        "--out-instances", metavar="PATH", help="lesion instance label map (NIfTI): core voxels carry their lesion_id"
+        "--out-instances",
+        metavar="PATH",
+        help="lesion instance label map (NIfTI): core voxels carry their lesion_id; a BIDS name (*_dseg.nii.gz) "
+        "also gets its label table (*_dseg.tsv) and sidecar (*_dseg.json)",
     )
     out.add_argument("--out-figure", metavar="PNG", help="axial slices through each lesion, outlines and ids drawn")
     out.add_argument(
@@ -65,8 +68,9 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument(
         "--out-dir",
         metavar="DIR",
-        help="write all three under DIR with BIDS-Derivatives style names "
-        "(<base>_desc-brainmets_features.json, <base>_desc-lesions_features.tsv/.json, <base>_desc-lesions_dseg.nii.gz)",
+        help="write the JSON, the TSV and the instance map under DIR with BIDS-Derivatives names "
+        "(<base>_desc-brainmets_features.json, <base>_desc-lesions_features.tsv/.json, "
+        "<base>_desc-lesions_dseg.nii.gz/.tsv/.json)",
     )
     ident = feat.add_argument_group("study identity (recorded in the outputs)")
     ident.add_argument("--subject", help="subject label")
@@ -253,13 +257,12 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
         paths["dictionary"] = paths["tsv"].with_suffix(".json")
     if "instances" in paths:
         name = paths["instances"].name
-        if not name.lower().endswith((".nii", ".nii.gz")):
-            raise ConfigError(
-                f"--out-instances {paths['instances']}: the instance map is NIfTI, name it .nii.gz or .nii"
-            )
-        stem = paths["instances"].with_name(name[: -len(".nii.gz")] if name.lower().endswith(".gz") else name[:-4])
-        paths["label_table"] = stem.with_name(stem.name + ".tsv")  # BIDS dseg label table and sidecar
-        paths["label_sidecar"] = stem.with_name(stem.name + ".json")
+        stem = re.sub(r"\.nii(\.gz)?$", "", name, flags=re.IGNORECASE)
+        if stem == name or not stem:
+            raise ConfigError(f"--out-instances {paths['instances']}: the instance map is NIfTI, name it <name>.nii.gz")
+        if stem.endswith("_dseg"):  # a BIDS name: its label table and sidecar beside it
+            paths["label_table"] = paths["instances"].with_name(stem + ".tsv")
+            paths["label_sidecar"] = paths["instances"].with_name(stem + ".json")
     if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
         raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
     outputs = [*named.values(), *(path for key, path in paths.items() if key not in named)]  # as given: "dir/"
@@ -283,6 +286,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     from ..io.writers import atomic_outputs, write_json, write_nifti, write_tsv
 
     check_identity(args)
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be at least 1, not {args.threads}")
     config = command_config(args)
     config["features"] = _feature_section(args, config)
     paths = output_paths(args)
@@ -320,6 +325,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             write_json(tmp["dictionary"], data_dictionary(fields))
         if "instances" in tmp:
             write_nifti(tmp["instances"], result.instances, result.affine)
+        if "label_table" in tmp:
             labels = [{"index": r["lesion_id"], "name": f"lesion-{r['lesion_id']}"} for r in result.lesions]
             write_tsv(tmp["label_table"], ["index", "name"], labels)
             write_json(tmp["label_sidecar"], INSTANCE_SIDECAR)

@@ -80,8 +80,10 @@ def clinical_records(records: list[dict[str, Any]], source: str, histologies: se
     header = list(dict.fromkeys(key for record in records for key in record))
 
     def text(value: Any) -> str:
-        if value is None or (isinstance(value, float) and math.isnan(value)):
+        if value is None or (isinstance(value, float) and math.isnan(value)) or str(value) in ("<NA>", "NaT"):
             return ""
+        if isinstance(value, float) and value.is_integer():  # 70.0: pandas's reading of an integer column with gaps
+            return str(int(value))
         if isinstance(value, list | tuple):
             return ",".join(map(str, value))
         return str(value)

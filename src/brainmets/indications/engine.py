@@ -328,9 +328,7 @@ STATUS_LEVELS = {
 }
 
 #: Columns of the cohort indication table (one row per study), with their definitions.
-SUMMARY_FIELDS = [
-    Field("subject", None, "subject label"),
-    Field("session", None, "session label"),
+SUMMARY_FIELDS = [  # after participant_id and session_id (fields.KEY_FIELDS), as in every cohort table
     *[
         Field(f"{m}_status", None, f"{m.replace('_', ' ')}: what Table 1 supports", STATUS_LEVELS, f"{m} status")
         for m in MODALITIES

@@ -13,9 +13,7 @@ from .fields import KEY_FIELDS, Field, data_dictionary, keyed
 from .indications.engine import SUMMARY_FIELDS, summary_row
 from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
 
-STATUS_FIELDS = [
-    Field("subject", None, "subject label"),
-    Field("session", None, "session label"),
+STATUS_FIELDS = [  # after participant_id and session_id (fields.KEY_FIELDS), as in every cohort table
     Field(
         "features_status",
         None,
@@ -117,7 +115,7 @@ TABLE_FIELDS = {
 def table_spec(name: str) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """The columns and the data dictionary of one cohort table (lesions, studies, indications or status): the
     BIDS keys participant_id and session_id first, then the table's own columns."""
-    fields = KEY_FIELDS + [f for f in TABLE_FIELDS[name] if f.name not in ("subject", "session")]
+    fields = KEY_FIELDS + [f for f in TABLE_FIELDS[name] if f.name not in ("subject", "session")]  # the study's
     return [f.name for f in fields], data_dictionary(fields)
 
 
