@@ -1,11 +1,12 @@
 """brainmets: brain-metastasis lesion features from segmentation label maps (research use only).
 
-The Python API (:mod:`brainmets.api`): ``measure``, ``locate``, ``indicate``, ``cohort``, ``load_config``.
+The Python API (:mod:`brainmets.api`): ``measure``, ``locate``, ``indicate``, ``cohort``, ``follow_up``,
+``load_config``.
 """
 
 __version__ = "0.1.0"
 
-_API = ("Cohort", "Measurement", "cohort", "indicate", "load_config", "locate", "measure")
+_API = ("Cohort", "Measurement", "cohort", "follow_up", "indicate", "load_config", "locate", "measure")
 __all__ = ["__version__", *_API]
 
 

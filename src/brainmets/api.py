@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-__all__ = ["Cohort", "Measurement", "cohort", "indicate", "load_config", "locate", "measure"]
+__all__ = ["Cohort", "Measurement", "cohort", "follow_up", "indicate", "load_config", "locate", "measure"]
 
 
 def load_config(config: PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -305,6 +305,7 @@ def indicate(
     config: PathLike | Mapping[str, Any] | None = None,
     rules: PathLike | None = None,
     thresholds: Mapping[str, Any] | None = None,
+    followup: PathLike | Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Which treatments the review's Table 1 supports for one study, and why (research use only).
 
@@ -313,9 +314,11 @@ def indicate(
     with another subject an error), a table (TSV path, DataFrame or list of rows) in which the study's row is
     looked up by subject and session, or None: the config's ``clinical`` table, else imaging facts only
     (clinical inputs unknown). Read a table into a DataFrame with ``dtype=str``, so that "01" stays "01".
-    ``rules`` replaces the built-in rule table, ``thresholds`` overrides its thresholds by name. Returns the
-    indication document (``brainmets indicate --out-json``)."""
-    from .config import read_features_document, validate_with
+    ``rules`` replaces the built-in rule table, ``thresholds`` overrides its thresholds by name. ``followup``
+    (a :func:`follow_up` document or its file) supplies the facts that need time (rapid growth, CNS progression,
+    recurrences) where the clinical row leaves them empty. Returns the indication document (``brainmets
+    indicate --out-json``)."""
+    from .config import read_features_document, read_json, validate_with
 
     settings = load_config(config)
     features_path = None
@@ -335,6 +338,9 @@ def indicate(
         subject=subject,
         session=session,
         features_path=features_path,
+        followup=read_json(followup, "brainmets follow-up document", InputDataError)
+        if isinstance(followup, str | os.PathLike)
+        else followup,
     )
 
 
@@ -347,9 +353,10 @@ def indications_document(
     subject: str | None = None,
     session: str | None = None,
     features_path: PathLike | None = None,
+    followup: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The indication document of one features document (what :func:`indicate` and ``brainmets indicate``
-    share); ``clinical`` as for :func:`indicate`."""
+    share); ``clinical`` and ``followup`` as for :func:`indicate`."""
     import logging
 
     from .indications import RuleSet, evaluate_study
@@ -380,9 +387,35 @@ def indications_document(
         "clinical_sha256": file_sha256(Path(clinical_path)) if clinical_path else None,
         "clinical_row_found": row is not None,
     }
+    used = None
+    if followup is not None:
+        row, used = _with_followup(row, followup, subject)
     result = evaluate_study(document, row, ruleset, provenance)
     result["subject"], result["session"], result["status"] = subject, session, "evaluated"
+    if used is not None:
+        result["followup"] = used
     return result
+
+
+def _with_followup(row: dict[str, Any] | None, followup: Mapping[str, Any], subject: str | None):
+    """The clinical row completed with the follow-up's derived facts (a value given by hand wins), and what
+    was used for each fact, with its evidence."""
+    from .followup import FACTS
+
+    if followup.get("subject") not in (None, subject):
+        raise ConfigError(f"the follow-up is of subject {followup.get('subject')!r}, the study of {subject!r}")
+    completed = dict(row or {"subject": subject})
+    used = {"session": followup["sessions"][-1]["session"], "facts": {}}
+    for name in FACTS:
+        derived = followup["facts"][name]
+        if completed.get(name) is not None:
+            source = "clinical table (given by hand; the follow-up's value is shown, not used)"
+        elif derived["value"] is not None:
+            completed[name], source = derived["value"], "follow-up"
+        else:
+            source = "unknown (neither the clinical table nor the follow-up decides it)"
+        used["facts"][name] = {"used": completed.get(name), "source": source, **derived}
+    return completed, used
 
 
 def _clinical_rows(clinical: Any, subject: str | None) -> tuple[list[dict[str, Any]] | None, str, PathLike | None]:
@@ -446,3 +479,59 @@ def cohort(
             {c: "string" for c in ("participant_id", "session_id") if c in columns}
         )
     return Cohort(**frames)
+
+
+def follow_up(
+    timeline: PathLike | Sequence[Mapping[str, Any]] | pd.DataFrame,
+    *,
+    config: PathLike | Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    **parameters: Any,
+) -> dict[str, Any]:
+    """One subject's follow-up: every session measured, its lesions tracked in world space, each track's
+    growth, the RANO-BM and volumetric responses, and the Table 1 facts that need time (the document of
+    ``brainmets followup``). ``timeline``: a TSV path, or rows (mappings, a DataFrame) with the timeline's
+    columns. ``parameters`` are ``features`` keys, as for :func:`measure`; the ``followup`` section of
+    ``config`` sets the matching and response thresholds."""
+    from .followup import FollowupParameters
+    from .followup import follow_up as build
+    from .timeline import read_timeline, sessions_from_rows
+    from .tracking import SessionLesions
+
+    settings = _with_features(load_config(config), parameters)
+    if isinstance(timeline, str | os.PathLike):
+        sessions = read_timeline(timeline)
+    else:
+        records = timeline.to_dict(orient="records") if hasattr(timeline, "to_dict") else list(timeline)
+        rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
+        sessions = sessions_from_rows(rows, "timeline")
+    documents, data, affines = [], [], []
+    for session in sessions:
+        study_config = settings
+        if session.label_scheme:
+            study_config = _with_features(settings, {"label_scheme": session.label_scheme})
+        reference = dict(session.reference)
+        options = {k: reference.pop(k, None) for k in ("atlas_dir", "subject_image", "reference_series")}
+        choice = reference_choice(
+            settings["anatomy"],
+            {k: v for k, v in reference.items() if k != "reference_alignment"},
+            alignment=reference.get("reference_alignment"),
+            **{k: v for k, v in options.items() if k != "reference_series"},
+        )
+        measured = measure_study(
+            session.segmentation,
+            study_config,
+            choice,
+            dicom_options(settings["dicom"], options["reference_series"]),
+            subject=session.subject,
+            session=session.session,
+            threads=threads,
+        )
+        documents.append(measured.document)
+        data.append(
+            SessionLesions.from_measurement(
+                measured.features.lesions, measured.instances, measured.affine, session.transform
+            )
+        )
+        affines.append(measured.affine)
+    return build(sessions, documents, data, affines, FollowupParameters.from_config(settings["followup"]))

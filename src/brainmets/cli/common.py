@@ -76,6 +76,8 @@ INPUT_OPTIONS = (
     "indications_list",
     "lesions",
     "studies",
+    "timeline",
+    "followup",
 )
 
 

@@ -28,6 +28,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     )
     ind.add_argument("--subject", help="subject label (default: the one in the features document)")
     ind.add_argument("--session", help="session label (default: the one in the features document)")
+    ind.add_argument(
+        "--followup",
+        metavar="JSON",
+        help="the subject's 'brainmets followup' document: rapid growth, CNS progression and recurrences where the "
+        "clinical table leaves them empty",
+    )
     ind.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
     ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
     ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> dict:
         subject=args.subject,
         session=args.session,
         features_path=args.features,
+        followup=read_json(args.followup, "brainmets follow-up document", InputDataError) if args.followup else None,
     )
     log.info("%s: %s", result["subject"], ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
     with atomic_path(args.out_json) as tmp:

@@ -1,0 +1,71 @@
+"""``brainmets followup``: one subject's timeline (through :func:`brainmets.api.follow_up`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..api import default_threads
+from .common import command_config, command_inputs, log
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    fol = sub.add_parser(
+        "followup",
+        parents=parents,
+        help="follow one subject's lesions over its dated sessions: tracks, growth, RANO-BM (research use only)",
+        description="Track every lesion of one subject's sessions in world space, measure its growth, and give "
+        "the RANO-BM and volumetric response at each follow-up and the Table 1 facts that need time.",
+    )
+    fol.add_argument(
+        "--timeline",
+        required=True,
+        metavar="TSV",
+        help="one row per session: subject, session, date, segmentation; optionally label_scheme, transform, "
+        "treatment, steroids, clinical_status (and the studies sheet's reference columns)",
+    )
+    fol.add_argument("--out-json", required=True, metavar="PATH", help="the follow-up document")
+    fol.add_argument(
+        "--out-dir",
+        metavar="DIR",
+        help="also write sub-<S>_desc-lesiontracks_followup.tsv and sub-<S>_desc-responses_followup.tsv "
+        "(with their data dictionaries) under DIR",
+    )
+    fol.add_argument("--config", metavar="YAML", help="config file: its features, anatomy and followup sections")
+    fol.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    fol.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads per session")
+    fol.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .. import api
+    from ..fields import data_dictionary
+    from ..followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
+    from ..identifiers import inside
+    from ..io.writers import atomic_outputs, check_outputs, write_json, write_tsv
+    from ..timeline import read_timeline
+
+    sessions = read_timeline(args.timeline)
+    outputs = {"json": Path(args.out_json)}
+    if args.out_dir:
+        base = Path(args.out_dir)
+        for name in ("lesiontracks", "responses"):
+            tsv = inside(base / f"sub-{sessions[0].subject}_desc-{name}_followup.tsv", base)
+            outputs[name], outputs[f"{name}_dictionary"] = tsv, tsv.with_suffix(".json")
+    inputs = command_inputs(args) + [s.segmentation for s in sessions]
+    check_outputs(list(outputs.values()), inputs)
+    document = api.follow_up(args.timeline, config=command_config(args), threads=args.threads)
+    tracks, responses = table_rows(document)
+    with atomic_outputs(*outputs.values()) as tmp_paths:
+        tmp = dict(zip(outputs, tmp_paths))
+        write_json(tmp["json"], document)
+        for name, rows, fields in (
+            ("lesiontracks", tracks, LESION_TRACK_FIELDS),
+            ("responses", responses, RESPONSE_FIELDS),
+        ):
+            if name in tmp:
+                write_tsv(tmp[name], [f.name for f in fields], rows)
+                write_json(tmp[f"{name}_dictionary"], data_dictionary(fields))
+    log.info("sub-%s: %d sessions, responses %s", document["subject"], len(document["sessions"]),
+             ", ".join(r["response"] for r in document["rano_bm"]))  # fmt: skip
+    return outputs

@@ -1,0 +1,149 @@
+"""A subject's timeline: its dated sessions, in order, each with a segmentation, an optional world-to-world
+transform to the baseline, and what happened after the scan (treatment, steroids, clinical status)."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import read_text
+from .errors import ConfigError, InputDataError
+from .identifiers import check_label
+
+TREATMENTS = ("srs", "wbrt", "surgery", "systemic", "immunotherapy")
+STEROIDS = ("increased", "stable", "decreased")
+CLINICAL_STATUS = ("improved", "stable", "worse")
+REQUIRED = ("subject", "session", "date", "segmentation")
+OPTIONAL = ("label_scheme", "transform", "treatment", "steroids", "clinical_status")
+#: Optional columns of the workflow's studies sheet that a timeline row may carry too (the study's reference).
+SHEET_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
+                 "reference_alignment", "reference_series", "dicom_options")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Session:
+    """One scan of the timeline."""
+
+    subject: str
+    session: str
+    date: dt.date
+    segmentation: str
+    label_scheme: str | None = None
+    transform: np.ndarray | None = None  # 4x4: this session's RAS world (mm) -> the baseline's
+    treatment: tuple[str, ...] = ()  # given after this scan
+    steroids: str | None = None
+    clinical_status: str | None = None
+    reference: tuple[tuple[str, str], ...] = ()  # the sheet's reference columns that were given
+
+
+def read_transform(path: str | Path) -> np.ndarray:
+    """A 4x4 world-to-world matrix (RAS, mm) from a text file: four rows of four numbers, last row 0 0 0 1."""
+    text = read_text(path, InputDataError)
+    try:
+        matrix = np.array([[float(v) for v in line.replace(",", " ").split()] for line in text.splitlines()
+                           if line.strip() and not line.lstrip().startswith("#")])  # fmt: skip
+    except ValueError:
+        raise InputDataError(path, "not a 4x4 matrix of numbers (four rows of four, whitespace-separated)") from None
+    if matrix.shape != (4, 4):
+        raise InputDataError(path, f"not a 4x4 matrix: {matrix.shape[0] if matrix.ndim else 0} rows as read")
+    if not np.all(np.isfinite(matrix)):
+        raise InputDataError(path, "the matrix holds NaN or infinite values")
+    if not np.allclose(matrix[3], [0, 0, 0, 1]):
+        raise InputDataError(path, "the last row must be 0 0 0 1 (an affine transform)")
+    if abs(np.linalg.det(matrix[:3, :3])) < 1e-6:
+        raise InputDataError(path, "the matrix is singular")
+    return matrix
+
+
+def _date(text: str, where: str, source: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputDataError(source, f"{where}: date {text!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def _choices(text: str, allowed: tuple[str, ...], column: str, where: str, source: str) -> tuple[str, ...]:
+    values = tuple(v.strip().lower() for v in text.replace(";", ",").split(",") if v.strip())
+    for value in values:
+        if value not in allowed:
+            raise InputDataError(source, f"{where}, column {column}: {value!r} is not one of {', '.join(allowed)}")
+    return values
+
+
+def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | None = None) -> list[Session]:
+    """The sessions of one subject's timeline rows, checked: one subject, every date given, no date or session
+    twice, dates in order. File paths are resolved against ``base`` (the table's folder) when given."""
+    if not rows:
+        raise InputDataError(source, "the timeline has no sessions")
+    sessions = []
+    for k, row in enumerate(rows, start=1):
+        where = f"row {k}"
+        for column in REQUIRED:
+            if not (row.get(column) or "").strip():
+                raise InputDataError(source, f"{where}: no {column}")
+        subject, session = row["subject"].strip(), row["session"].strip()
+        try:
+            check_label(subject, f"{where}: subject")
+            check_label(session, f"{where}: session")
+        except ConfigError as exc:
+            raise InputDataError(source, str(exc)) from None
+
+        def path(column: str, row: dict[str, str] = row) -> str:
+            value = (row.get(column) or "").strip()
+            return str(base / value) if value and base is not None else value
+
+        transform = read_transform(path("transform")) if path("transform") else None
+        steroids = _choices(row.get("steroids") or "", STEROIDS, "steroids", where, source)
+        status = _choices(row.get("clinical_status") or "", CLINICAL_STATUS, "clinical_status", where, source)
+        sessions.append(
+            Session(
+                subject=subject,
+                session=session,
+                date=_date(row["date"].strip(), where, source),
+                segmentation=path("segmentation"),
+                label_scheme=(row.get("label_scheme") or "").strip() or None,
+                transform=transform,
+                treatment=_choices(row.get("treatment") or "", TREATMENTS, "treatment", where, source),
+                steroids=steroids[0] if steroids else None,
+                clinical_status=status[0] if status else None,
+                reference=tuple((c, path(c)) for c in SHEET_COLUMNS if (row.get(c) or "").strip()),
+            )
+        )
+    subjects = sorted({s.subject for s in sessions})
+    if len(subjects) > 1:
+        raise InputDataError(source, f"sessions of more than one subject in one timeline: {', '.join(subjects)}")
+    for attribute in ("session", "date"):
+        values = [getattr(s, attribute) for s in sessions]
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise InputDataError(source, f"{attribute} given more than once: {', '.join(repeated)}")
+    for before, after in zip(sessions, sessions[1:]):
+        if after.date < before.date:
+            raise InputDataError(
+                source,
+                f"dates out of order: session {after.session} ({after.date}) comes after session "
+                f"{before.session} ({before.date}); list the sessions oldest first",
+            )
+    if sessions[0].transform is not None and not np.allclose(sessions[0].transform, np.eye(4)):
+        raise InputDataError(source, "the baseline (first) session's transform must be the identity, or none")
+    return sessions
+
+
+def read_timeline(path: str | Path) -> list[Session]:
+    """A timeline TSV (columns: subject, session, date, segmentation; optionally label_scheme, transform,
+    treatment, steroids, clinical_status), paths relative to its folder."""
+    path = Path(path)
+    reader = csv.DictReader(io.StringIO(read_text(path, InputDataError), newline=""), delimiter="\t")
+    header = reader.fieldnames or []
+    unknown = [c for c in header if c not in (*REQUIRED, *OPTIONAL, *SHEET_COLUMNS)]
+    if unknown:
+        raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(REQUIRED + OPTIONAL)})")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputDataError(path, f"no column {', '.join(missing)}")
+    return sessions_from_rows([dict(r) for r in reader], str(path), path.parent)
