@@ -453,6 +453,8 @@ class Cohort:
     studies: pd.DataFrame
     indications: pd.DataFrame
     status: pd.DataFrame
+    lesion_tracks: pd.DataFrame
+    responses: pd.DataFrame
 
 
 def cohort(
@@ -460,9 +462,10 @@ def cohort(
     *,
     status: PathLike | Sequence[PathLike] = (),
     indications: PathLike | Sequence[PathLike] = (),
+    followup: PathLike | Sequence[PathLike] = (),
 ) -> Cohort:
-    """Gather the features documents (given directly, or through the workflow's status documents) and the
-    indication documents of many studies into the cohort tables."""
+    """Gather the features documents (given directly, or through the workflow's status documents), the
+    indication documents and the follow-up documents of many studies into the cohort tables."""
     import pandas as pd
 
     from .cohort_tables import gather, table_spec
@@ -470,9 +473,9 @@ def cohort(
     def paths(given: PathLike | Sequence[PathLike]) -> list[str]:
         return [str(given)] if isinstance(given, str | os.PathLike) else [str(p) for p in given]
 
-    tables = gather(paths(features), paths(status), paths(indications))
+    tables = gather(paths(features), paths(status), paths(indications), paths(followup))
     frames = {}
-    for name in ("lesions", "studies", "indications", "status"):
+    for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses"):
         rows = getattr(tables, name)
         columns = table_spec(name)[0]
         frames[name] = pd.DataFrame(rows, columns=columns).astype(
@@ -484,6 +487,7 @@ def cohort(
 def follow_up(
     timeline: PathLike | Sequence[Mapping[str, Any]] | pd.DataFrame,
     *,
+    subject: str | None = None,
     config: PathLike | Mapping[str, Any] | None = None,
     threads: int | None = None,
     **parameters: Any,
@@ -491,7 +495,8 @@ def follow_up(
     """One subject's follow-up: every session measured, its lesions tracked in world space, each track's
     growth, the RANO-BM and volumetric responses, and the Table 1 facts that need time (the document of
     ``brainmets followup``). ``timeline``: a TSV path, or rows (mappings, a DataFrame) with the timeline's
-    columns. ``parameters`` are ``features`` keys, as for :func:`measure`; the ``followup`` section of
+    columns; with ``subject``, the workflow's studies sheet (with a ``date`` column), of which that subject's
+    rows are taken. ``parameters`` are ``features`` keys, as for :func:`measure`; the ``followup`` section of
     ``config`` sets the matching and response thresholds."""
     from .followup import FollowupParameters
     from .followup import follow_up as build
@@ -500,11 +505,11 @@ def follow_up(
 
     settings = _with_features(load_config(config), parameters)
     if isinstance(timeline, str | os.PathLike):
-        sessions = read_timeline(timeline)
+        sessions = read_timeline(timeline, subject)
     else:
         records = timeline.to_dict(orient="records") if hasattr(timeline, "to_dict") else list(timeline)
         rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
-        sessions = sessions_from_rows(rows, "timeline")
+        sessions = sessions_from_rows([r for r in rows if subject in (None, r.get("subject"))], "timeline")
     documents, data, affines = [], [], []
     for session in sessions:
         study_config = settings

@@ -1,4 +1,5 @@
-"""Cohort tables: one row per lesion, per study, per study's indications, and per study's processing status."""
+"""Cohort tables: one row per lesion, per study, per study's indications, per study's processing status, and
+from follow-ups one row per lesion track and session and one per response."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from .config import read_features_document, read_json
 from .errors import InputDataError
 from .features import LESION_FIELDS, STUDY_FIELDS
 from .fields import KEY_FIELDS, Field, data_dictionary, keyed
+from .followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
 from .indications.engine import SUMMARY_FIELDS, summary_row
 from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
 
@@ -41,13 +43,37 @@ class CohortTables:
     studies: list[dict[str, Any]] = field(default_factory=list)
     indications: list[dict[str, Any]] = field(default_factory=list)
     status: list[dict[str, Any]] = field(default_factory=list)
+    lesion_tracks: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # every document read (no output may overwrite one)
 
 
-def gather(features: list[str], statuses: list[str], indications: list[str]) -> CohortTables:
+def gather(
+    features: list[str],
+    statuses: list[str],
+    indications: list[str],
+    followups: list[str] = (),
+    followup_statuses: list[str] = (),
+) -> CohortTables:
     """Rows of every table from ``brainmets features`` documents (given directly, or through the status
-    documents of the workflow's features step) and ``brainmets indicate`` documents."""
+    documents of the workflow's features step), ``brainmets indicate`` documents and ``brainmets followup``
+    documents (directly, or through the followup step's status documents: failed subjects are left out)."""
     tables = CohortTables()
+    followups = list(followups)
+    for path in followup_statuses:
+        status = read_json(path, "brainmets status document", InputDataError)
+        if status.get("status") == "ok" and isinstance(status.get("outputs"), dict) and status["outputs"].get("json"):
+            followups.append(status["outputs"]["json"])
+    for path in followups:
+        document = read_json(path, "brainmets follow-up document", InputDataError)
+        try:
+            tracks, responses = table_rows(document)
+            subject = {"subject": document["subject"]}
+        except (KeyError, TypeError) as exc:
+            raise InputDataError(path, f"not a brainmets follow-up document ({type(exc).__name__}: {exc})") from None
+        tables.sources.append(str(path))
+        tables.lesion_tracks += [{**subject, **row} for row in tracks]
+        tables.responses += [{**subject, **row} for row in responses]
     documents = [(path, None) for path in features]
     for path in statuses:
         status = read_json(path, "brainmets status document", InputDataError)
@@ -109,6 +135,8 @@ TABLE_FIELDS = {
     "studies": STUDY_FIELDS,
     "indications": SUMMARY_FIELDS,
     "status": STATUS_FIELDS,
+    "lesion_tracks": LESION_TRACK_FIELDS,
+    "responses": RESPONSE_FIELDS,
 }
 
 

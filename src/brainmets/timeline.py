@@ -134,16 +134,24 @@ def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | Non
     return sessions
 
 
-def read_timeline(path: str | Path) -> list[Session]:
+def read_timeline(path: str | Path, subject: str | None = None) -> list[Session]:
     """A timeline TSV (columns: subject, session, date, segmentation; optionally label_scheme, transform,
-    treatment, steroids, clinical_status), paths relative to its folder."""
+    treatment, steroids, clinical_status), paths relative to its folder. With ``subject``, the file may be the
+    workflow's studies sheet: that subject's rows are its timeline (other columns are passed over)."""
     path = Path(path)
-    reader = csv.DictReader(io.StringIO(read_text(path, InputDataError), newline=""), delimiter="\t")
+    text = read_text(path, InputDataError)
+    lines = [line for line in text.splitlines() if not line.startswith("#")]  # the sheet's comments
+    reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""), delimiter="\t")
     header = reader.fieldnames or []
     unknown = [c for c in header if c not in (*REQUIRED, *OPTIONAL, *SHEET_COLUMNS)]
-    if unknown:
+    if unknown and subject is None:
         raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(REQUIRED + OPTIONAL)})")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputDataError(path, f"no column {', '.join(missing)}")
-    return sessions_from_rows([dict(r) for r in reader], str(path), path.parent)
+    rows = [dict(r) for r in reader]
+    if subject is not None:
+        rows = [r for r in rows if (r.get("subject") or "").strip() == subject]
+        if not rows:
+            raise InputDataError(path, f"no session of subject {subject!r}")
+    return sessions_from_rows(rows, str(path), path.parent)

@@ -1,4 +1,4 @@
-"""``brainmets batch``: one command (features or indicate) for many studies in one process, each study's
+"""``brainmets batch``: one command (features, indicate or followup) for many studies in one process, each study's
 messages in its own log."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     batch = sub.add_parser(
         "batch",
         help="run one command for many studies in one process (what the workflow's jobs do)",
-        description="Run `features` or `indicate` for many studies in one process, so the cost of starting "
+        description="Run `features`, `indicate` or `followup` for many studies (or subjects) in one process, so the cost of starting "
         "Python and importing the scientific stack is paid once per batch, not once per study. Each study's "
         "messages go to its own log; a study that fails does not stop the others.",
     )
@@ -28,13 +28,13 @@ def add_parser(sub) -> None:
         "--jobs-json",
         required=True,
         metavar="JSON",
-        help='{"command": "features"|"indicate", "common": [options of every study], '
+        help='{"command": "features"|"indicate"|"followup", "common": [options of every study], '
         '"studies": [{"args": [options of one study], "log": path}, ...]}',
     )
     batch.set_defaults(func=None)
 
 
-BATCH_COMMANDS = ("features", "indicate")
+BATCH_COMMANDS = ("features", "indicate", "followup")
 
 
 @contextlib.contextmanager

@@ -36,7 +36,17 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "--indications", nargs="+", default=[], metavar="INDICATIONS_JSON", help="'brainmets indicate' documents"
     )
     coh.add_argument("--out-indications", metavar="TSV", help="one row per study: statuses, criteria met, scores")
-    for option, what in (("status", "--status"), ("indications", "--indications")):
+    coh.add_argument(
+        "--followup", nargs="+", default=[], metavar="FOLLOWUP_JSON", help="'brainmets followup' documents"
+    )
+    coh.add_argument("--out-lesion-tracks", metavar="TSV", help="one row per lesion track and session (follow-ups)")
+    coh.add_argument("--out-responses", metavar="TSV", help="one row per follow-up session: RANO-BM and volumetric")
+    coh.add_argument(
+        "--followup-status-list",
+        metavar="FILE",
+        help="a file naming the followup step's status documents, one per line (failed subjects are left out)",
+    )
+    for option, what in (("status", "--status"), ("indications", "--indications"), ("followup", "--followup")):
         coh.add_argument(
             f"--{option}-list",
             metavar="FILE",
@@ -62,17 +72,26 @@ def run(args: argparse.Namespace) -> dict:
 
     args.status = args.status + _path_list(args.status_list)
     args.indications = args.indications + _path_list(args.indications_list)
+    args.followup = args.followup + _path_list(args.followup_list)
+    followup_statuses = _path_list(args.followup_status_list)
     if not (args.documents or args.status):
         raise ConfigError("give features documents, or --status documents of the workflow's features step")
     outputs = {"lesions": args.out_lesions, "studies": args.out_studies}
-    for name, value in (("indications", args.out_indications), ("status", args.out_status)):
+    for name, value in (
+        ("indications", args.out_indications),
+        ("status", args.out_status),
+        ("lesion_tracks", args.out_lesion_tracks),
+        ("responses", args.out_responses),
+    ):
         if value:
             outputs[name] = value
     if bool(args.indications) != bool(args.out_indications):
         raise ConfigError("give --indications and --out-indications together")
+    if bool(args.followup or followup_statuses) != bool(args.out_lesion_tracks or args.out_responses):
+        raise ConfigError("give follow-up documents with --out-lesion-tracks or --out-responses, and only then")
     files = [path for _, _, path in table_files(outputs, args.parquet)]
     check_outputs(files, command_inputs(args))
-    tables = gather(args.documents, args.status, args.indications)
+    tables = gather(args.documents, args.status, args.indications, args.followup, followup_statuses)
     check_outputs(files, tables.sources)  # the features documents the status documents named, too
     write_tables(tables, outputs, parquet=args.parquet)
     for row in tables.status:

@@ -78,6 +78,10 @@ INPUT_OPTIONS = (
     "studies",
     "timeline",
     "followup",
+    "followup_status",
+    "followup_list",
+    "responses",
+    "followup_status_list",
 )
 
 

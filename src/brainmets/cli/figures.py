@@ -19,11 +19,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     fig.add_argument("--lesions", required=True, metavar="TSV", help="the cohort lesion table")
     fig.add_argument("--studies", required=True, metavar="TSV", help="the cohort study table")
     fig.add_argument("--indications", metavar="TSV", help="the cohort indication table")
+    fig.add_argument("--responses", metavar="TSV", help="the cohort response table (follow-ups): swimmer.png")
     fig.add_argument(
         "--out-dir",
         required=True,
         metavar="DIR",
-        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png)",
+        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png, swimmer.png)",
     )
     fig.set_defaults(func=run)
 
@@ -46,14 +47,17 @@ def run(args: argparse.Namespace) -> dict:
 
     lesions, studies = _read_tsv(args.lesions), _read_tsv(args.studies)
     out = Path(args.out_dir)
-    names = ["lesion_size.png", "volume_vs_count.png", "location.png"] + (
-        ["indications.png"] if args.indications else []
-    )
+    names = ["lesion_size.png", "volume_vs_count.png", "location.png"]
+    names += ["indications.png"] if args.indications else []
+    names += ["swimmer.png"] if args.responses else []
     check_outputs([out / n for n in names], command_inputs(args))
     with atomic_outputs(*(out / n for n in names)) as tmp:
         figures.size_distribution(tmp[0], lesions)
         figures.volume_against_count(tmp[1], studies)
         figures.locations(tmp[2], lesions)
+        made = dict(zip(names, tmp))
         if args.indications:
-            figures.indication_frequencies(tmp[3], _read_tsv(args.indications), MODALITIES)
+            figures.indication_frequencies(made["indications.png"], _read_tsv(args.indications), MODALITIES)
+        if args.responses:
+            figures.swimmer_plot(made["swimmer.png"], _read_tsv(args.responses))
     return {n: out / n for n in names}

@@ -24,7 +24,15 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="one row per session: subject, session, date, segmentation; optionally label_scheme, transform, "
         "treatment, steroids, clinical_status (and the studies sheet's reference columns)",
     )
+    fol.add_argument(
+        "--subject",
+        help="take this subject's rows of --timeline (which may then be the workflow's studies sheet, with a date column)",
+    )
     fol.add_argument("--out-json", required=True, metavar="PATH", help="the follow-up document")
+    fol.add_argument(
+        "--out-figure", metavar="PNG", help="spider plot: each target's and the sum's change from baseline over time"
+    )
+    fol.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad subject")
     fol.add_argument(
         "--out-dir",
         metavar="DIR",
@@ -45,20 +53,26 @@ def run(args: argparse.Namespace) -> dict:
     from ..io.writers import atomic_outputs, check_outputs, write_json, write_tsv
     from ..timeline import read_timeline
 
-    sessions = read_timeline(args.timeline)
+    sessions = read_timeline(args.timeline, args.subject)
     outputs = {"json": Path(args.out_json)}
+    if args.out_figure:
+        outputs["figure"] = Path(args.out_figure)
     if args.out_dir:
         base = Path(args.out_dir)
         for name in ("lesiontracks", "responses"):
             tsv = inside(base / f"sub-{sessions[0].subject}_desc-{name}_followup.tsv", base)
             outputs[name], outputs[f"{name}_dictionary"] = tsv, tsv.with_suffix(".json")
     inputs = command_inputs(args) + [s.segmentation for s in sessions]
-    check_outputs(list(outputs.values()), inputs)
-    document = api.follow_up(args.timeline, config=command_config(args), threads=args.threads)
+    check_outputs([*outputs.values(), *([args.status_json] if args.status_json else [])], inputs)
+    document = api.follow_up(args.timeline, subject=args.subject, config=command_config(args), threads=args.threads)
     tracks, responses = table_rows(document)
     with atomic_outputs(*outputs.values()) as tmp_paths:
         tmp = dict(zip(outputs, tmp_paths))
         write_json(tmp["json"], document)
+        if "figure" in tmp:
+            from ..report.figures import spider_plot
+
+            spider_plot(tmp["figure"], document)
         for name, rows, fields in (
             ("lesiontracks", tracks, LESION_TRACK_FIELDS),
             ("responses", responses, RESPONSE_FIELDS),

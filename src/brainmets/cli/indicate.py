@@ -34,6 +34,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="the subject's 'brainmets followup' document: rapid growth, CNS progression and recurrences where the "
         "clinical table leaves them empty",
     )
+    ind.add_argument(
+        "--followup-status",
+        metavar="JSON",
+        help="the followup step's status document: its follow-up document is used as --followup; when the step "
+        "failed, the time facts stay unknown and the document says why",
+    )
     ind.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
     ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
     ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
@@ -76,6 +82,15 @@ def run(args: argparse.Namespace) -> dict:
                 write_json(tmp, document)
             return {"json": args.out_json}
     document = read_features_document(args.features, InputDataError)
+    followup, followup_failed = None, None
+    if args.followup:
+        followup = read_json(args.followup, "brainmets follow-up document", InputDataError)
+    elif args.followup_status:
+        status = read_json(args.followup_status, "brainmets status document", InputDataError)
+        if status.get("status") == "ok" and status.get("outputs", {}).get("json"):
+            followup = read_json(status["outputs"]["json"], "brainmets follow-up document", InputDataError)
+        else:
+            followup_failed = f"the followup step failed: {status.get('error')}; the facts that need time stay unknown"
     config = command_config(args)
     section = config["indications"]
     result = indications_document(
@@ -86,8 +101,11 @@ def run(args: argparse.Namespace) -> dict:
         subject=args.subject,
         session=args.session,
         features_path=args.features,
-        followup=read_json(args.followup, "brainmets follow-up document", InputDataError) if args.followup else None,
+        followup=followup,
     )
+    if followup_failed:
+        result["followup"] = {"status": "failed", "reason": followup_failed}
+        result["warnings"].append(followup_failed)
     log.info("%s: %s", result["subject"], ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
     with atomic_path(args.out_json) as tmp:
         write_json(tmp, result)

@@ -48,7 +48,7 @@ def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
         return flat(exc)
     if isinstance(exc, OSError):
         return f"{exc.filename or getattr(args, 'segmentation', '')}: {exc.strerror or exc}"
-    target = getattr(args, "segmentation", None) or getattr(args, "features", "")
+    target = getattr(args, "segmentation", None) or getattr(args, "features", None) or getattr(args, "timeline", "")
     return f"internal error while processing {target}: {type(exc).__name__}: {exc}"
 
 
@@ -81,7 +81,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
                 failure_figure(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")
     status = {
         "subject": args.subject,
-        "session": args.session,
+        "session": getattr(args, "session", None),
         "step": args.command,
         "status": "failed" if error else "ok",
         "error": error,

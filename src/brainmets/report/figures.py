@@ -332,3 +332,75 @@ def _listed(value: Any) -> list[str]:
     if not value or value in ("none", "n/a"):
         return []
     return str(value).split(",")
+
+
+RESPONSE_COLOURS = {"baseline": "#888888", "CR": "#2e7d32", "PR": "#7cb342", "SD": "#4a7ab5", "PD": "#c62828",
+                    "NE": "#bdbdbd"}  # fmt: skip
+
+
+def spider_plot(path, document: dict[str, Any]) -> None:
+    """One subject's targets over time: the percent change of each target's longest diameter and of their
+    sum from baseline, with the RANO-BM -30 % (PR) and +20 % (PD, from the nadir) lines."""
+    responses = document["rano_bm"]
+    days = [r["days_from_baseline"] for r in responses]
+    figure = _figure(6, 3.5)
+    axis = figure.add_subplot(1, 1, 1)
+    targets = responses[0]["target_track_ids"] if responses else []
+    by_track: dict[int, dict[str, float]] = {}
+    for row in document["lesions"]:
+        if row["track_id"] in targets and row["axial_longest_diameter_mm"] is not None:
+            by_track.setdefault(row["track_id"], {})[row["session"]] = row["axial_longest_diameter_mm"]
+    for track in targets:
+        series = by_track.get(track, {})
+        base = series.get(responses[0]["session"])
+        if base:
+            values = [100 * (series.get(r["session"], 0.0) / base - 1) for r in responses]
+            axis.plot(days, values, color="#9e9e9e", linewidth=1, marker=".", label=f"target {track}")
+    sums = [
+        r["percent_change_from_baseline"] if r["percent_change_from_baseline"] is not None else 0.0 for r in responses
+    ]
+    if targets:
+        axis.plot(days, sums, color="#222222", linewidth=2, marker="o", label="sum")
+        for x, y, r in zip(days, sums, responses):
+            axis.annotate(r["response"], (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
+                          color=RESPONSE_COLOURS.get(r["response"], "#222222"))  # fmt: skip
+    else:
+        axis.text(0.5, 0.5, "no measurable target at baseline", transform=axis.transAxes, ha="center")
+    axis.axhline(-30, color="#7cb342", linestyle=":", linewidth=1)
+    axis.axhline(20, color="#c62828", linestyle=":", linewidth=1)
+    axis.text(days[-1] if days else 0, -29, "-30 %: PR (from baseline)", color="#558b2f", fontsize=7, ha="right")
+    axis.text(days[-1] if days else 0, 21, "+20 %: PD (from the nadir)", color="#c62828", fontsize=7, ha="right")
+    axis.axhline(0, color="#cccccc", linewidth=0.8)
+    axis.set_xlabel("days from baseline")
+    axis.set_ylabel("change from baseline (%)")
+    axis.set_title(f"sub-{document['subject']}: target lesions (RANO-BM)")
+    if targets:
+        axis.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def swimmer_plot(path, responses: list[dict[str, Any]]) -> None:
+    """The cohort's follow-up: one lane per subject, time on follow-up, the response at each scan."""
+    lanes: dict[str, list[tuple[float, str]]] = {}
+    for row in responses:
+        day = _number(row.get("days_from_baseline"))
+        if day is not None:
+            lanes.setdefault(str(row.get("participant_id")), []).append((day, str(row.get("response"))))
+    figure = _figure(7, max(2.4, 0.45 * len(lanes) + 1.4))
+    axis = figure.add_subplot(1, 1, 1)
+    for k, (_, scans) in enumerate(sorted(lanes.items())):
+        end = max(d for d, _ in scans)
+        axis.barh(k, end, color="#e0e0e0", height=0.5)
+        for day, response in scans:
+            axis.scatter(day, k, color=RESPONSE_COLOURS.get(response, "#222222"), s=30, zorder=3)
+    axis.set_yticks(range(len(lanes)), list(sorted(lanes)) or [])
+    for response, colour in RESPONSE_COLOURS.items():
+        axis.scatter([], [], color=colour, label=response, s=30)
+    axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    axis.set_xlabel("days from baseline")
+    axis.set_title(f"follow-up ({len(lanes)} subjects): RANO-BM response at each scan")
+    if not lanes:
+        axis.text(0.5, 0.5, "no subject with dated follow-up sessions", transform=axis.transAxes, ha="center")
+    figure.tight_layout()
+    _save(figure, path)
