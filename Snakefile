@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/indications.smk"
+include: "workflow/rules/followup.smk"
 include: "workflow/rules/cohort.smk"
 
 
@@ -24,6 +25,7 @@ rule all:
         rules.cohort_figures.output,
         rules.dataset_description.output,
         all_study_files("desc-lesions_overlay.png"),
+        [subject_file(s, "desc-followup_spider.png") for s in FOLLOWED],
     default_target: True
 
 

@@ -315,15 +315,17 @@ def paint(
     edema_r: float = 0.0,
     necrotic_r: float = 0.0,
     scheme: str = "brats-mets-2023",
+    affine: np.ndarray = BRATS_AFFINE,
 ) -> None:
-    """Draw one metastasis (edema, enhancing rim, necrotic centre) into a BraTS-grid label array."""
+    """Draw one metastasis (edema, enhancing rim, necrotic centre) into a label array on ``affine``'s grid
+    (the BraTS grid unless given); ``offset`` is from the BraTS grid's centre, in world mm."""
     enhancing, necrotic = (3, 1) if scheme == "brats-mets-2023" else (4, 1)
     centre_ras = BRATS_CENTRE + np.asarray(offset, float)
-    reach = int(math.ceil(max(core_r, edema_r) * 1.6)) + 2
-    ijk = np.linalg.solve(BRATS_AFFINE, [*centre_ras, 1.0])[:3].round().astype(int)
+    reach = int(math.ceil(max(core_r, edema_r) * 1.6 / np.linalg.norm(affine[:3, :3], axis=0).min())) + 2
+    ijk = np.linalg.solve(affine, [*centre_ras, 1.0])[:3].round().astype(int)
     box = tuple(slice(max(c - reach, 0), min(c + reach, n)) for c, n in zip(ijk, labels.shape))
     grid = np.stack(np.meshgrid(*[np.arange(s.start, s.stop) for s in box], indexing="ij"), axis=-1)
-    pts = grid @ BRATS_AFFINE[:3, :3].T + BRATS_AFFINE[:3, 3]
+    pts = grid @ affine[:3, :3].T + affine[:3, 3]
     crop = labels[box]
     seed = int(rng.integers(1 << 31))
     if edema_r:
@@ -369,6 +371,46 @@ COHORT = [
     ("05", "02", "brats-mets-2023", "postop"),
     ("06", "01", "brats-2021", [((20, 40, 5), 12, 24, 5), ((-30, -30, -15), 7, 15, 0)]),
 ]
+
+
+#: Longitudinal demo grids: the BraTS grid, and an anisotropic one (1 x 1 x 2.5 mm, LPS-stored) on the same
+#: centre with another shape.
+ANISO_SHAPE = (220, 230, 62)
+ANISO_AFFINE = affine_from(np.diag([-1.0, -1.0, 2.5]), BRATS_CENTRE, ANISO_SHAPE)
+
+#: The longitudinal demo: (subject, session, date, grid, head shift in x (mm), treatment after the scan,
+#: lesions as (offset from the grid centre in mm, core r)). Answers (README, Follow-up): sub-10 shrinks (PR),
+#: regrows +24 % with every target under 5 mm (SD), then past its nadir (PD); sub-11's lesion splits, a small
+#: one resolves and returns, a new one appears, and its second scan is shifted 6 mm (corrected by the
+#: transform); sub-12's two lesions merge.
+LONGITUDINAL = [
+    ("10", "01", "2024-01-10", "brats", 0, "srs", [((-30, 20, 15), 9), ((25, 30, 20), 6)]),
+    ("10", "02", "2024-03-20", "aniso", 0, "", [((-30, 20, 15), 5), ((25, 30, 20), 3.5)]),
+    ("10", "03", "2024-06-01", "brats", 0, "", [((-30, 20, 15), 5.9), ((25, 30, 20), 4.3)]),
+    ("10", "04", "2024-08-15", "brats", 0, "", [((-30, 20, 15), 9.5), ((25, 30, 20), 4.5)]),
+    ("11", "01", "2024-02-01", "brats", 0, "wbrt", [((20, 40, 5), 8), ((-30, -30, -15), 3)]),
+    ("11", "02", "2024-04-01", "brats", 6, "", [((14, 40, 5), 4), ((26, 40, 5), 4)]),
+    ("11", "03", "2024-06-01", "aniso", 0, "", [((14, 40, 5), 4), ((26, 40, 5), 4), ((-30, -30, -15), 3), ((-20, 50, 30), 4)]),
+    ("12", "01", "2024-01-15", "brats", 0, "", [((6, -20, 30), 4), ((20, -20, 30), 4)]),
+    ("12", "02", "2024-03-15", "brats", 0, "", [((13, -20, 30), 9)]),
+]
+
+
+def longitudinal(out: Path) -> None:
+    """Write the longitudinal demo (listed in config/studies.tsv with dates) and the transform of its shifted
+    scan: that session's world (mm, RAS) to the baseline's."""
+    grids = {"brats": (BRATS_AFFINE, BRATS_SHAPE), "aniso": (ANISO_AFFINE, ANISO_SHAPE)}
+    for subject, session, _, grid, shift, _, lesions in LONGITUDINAL:
+        affine, shape = grids[grid]
+        rng = np.random.default_rng(int(subject) * 100 + int(session))
+        labels = np.zeros(shape, np.uint8)
+        for offset, core_r in lesions:
+            paint(labels, (offset[0] + shift, *offset[1:]), core_r, rng, affine=affine)
+        save(out / f"sub-{subject}_ses-{session}_dseg.nii.gz", labels, affine)
+        if shift:
+            back = np.eye(4)
+            back[0, 3] = -shift
+            np.savetxt(out / f"sub-{subject}_ses-{session}_transform.txt", back, fmt="%g")
 
 
 def toy_parcellation() -> np.ndarray:
@@ -424,6 +466,7 @@ def main(argv: list[str]) -> int:
     cases = phantoms(out / "phantoms")
     (out / "phantoms" / "expected.json").write_text(json.dumps(cases, indent=2, sort_keys=True) + "\n")
     cohort(out / "cohort")
+    longitudinal(out / "cohort")
     return 0
 
 

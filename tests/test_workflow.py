@@ -17,7 +17,12 @@ from .conftest import ROOT
 from .hostile import bomb
 
 pytestmark = pytest.mark.workflow
-SUBJECTS = ["01", "02", "03", "04", "05", "06"]
+SUBJECTS = ["01", "02", "03", "04", "05", "06"]  # one session each
+#: The longitudinal demo: dated sessions of subjects 10, 11 and 12 (test_data/generate.py, LONGITUDINAL).
+FOLLOWED = {"10": ["01", "02", "03", "04"], "11": ["01", "02", "03"], "12": ["01", "02"]}
+STUDY_COUNT = len(SUBJECTS) + sum(map(len, FOLLOWED.values()))  # the bundled sheet's
+#: What the fixture adds: two studies that fail, two whose follow-up fails.
+RUN_COUNT = STUDY_COUNT + 4
 
 
 def snakemake(workdir, *args) -> subprocess.CompletedProcess:
@@ -33,8 +38,9 @@ def _tsv(path):
 
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory):
-    """A fresh copy of the workflow, its config and the bundled cohort, with a corrupt 7th study, run once
-    with --keep-going (as the default profile does)."""
+    """A fresh copy of the workflow, its config and the bundled cohort, with a corrupt 7th study, a bomb 8th,
+    and a 13th subject whose two sessions are dated out of order (its follow-up fails), run once with
+    --keep-going (as the default profile does)."""
     work = tmp_path_factory.mktemp("workflow")
     shutil.copy(ROOT / "Snakefile", work)
     for folder in ("workflow", "config", "profiles"):
@@ -45,7 +51,9 @@ def workflow_run(tmp_path_factory):
     with open(work / "config" / "studies.tsv", "a") as fh:
         fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")
         fh.write("08\t01\t../test_data/cohort/sub-08_ses-01_dseg.nii.gz\t\t\n")
-    config = work / "config" / "config.yaml"  # batches of two studies: 01+02, 03+04, 05+06, 07+08
+        fh.write("13\t01\t../test_data/cohort/sub-02_ses-01_dseg.nii.gz\t\t\t2024-05-01\t\t\n")
+        fh.write("13\t02\t../test_data/cohort/sub-02_ses-01_dseg.nii.gz\t\t\t2024-01-01\t\t\n")
+    config = work / "config" / "config.yaml"  # batches of two studies, in sheet order
     config.write_text(config.read_text().replace("batch_size: 25", "batch_size: 2"))
     run = snakemake(work, "--keep-going")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -79,7 +87,8 @@ def test_every_study_gets_its_outputs(workflow_run):
 
 def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
     status = {r["participant_id"]: r for r in _tsv(workflow_run / "results/group/status.tsv")}
-    assert [s for s, r in status.items() if r["features_status"] == "ok"] == [f"sub-{s}" for s in SUBJECTS]
+    failed = {s for s, r in status.items() if r["features_status"] != "ok"}
+    assert failed == {"sub-07", "sub-08"} and len(status) == len(SUBJECTS) + len(FOLLOWED) + 3
     failed = status["sub-07"]
     assert failed["features_status"] == "failed" and failed["indications_status"] == "not_evaluated"
     assert (
@@ -109,8 +118,9 @@ def test_a_decompression_bomb_fails_its_study_with_a_message(workflow_run):
 
 def test_cohort_tables(workflow_run):
     group = workflow_run / "results" / "group"
-    studies = _tsv(group / "studies.tsv")
-    lesions = _tsv(group / "lesions.tsv")
+    assert len(_tsv(group / "studies.tsv")) == RUN_COUNT - 2
+    studies = [s for s in _tsv(group / "studies.tsv") if s["participant_id"][4:] in SUBJECTS]
+    lesions = [r for r in _tsv(group / "lesions.tsv") if r["participant_id"][4:] in SUBJECTS]
     assert [s["participant_id"][4:] for s in studies] == SUBJECTS
     counts = {s["participant_id"][4:]: int(s["lesion_count"]) for s in studies}
     assert counts == {"01": 1, "02": 3, "03": 12, "04": 0, "05": 1, "06": 2}
@@ -130,7 +140,7 @@ def test_cohort_tables(workflow_run):
 
 def test_indication_table(workflow_run):
     rows = {r["participant_id"][4:]: r for r in _tsv(workflow_run / "results" / "group" / "indications.tsv")}
-    assert set(rows) == set(SUBJECTS)
+    assert set(rows) == set(SUBJECTS) | set(FOLLOWED) | {"13"}
     assert all(r["research_use_only"] == "true" for r in rows.values())
     assert "table1.surgery.3" in rows["01"]["criteria_met"]  # lesion in the toy precentral gyrus
     assert rows["04"]["first_line"] == "none"  # no lesion, no first-line suggestion
@@ -170,13 +180,13 @@ def test_pybids_and_pandas_read_the_results_without_surprises(workflow_run):
 
     layout = BIDSLayout(workflow_run / "results", validate=False, is_derivative=True)
     assert repr(layout).startswith("BIDS Layout")  # pybids 0.22 crashed here on subject/session dictionaries
-    assert layout.get_subjects() == [*SUBJECTS, "07", "08"]  # the failed studies keep their status documents
+    assert layout.get_subjects() == [*SUBJECTS, "07", "08", *FOLLOWED, "13"]  # failed ones keep their status
     maps = layout.get(suffix="dseg", extension=".nii.gz", desc="lesions")
-    assert len(maps) == len(SUBJECTS) and "lesion_id" in maps[0].get_metadata()["Description"]
+    assert len(maps) == RUN_COUNT - 2 and "lesion_id" in maps[0].get_metadata()["Description"]
     table = layout.get(subject="02", suffix="dseg", extension=".tsv")[0].get_df()
     assert list(table.columns) == ["index", "name"] and list(table["name"]) == ["lesion-1", "lesion-2", "lesion-3"]
     studies = pd.read_csv(workflow_run / "results/group/studies.tsv", sep="\t")
-    assert list(studies["participant_id"]) == [f"sub-{s}" for s in SUBJECTS]  # strings, not numbers
+    assert list(studies["participant_id"])[: len(SUBJECTS)] == [f"sub-{s}" for s in SUBJECTS]  # strings, not numbers
     dictionary = json.loads((workflow_run / "results/group/studies.json").read_text())
     assert set(dictionary) == set(studies.columns)
     assert all("LongName" in entry and "Description" in entry for entry in dictionary.values())
@@ -185,12 +195,60 @@ def test_pybids_and_pandas_read_the_results_without_surprises(workflow_run):
     assert mantissas and max(len(m.rstrip("0")) for m in mantissas) <= 6  # 6 significant digits: no float noise
 
 
+def test_dated_sessions_are_followed_up_with_their_known_answers(workflow_run):
+    """The longitudinal demo (test_data/generate.py): tracks, events and responses as generated; the latest
+    session's indications use the follow-up; a subject whose dates are out of order fails alone."""
+    group = workflow_run / "results" / "group"
+    responses = {}
+    for row in _tsv(group / "responses.tsv"):
+        responses.setdefault(row["participant_id"], []).append((row["response"], row["confirmed"]))
+    assert responses == {
+        "sub-10": [("baseline", "n/a"), ("PR", "false"), ("SD", "n/a"), ("PD", "true")],  # past the nadir
+        "sub-11": [("baseline", "n/a"), ("SD", "n/a"), ("PD", "true")],  # a new lesion
+        "sub-12": [("baseline", "n/a"), ("NE", "n/a")],  # no measurable lesion at baseline
+    }
+    sd = next(r for r in _tsv(group / "responses.tsv") if r["participant_id"] == "sub-10" and r["response"] == "SD")
+    assert float(sd["percent_change_from_nadir"]) > 20 and "no target grew >= 5 mm" in sd["reasons"]
+    events = {}
+    for row in _tsv(group / "lesion_tracks.tsv"):
+        events.setdefault(row["participant_id"], []).append((row["session_id"], row["track_id"], row["event"]))
+    assert events["sub-11"] == [
+        ("ses-01", "1", "baseline"), ("ses-01", "2", "baseline"),
+        ("ses-02", "1", "split"), ("ses-02", "2", "resolved"), ("ses-02", "3", "split"),  # shifted 6 mm: transform
+        ("ses-03", "1", "persisting"), ("ses-03", "2", "reappeared"), ("ses-03", "3", "persisting"), ("ses-03", "4", "new"),
+    ]  # fmt: skip
+    assert [e[2] for e in events["sub-12"]] == ["baseline", "baseline", "merged", "merged"]
+    latest = json.loads(
+        (workflow_run / "results/sub-11/ses-03/anat/sub-11_ses-03_desc-brainmets_indications.json").read_text()
+    )
+    assert latest["followup"]["facts"]["recurrence_after_wbrt"]["used"] is True
+    assert latest["followup"]["facts"]["cns_progression"]["source"] == "follow-up"
+    earlier = json.loads(
+        (workflow_run / "results/sub-11/ses-01/anat/sub-11_ses-01_desc-brainmets_indications.json").read_text()
+    )
+    assert "followup" not in earlier
+    status = json.loads((workflow_run / "results/sub-13/sub-13_desc-followup_status.json").read_text())
+    assert status["status"] == "failed" and "dates out of order" in status["error"]
+    assert not (workflow_run / "results/sub-13/sub-13_desc-followup.json").exists()
+    broken = json.loads(
+        (workflow_run / "results/sub-13/ses-02/anat/sub-13_ses-02_desc-brainmets_indications.json").read_text()
+    )
+    assert broken["followup"]["status"] == "failed" and broken["status"] == "evaluated"
+    for subject in (*FOLLOWED, "13"):
+        png = (workflow_run / "results" / f"sub-{subject}" / f"sub-{subject}_desc-followup_spider.png").read_bytes()
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (group / "swimmer.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    dictionary = json.loads((group / "responses.json").read_text())
+    assert set(dictionary["response"]["Levels"]) == {"baseline", "CR", "PR", "SD", "PD", "NE"}
+
+
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
     last = (workflow_run / "run.stderr").read_text().splitlines()
-    summary = [line for line in last if line.startswith("brainmets: 8 studies")]
+    summary = [line for line in last if line.startswith(f"brainmets: {RUN_COUNT} studies")]
     assert summary == [
-        "brainmets: 8 studies: 6 ok, 2 failed; the failures are listed in results/group/status.tsv "
-        "(column features_error), one log per study under results/logs/features/"
+        f"brainmets: {RUN_COUNT} studies: {RUN_COUNT - 2} ok, 2 failed; the failures are listed in results/group/status.tsv "
+        "(column features_error), one log per study under results/logs/features/; follow-up of 4 subjects: 3 ok, "
+        "1 failed (results/logs/followup/)"
     ]
 
 
@@ -237,7 +295,12 @@ def test_changes_rerun_only_what_depends_on_them(workflow_run, tmp_path):
     extra = tmp_path / "stricter.yaml"
     extra.write_text("indications:\n  thresholds:\n    marked_edema_ratio: 1.5\n")
     planned = _planned(workflow_run, "--configfile", "config/config.yaml", str(extra))
-    assert planned == {f"indications_000{b}": 1 for b in (1, 2, 3, 4)} | {"cohort": 1, "cohort_figures": 1, "all": 1}
+    batches = (RUN_COUNT + 1) // 2  # batch_size 2
+    assert planned == {f"indications_{b:04d}": 1 for b in range(1, batches + 1)} | {
+        "cohort": 1,
+        "cohort_figures": 1,
+        "all": 1,
+    }
 
 
 def test_lint_is_clean():
@@ -286,7 +349,11 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         browser.get(report.as_uri())
         time.sleep(2)
         assert "Research use only" in browser.find_element(By.TAG_NAME, "body").text
-        expected = {"Cohort": ["indications", "lesion size", "location", "volume vs count"], "Studies": None}
+        expected = {
+            "Cohort": ["indications", "lesion size", "location", "swimmer", "volume vs count"],
+            "Studies": None,
+            "Follow-up": [f"sub-{s}" for s in [*FOLLOWED, "13"]],
+        }
         for category, entries in expected.items():
             browser.find_element(By.XPATH, f"//a[normalize-space(.)='{category}']").click()
             time.sleep(1)
@@ -295,7 +362,7 @@ def test_report_opens_and_shows_the_figures(workflow_run):
             if entries:
                 assert names == entries
             else:
-                assert len(names) == 8  # one picture per study, the failed ones included
+                assert len(names) == RUN_COUNT  # one picture per study, the failed ones included
             for row in rows:
                 row.find_element(By.XPATH, ".//a[@iconname='eye']").click()
                 time.sleep(0.5)

@@ -5,10 +5,11 @@ rule cohort:
     input:
         status=all_study_files("desc-brainmets_status.json"),
         indications=all_study_files("desc-brainmets_indications.json"),
+        followup=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED],
     output:
         **{
             f"{name}_{kind}": f"{RESULTS}/group/{name}.{kind}"
-            for name in ("lesions", "studies", "indications", "status")
+            for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses")
             for kind in ("tsv", "json", "parquet")
         },
     params:
@@ -23,6 +24,8 @@ rule cohort:
     shell:
         "{params.brainmets} cohort --status-list <(printf '%s\\n' {input.status:q})"
         " --indications-list <(printf '%s\\n' {input.indications:q}) --parquet"
+        " --followup-status-list <(printf '%s\\n' {input.followup:q})"
+        " --out-lesion-tracks {output.lesion_tracks_tsv:q} --out-responses {output.responses_tsv:q}"
         " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
         " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
 
@@ -33,6 +36,7 @@ rule cohort_figures:
         lesions=rules.cohort.output.lesions_tsv,
         studies=rules.cohort.output.studies_tsv,
         indications=rules.cohort.output.indications_tsv,
+        responses=rules.cohort.output.responses_tsv,
     output:
         **{
             name: report(
@@ -41,7 +45,7 @@ rule cohort_figures:
                 category="Cohort",
                 labels={"figure": name.replace("_", " ")},
             )
-            for name in ("lesion_size", "volume_vs_count", "location", "indications")
+            for name in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer")
         },
     params:
         brainmets=BRAINMETS,
@@ -55,7 +59,7 @@ rule cohort_figures:
         "../envs/brainmets.yaml"
     shell:
         "{params.brainmets} figures --lesions {input.lesions:q} --studies {input.studies:q}"
-        " --indications {input.indications:q} --out-dir {params.out_dir:q} 2> {log:q}"
+        " --indications {input.indications:q} --responses {input.responses:q} --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule dataset_description:

@@ -32,7 +32,7 @@ RESULTS = config["results_dir"]
 
 #: Optional columns of the studies sheet that name files (resolved against the sheet's folder).
 FILE_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "atlas_dir",
-                "reference_series", "dicom_options")
+                "reference_series", "dicom_options", "transform")
 #: Optional columns passed to `brainmets features` as options of the same name.
 REFERENCE_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
                      "reference_alignment", "reference_series", "dicom_options")
@@ -55,7 +55,7 @@ def read_studies(sheet: str) -> pd.DataFrame:
 
 def prepare(studies: pd.DataFrame, source: str) -> pd.DataFrame:
     """Fill the optional columns, check the labels, name each study (BIDS entities) and refuse duplicates."""
-    for column in ("session", "label_scheme", *REFERENCE_COLUMNS):
+    for column in ("session", "label_scheme", "date", "transform", *REFERENCE_COLUMNS):
         if column not in studies:
             studies[column] = ""
     for subject, session in zip(studies["subject"], studies["session"]):  # they name output folders
@@ -222,6 +222,9 @@ def feature_jobs(members: list[str], threads: int) -> str:
 def indication_inputs(members: list[str]) -> dict[str, list[str]]:
     """The batch's features status documents and, when configured, the clinical table."""
     files = {"status": [study_file(s, "desc-brainmets_status.json") for s in members]}
+    followed = [subject_file(LATEST[s], "desc-followup_status.json") for s in members if s in LATEST]
+    if followed:
+        files["followup"] = followed
     if config["clinical"]:
         files["clinical"] = [config["clinical"]]
     return files
@@ -237,6 +240,8 @@ def indication_jobs(members: list[str]) -> str:
                 "--features", study_file(study, "desc-brainmets_features.json"),
                 "--features-status", study_file(study, "desc-brainmets_status.json"),
                 "--out-json", study_file(study, "desc-brainmets_indications.json"),
+                *(["--followup-status", subject_file(LATEST[study], "desc-followup_status.json")]
+                  if study in LATEST else []),
             ],
             "log": study_log("indications", study),
         }
@@ -245,6 +250,65 @@ def indication_jobs(members: list[str]) -> str:
     common = ["--clinical", config["clinical"]] if config["clinical"] else []
     common += ["--config-json", json.dumps({"indications": config["indications"]}, sort_keys=True)]
     return _jobs("indicate", common, studies)
+
+
+def followed_subjects() -> dict[str, list[str]]:
+    """Subjects with two or more dated sessions in the studies sheet (their follow-up timelines), with their
+    studies in sheet order; none when the studies come from a BIDS folder (no dates)."""
+    if not config["studies"]:
+        return {}
+    dated: dict[str, list[str]] = {}
+    for study, row in STUDIES.iterrows():
+        if row["date"]:
+            dated.setdefault(row["subject"], []).append(study)
+    return {subject: studies for subject, studies in dated.items() if len(studies) > 1}
+
+
+FOLLOWED = followed_subjects()
+#: The study whose indications use its subject's follow-up: the last dated session.
+LATEST = {studies[-1]: subject for subject, studies in FOLLOWED.items()}
+
+
+def subject_file(subject: str, suffix: str) -> str:
+    """Path of one per-subject output (the follow-up), beside the subject's session folders."""
+    return f"{RESULTS}/sub-{subject}/sub-{subject}_{suffix}"
+
+
+def subject_batches(size: int) -> dict[str, list[str]]:
+    names = list(FOLLOWED)
+    return {f"{k // size + 1:04d}": names[k : k + size] for k in range(0, len(names), size)}
+
+
+FOLLOWUP_BATCHES = subject_batches(config["batch_size"])
+
+
+def followup_inputs(subjects: list[str]) -> list[str]:
+    """The studies sheet and the files of the subjects' sessions (changing any re-runs the batch)."""
+    files = [config["studies"]]
+    for subject in subjects:
+        for study in FOLLOWED[subject]:
+            row = STUDIES.loc[study]
+            files += [row[c] for c in (*INPUT_COLUMNS, "transform") if row[c]]
+    return list(dict.fromkeys(files))
+
+
+def followup_jobs(subjects: list[str], threads: int) -> str:
+    """`brainmets followup` for each subject of a batch, from the studies sheet (its dated rows)."""
+    jobs = [
+        {
+            "args": [
+                "--timeline", config["studies"], "--subject", subject,
+                "--out-json", subject_file(subject, "desc-followup.json"),
+                "--out-figure", subject_file(subject, "desc-followup_spider.png"),
+                "--status-json", subject_file(subject, "desc-followup_status.json"),
+            ],
+            "log": f"{RESULTS}/logs/followup/sub-{subject}.log",
+        }
+        for subject in subjects
+    ]
+    sections = {k: config[k] for k in ("features", "anatomy", "dicom", "followup")}
+    common = ["--config-json", json.dumps(sections, sort_keys=True), "--threads", str(threads)]
+    return _jobs("followup", common, jobs)
 
 
 def run_summary() -> tuple[str, int]:
@@ -266,6 +330,19 @@ def run_summary() -> tuple[str, int]:
             f"; the failures are listed in {RESULTS}/group/status.tsv (column features_error),"
             f" one log per study under {RESULTS}/logs/features/"
         )
+    if FOLLOWED:
+        outcomes = []
+        for subject in FOLLOWED:
+            try:
+                with open(subject_file(subject, "desc-followup_status.json"), encoding="utf-8") as fh:
+                    outcomes.append(json.load(fh).get("status"))
+            except (OSError, ValueError):
+                outcomes.append(None)
+        line += f"; follow-up of {len(FOLLOWED)} subjects: {outcomes.count('ok')} ok, {outcomes.count('failed')} failed"
+        if outcomes.count(None):
+            line += f", {outcomes.count(None)} not run"
+        if outcomes.count("failed"):
+            line += f" ({RESULTS}/logs/followup/)"
     return line, counts["failed"]
 
 

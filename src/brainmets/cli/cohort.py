@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> dict:
             outputs[name] = value
     if bool(args.indications) != bool(args.out_indications):
         raise ConfigError("give --indications and --out-indications together")
-    if bool(args.followup or followup_statuses) != bool(args.out_lesion_tracks or args.out_responses):
+    if bool(args.followup or args.followup_status_list) != bool(args.out_lesion_tracks or args.out_responses):
         raise ConfigError("give follow-up documents with --out-lesion-tracks or --out-responses, and only then")
     files = [path for _, _, path in table_files(outputs, args.parquet)]
     check_outputs(files, command_inputs(args))

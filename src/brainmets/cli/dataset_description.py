@@ -17,6 +17,8 @@ BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix 
 *_overlay.png
 *_status.json
 *_indications.json
+*_desc-followup.json
+*_spider.png
 """
 
 README = """# brainmets results
