@@ -214,6 +214,33 @@ def test_a_shift_is_corrected_by_the_given_transform(tmp_path):
     assert aligned["sessions"][1]["transform_given"] is True
 
 
+def head_image(path, shift_x=0.0):
+    """A T1-like head (an ellipsoid with a brighter 'ventricle' and two darker 'nuclei'), shifted in x (mm)."""
+    ijk = np.indices((120, 120, 80)).reshape(3, -1).T.astype(float)
+    x, y, z = (ijk + ONE_MM[:3, 3] - [shift_x, 0, 0]).T
+    image = np.where((x / 50) ** 2 + (y / 55) ** 2 + (z / 35) ** 2 <= 1, 100.0, 0.0)
+    image[(x + 5) ** 2 + (y - 10) ** 2 + z**2 <= 12**2] = 200
+    image[(x - 18) ** 2 + (y + 15) ** 2 + (z - 8) ** 2 <= 8**2] = 40
+    image[(x + 25) ** 2 + (y + 25) ** 2 + (z + 10) ** 2 <= 6**2] = 150
+    nib.save(nib.Nifti1Image(image.reshape(120, 120, 80).astype(np.float32), ONE_MM), str(path))
+    return path
+
+
+def test_register_estimates_the_shift_from_the_sessions_images(tmp_path):
+    shifted = [((A[0] + 25, A[1], A[2]), 8)]
+    path = timeline(tmp_path, [("2024-01-01", [(A, 8)], {}), ("2024-02-01", shifted, {})])
+    rows = path.read_text().splitlines()
+    images = [head_image(tmp_path / "t1-1.nii.gz"), head_image(tmp_path / "t1-2.nii.gz", shift_x=25)]
+    rows = [rows[0] + "\tsubject_image"] + [r + f"\t{image.name}" for r, image in zip(rows[1:], images)]
+    path.write_text("\n".join(rows) + "\n")
+    assert [e for e in events(brainmets.follow_up(path)) if e[0] == "2"] == [("2", 1, "resolved"), ("2", 2, "new")]
+    registered = brainmets.follow_up(path, register=True)
+    assert [e for e in events(registered) if e[0] == "2"] == [("2", 1, "persisting")]
+    second = registered["sessions"][1]
+    assert second["registration"]["estimated"] is True and second["registration"]["brain_mask_dice"] > 0.95
+    assert second["transform"][0][3] == pytest.approx(-25, abs=1.0) and second["transform_given"] is False
+
+
 def test_the_same_timeline_on_other_grids_gives_the_same_tracks_and_responses(tmp_path):
     """Follow-up sessions on an anisotropic grid, and on flipped and permuted voxel axes: same tracks, same
     responses (the thick-slice rule aside)."""

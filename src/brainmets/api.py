@@ -489,6 +489,7 @@ def follow_up(
     *,
     subject: str | None = None,
     config: PathLike | Mapping[str, Any] | None = None,
+    register: bool = False,
     threads: int | None = None,
     **parameters: Any,
 ) -> dict[str, Any]:
@@ -497,7 +498,9 @@ def follow_up(
     ``brainmets followup``). ``timeline``: a TSV path, or rows (mappings, a DataFrame) with the timeline's
     columns; with ``subject``, the workflow's studies sheet (with a ``date`` column), of which that subject's
     rows are taken. ``parameters`` are ``features`` keys, as for :func:`measure`; the ``followup`` section of
-    ``config`` sets the matching and response thresholds."""
+    ``config`` sets the matching and response thresholds. No registration is done unless ``register``: then
+    each follow-up session without a ``transform`` gets one estimated from its ``subject_image`` and the
+    baseline's (SimpleITK, linear; its quality is recorded)."""
     from .followup import FollowupParameters
     from .followup import follow_up as build
     from .timeline import read_timeline, sessions_from_rows
@@ -510,6 +513,9 @@ def follow_up(
         records = timeline.to_dict(orient="records") if hasattr(timeline, "to_dict") else list(timeline)
         rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
         sessions = sessions_from_rows([r for r in rows if subject in (None, r.get("subject"))], "timeline")
+    registrations: list[dict[str, Any] | None] = [None] * len(sessions)
+    if register:
+        sessions, registrations = _registered(sessions, settings)
     documents, data, affines = [], [], []
     for session in sessions:
         study_config = settings
@@ -539,4 +545,30 @@ def follow_up(
             )
         )
         affines.append(measured.affine)
-    return build(sessions, documents, data, affines, FollowupParameters.from_config(settings["followup"]))
+    return build(
+        sessions, documents, data, affines, FollowupParameters.from_config(settings["followup"]), registrations
+    )
+
+
+def _registered(sessions: list, settings: dict[str, Any]) -> tuple[list, list[dict[str, Any] | None]]:
+    """The sessions with a transform estimated for each follow-up that has none, and each one's quality."""
+    from .config import FeatureParameters, RegistrationParameters
+    from .registration import session_to_baseline
+
+    images = [dict(s.reference).get("subject_image") for s in sessions]
+    if not images[0]:
+        raise ConfigError("register: the baseline session has no subject_image to register to")
+    params = RegistrationParameters.from_config(settings["anatomy"]["registration"])
+    max_voxels = FeatureParameters.from_config(settings["features"]).max_voxels
+    out, qualities = [sessions[0]], [None]
+    for session, image in zip(sessions[1:], images[1:]):
+        if session.transform is not None:
+            out.append(session)
+            qualities.append({"estimated": False, "reason": "the timeline gives this session's transform"})
+            continue
+        if not image:
+            raise ConfigError(f"register: session {session.session} has no subject_image (and no transform)")
+        matrix, quality = session_to_baseline(Path(image), Path(images[0]), params, max_voxels)
+        out.append(dataclasses.replace(session, transform=matrix))
+        qualities.append({"estimated": True, **quality})
+    return out, qualities

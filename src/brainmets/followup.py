@@ -84,6 +84,7 @@ def follow_up(
     data: list[SessionLesions],
     affines: list[np.ndarray],
     params: FollowupParameters,
+    registrations: list[dict[str, Any] | None] | None = None,
 ) -> dict[str, Any]:
     """The follow-up document of one subject from its sessions' features documents, their lesions in the
     baseline's world (:meth:`SessionLesions.from_measurement`) and their grids' affines."""
@@ -168,7 +169,10 @@ def follow_up(
                 "clinical_status": s.clinical_status,
                 "lesion_count": len(documents[k]["lesions"]),
                 "axial_slice_thickness_mm": scans[k].slice_thickness_mm,
-                "transform_given": s.transform is not None,
+                "transform_given": s.transform is not None
+                and not (registrations and registrations[k] and registrations[k].get("estimated")),
+                "transform": None if s.transform is None else s.transform.tolist(),
+                "registration": registrations[k] if registrations else None,
             }
             for k, s in enumerate(sessions)
         ],

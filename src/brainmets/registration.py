@@ -169,3 +169,25 @@ def resample_onto(labels: LabelMap, grid: LabelMap, transform: sitk.Transform) -
         source=labels.source,
         provenance=dict(labels.provenance),
     )
+
+
+def linear_ras_matrix(transform: sitk.Transform) -> np.ndarray:
+    """A linear (similarity or affine) SimpleITK transform as a 4x4 matrix on RAS world points (mm): ITK maps
+    LPS points, p -> A (p - c) + c + t."""
+    matrix = np.asarray(transform.GetMatrix(), dtype=float).reshape(3, 3)
+    centre = np.asarray(transform.GetCenter(), dtype=float)
+    lps = np.eye(4)
+    lps[:3, :3] = matrix
+    lps[:3, 3] = np.asarray(transform.GetTranslation(), dtype=float) + centre - matrix @ centre
+    return LPS_TO_RAS @ lps @ LPS_TO_RAS
+
+
+def session_to_baseline(
+    session_image: Path, baseline_image: Path, params: RegistrationParameters, max_voxels: int = DEFAULT_MAX_VOXELS
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The linear transform taking a follow-up session's world (RAS, mm) to the baseline's, estimated from the
+    two sessions' images (the baseline's image registered onto the session's), and its quality."""
+    from dataclasses import replace
+
+    result = register(session_image, baseline_image, replace(params, deformable=False), max_voxels)
+    return linear_ras_matrix(result.transform), result.quality

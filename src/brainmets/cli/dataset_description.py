@@ -38,8 +38,12 @@ Per study, in `sub-<label>/[ses-<label>/]anat/`:
 - `*_desc-brainmets_status.json`: whether the study was processed, or why it failed;
 - `*_desc-lesions_overlay.png`: the study's picture.
 
-`group/` holds the cohort tables (lesions, studies, indications, status: TSV keyed by participant_id and
-session_id, with data dictionaries, and Parquet) and figures; `logs/` one log per job. Numbers keep
+Per followed subject (two or more dated sessions), in `sub-<label>/`: `*_desc-followup.json` (lesion tracks,
+growth, RANO-BM and volumetric responses, the Table 1 facts that need time), its status document and its
+spider plot (`*_desc-followup_spider.png`).
+
+`group/` holds the cohort tables (lesions, studies, indications, status, lesion_tracks, responses: TSV keyed
+by participant_id and session_id, with data dictionaries, and Parquet) and figures; `logs/` one log per job. Numbers keep
 {digits} significant digits. `.bidsignore` lists the files BIDS has no name for.
 
 How to cite: {acknowledge}

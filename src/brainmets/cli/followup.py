@@ -41,6 +41,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     )
     fol.add_argument("--config", metavar="YAML", help="config file: its features, anatomy and followup sections")
     fol.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    fol.add_argument(
+        "--register",
+        action="store_true",
+        help="estimate each follow-up session's transform to the baseline from the sessions' subject_image "
+        "columns (SimpleITK, linear), where the timeline gives none; its quality is recorded",
+    )
     fol.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads per session")
     fol.set_defaults(func=run)
 
@@ -64,7 +70,9 @@ def run(args: argparse.Namespace) -> dict:
             outputs[name], outputs[f"{name}_dictionary"] = tsv, tsv.with_suffix(".json")
     inputs = command_inputs(args) + [s.segmentation for s in sessions]
     check_outputs([*outputs.values(), *([args.status_json] if args.status_json else [])], inputs)
-    document = api.follow_up(args.timeline, subject=args.subject, config=command_config(args), threads=args.threads)
+    document = api.follow_up(
+        args.timeline, subject=args.subject, config=command_config(args), register=args.register, threads=args.threads
+    )
     tracks, responses = table_rows(document)
     with atomic_outputs(*outputs.values()) as tmp_paths:
         tmp = dict(zip(outputs, tmp_paths))
