@@ -363,3 +363,13 @@ def test_bad_timelines_are_clear_errors(tmp_path, capsys, edit, message):
     out = tmp_path / "f.json"
     assert main(["followup", "--timeline", str(path), "--out-json", str(out)]) == 1
     assert message.split(":")[0] in capsys.readouterr().err and not out.exists()
+
+
+def test_followup_facts_of_another_session_or_subject_are_flagged(tmp_path):
+    followup = brainmets.follow_up(timeline(tmp_path, [("2024-01-01", [(A, 10)], {}), ("2024-02-01", [(A, 14)], {})]))
+    first = brainmets.measure(tmp_path / "timeline.tsv-1.nii.gz", subject="01", session="1")
+    earlier = brainmets.indicate(first, followup=followup)
+    assert any("as of its last session 2, not this study's session 1" in w for w in earlier["warnings"])
+    other = brainmets.measure(tmp_path / "timeline.tsv-1.nii.gz", subject="02", session="2")
+    with pytest.raises(brainmets.errors.ConfigError, match="the follow-up is of subject '01'"):
+        brainmets.indicate(other, followup=followup)

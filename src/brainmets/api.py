@@ -394,6 +394,10 @@ def indications_document(
     result["subject"], result["session"], result["status"] = subject, session, "evaluated"
     if used is not None:
         result["followup"] = used
+        if session is not None and used["session"] != session:
+            result["warnings"].append(
+                f"the follow-up's facts are as of its last session {used['session']}, not this study's session {session}"
+            )
     return result
 
 
