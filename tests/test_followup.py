@@ -90,7 +90,7 @@ def test_shrink_then_a_new_and_a_returning_lesion(tmp_path):
         and second["confirmed"] is False
         and second["nadir_sum_mm"] == base["sum_longest_diameters_mm"]
     )
-    assert third["response"] == "PD" and third["new_lesion_count"] == 2 and third["confirmed"] is True
+    assert third["response"] == "PD" and third["new_lesion_count"] == 2 and third["confirmed"] is None  # not needed
     assert third["nadir_sum_mm"] == pytest.approx(second["sum_longest_diameters_mm"])
     assert third["percent_change_from_nadir"] == pytest.approx(
         100 * (third["sum_longest_diameters_mm"] / second["sum_longest_diameters_mm"] - 1)
@@ -170,8 +170,24 @@ def test_a_new_lesion_after_immunotherapy_asks_for_confirmation(tmp_path):
     )
     second, third = brainmets.follow_up(path)["rano_bm"][1:]
     assert second["response"] == "PD" and any("iRANO" in r for r in second["reasons"])
-    assert third["response"] == "SD"  # the new lesion is now tracked, not new ...
+    assert third["response"] == "SD"  # the new lesion is now tracked, not new, and grew < 5 mm ...
     assert second["confirmed"] is False  # ... so the scan 8 weeks later does not confirm the PD
+    grown = brainmets.follow_up(
+        timeline(
+            tmp_path,
+            [
+                ("2024-01-01", [(A, 10)], {"treatment": "immunotherapy"}),
+                ("2024-03-01", [(A, 10), (D, 4)], {}),
+                ("2024-05-01", [(A, 10), (D, 7.5)], {}),
+            ],  # fmt: skip
+            name="grown.tsv",
+        )
+    )
+    assert grown["rano_bm"][1]["confirmed"] is True  # the new lesion grew >= 5 mm: iRANO-confirmed progression
+    assert (
+        grown["facts"]["cns_progression"]["value"] is True
+        and "confirmed" in grown["facts"]["cns_progression"]["evidence"]
+    )
 
 
 def test_split_and_merge_keep_the_largest_track(tmp_path):
@@ -373,3 +389,61 @@ def test_followup_facts_of_another_session_or_subject_are_flagged(tmp_path):
     other = brainmets.measure(tmp_path / "timeline.tsv-1.nii.gz", subject="02", session="2")
     with pytest.raises(brainmets.errors.ConfigError, match="the follow-up is of subject '01'"):
         brainmets.indicate(other, followup=followup)
+
+
+def test_audit_cases_new_small_lesions_broken_confirmation_regrowth_after_cr_and_volumetric_rules(tmp_path):
+    """A new lesion first seen under 5 mm is progression when it reaches 5 mm; a PD between a PR and its
+    confirming scan means the PR is not confirmed; any lesion after a CR is progression; the volumetric
+    response keeps RANO-BM's not-evaluable, steroid and clinical rules; dates may carry times."""
+    small = brainmets.follow_up(
+        timeline(
+            tmp_path,
+            [
+                ("2024-01-01", [(A, 8)], {}),
+                ("2024-03-01", [(A, 8), (D, 1.8)], {}),
+                ("2024-05-01", [(A, 8), (D, 4)], {}),
+            ],
+            name="small.tsv",
+        )
+    )
+    assert [(r["response"], r["new_lesion_count"]) for r in small["rano_bm"]] == [("baseline", 0), ("SD", 0), ("PD", 1)]
+    broken = brainmets.follow_up(
+        timeline(
+            tmp_path,
+            [
+                ("2024-01-01", [(A, 8)], {}),
+                ("2024-02-01", [(A, 5)], {}),
+                ("2024-02-15", [(A, 9)], {}),
+                ("2024-03-05", [(A, 5)], {}),
+            ],  # fmt: skip
+            name="broken.tsv",
+        )
+    )
+    assert responses(broken) == ["baseline", "PR", "PD", "PR"] and broken["rano_bm"][1]["confirmed"] is False
+    regrowth = brainmets.follow_up(
+        timeline(
+            tmp_path,
+            [("2024-01-01", [(A, 8)], {}), ("2024-03-01", [], {}), ("2024-05-01", [(A, 2)], {})],
+            name="cr.tsv",
+        )
+    )
+    assert responses(regrowth) == ["baseline", "CR", "PD"] and regrowth["rano_bm"][1]["confirmed"] is False
+    assert "reappeared after a complete response" in regrowth["rano_bm"][2]["reasons"][0]
+    thick = np.diag([1.0, 1.0, 6.0, 1.0])
+    thick[:3, 3] = [-60, -60, -40]
+    rules = brainmets.follow_up(
+        timeline(
+            tmp_path,
+            [
+                ("2024-01-01T08:00", [(A, 8)], {}),
+                ("2024-03-01T20:30", [(A, 4)], {"affine": thick, "shape": (120, 120, 14)}),
+                ("2024-05-01", [(A, 4)], {"steroids": "increased"}),
+                ("2024-07-01", [(A, 4)], {"clinical_status": "worse"}),
+            ],  # fmt: skip
+            name="vol.tsv",
+        )
+    )
+    assert [v["response"] for v in rules["volumetric_response"]] == ["baseline", "NE", "SD", "PD"]
+    assert responses(rules) == ["baseline", "NE", "SD", "PD"]
+    assert rules["sessions"][1]["date"] == "2024-03-01T20:30:00"
+    assert rules["sessions"][1]["days_from_baseline"] == pytest.approx(60.5208, abs=1e-3)

@@ -203,8 +203,8 @@ def test_dated_sessions_are_followed_up_with_their_known_answers(workflow_run):
     for row in _tsv(group / "responses.tsv"):
         responses.setdefault(row["participant_id"], []).append((row["response"], row["confirmed"]))
     assert responses == {
-        "sub-10": [("baseline", "n/a"), ("PR", "false"), ("SD", "n/a"), ("PD", "true")],  # past the nadir
-        "sub-11": [("baseline", "n/a"), ("SD", "n/a"), ("PD", "true")],  # a new lesion
+        "sub-10": [("baseline", "n/a"), ("PR", "false"), ("SD", "n/a"), ("PD", "n/a")],  # past the nadir
+        "sub-11": [("baseline", "n/a"), ("SD", "n/a"), ("PD", "n/a")],  # a new lesion
         "sub-12": [("baseline", "n/a"), ("NE", "n/a")],  # no measurable lesion at baseline
     }
     sd = next(r for r in _tsv(group / "responses.tsv") if r["participant_id"] == "sub-10" and r["response"] == "SD")

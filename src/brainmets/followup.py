@@ -12,7 +12,7 @@ import numpy as np
 from . import __version__
 from .fields import BOOLEAN, Field
 from .response import ResponseParameters, Scan, rano_bm, volumetric
-from .timeline import Session
+from .timeline import Session, iso
 from .tracking import SessionLesions, TrackingParameters, follow
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -63,6 +63,12 @@ def axial_slice_thickness_mm(affine: np.ndarray) -> float:
     return float(sizes[axis])
 
 
+def _days(interval) -> float | int:
+    """An interval in days: whole days stay integers, times of day give fractions."""
+    days = interval.total_seconds() / 86400
+    return int(days) if days.is_integer() else round(days, 4)
+
+
 def _growth(v1: float, v2: float, days: float) -> dict[str, float | None]:
     """Percent change, compound growth per month and volume doubling time (negative: halving) between two
     volumes; null where undefined (from zero, no time, no change)."""
@@ -89,7 +95,7 @@ def follow_up(
     """The follow-up document of one subject from its sessions' features documents, their lesions in the
     baseline's world (:meth:`SessionLesions.from_measurement`) and their grids' affines."""
     entries, tracks = follow(data, params.tracking)
-    days = [(s.date - sessions[0].date).days for s in sessions]
+    days = [_days(s.date - sessions[0].date) for s in sessions]
     rows_by_id = [{row["lesion_id"]: row for row in doc["lesions"]} for doc in documents]
     scans = [
         Scan(
@@ -105,7 +111,7 @@ def follow_up(
     ]
     responses = rano_bm(scans, tracks, params.response)
     targets = responses[0]["target_track_ids"]
-    volumes = volumetric(scans, tracks, params.response, targets)
+    volumes = volumetric(scans, tracks, params.response, responses)
 
     lesion_rows, volume_by_track = [], {t: {} for t in tracks}
     for k, (session, found) in enumerate(zip(sessions, entries)):
@@ -117,7 +123,7 @@ def follow_up(
             lesion_rows.append(
                 {
                     "session": session.session,
-                    "date": session.date.isoformat(),
+                    "date": iso(session.date),
                     "days_from_baseline": days[k],
                     **e,
                     "volume_ml": volume,
@@ -126,6 +132,7 @@ def follow_up(
                     "centroid_y_mm": centroid[1],
                     "centroid_z_mm": centroid[2],
                     "rano_bm_target": e["track_id"] in targets,
+                    "touches_image_border": row["touches_image_border"] if row else None,
                 }
             )
     track_rows = []
@@ -153,7 +160,7 @@ def follow_up(
             }
         )
     for k, (entry, vol) in enumerate(zip(responses, volumes)):
-        entry.update(session=sessions[k].session, date=sessions[k].date.isoformat(), days_from_baseline=days[k])
+        entry.update(session=sessions[k].session, date=iso(sessions[k].date), days_from_baseline=days[k])
         vol.update(session=sessions[k].session)
     return {
         "research_use_only": True,
@@ -162,7 +169,7 @@ def follow_up(
         "sessions": [
             {
                 "session": s.session,
-                "date": s.date.isoformat(),
+                "date": iso(s.date),
                 "days_from_baseline": days[k],
                 "treatment": list(s.treatment),
                 "steroids": s.steroids,
@@ -227,8 +234,14 @@ def derived_facts(sessions, documents, entries, tracks, responses, params: Follo
 
     latest = responses[last]
     new = latest["new_lesion_count"]
+    earlier = [r for r in responses[1:last] if r["response"] != "NE"]
     if latest["response"] == "PD" or new:
         facts["cns_progression"] = _fact(True, f"session {name}: RANO-BM {latest['response']}, {new} new lesion(s)")
+    elif earlier and earlier[-1]["response"] == "PD" and earlier[-1]["confirmed"]:
+        facts["cns_progression"] = _fact(
+            True,
+            f"the PD of session {earlier[-1]['session']} is confirmed by session {name} (RANO-BM {latest['response']})",
+        )
     elif latest["response"] in ("CR", "PR", "SD"):
         facts["cns_progression"] = _fact(False, f"session {name}: RANO-BM {latest['response']}, no new lesion")
     else:
@@ -353,6 +366,9 @@ LESION_TRACK_FIELDS = _KEYS + [
     Field("centroid_y_mm", "mm", "core centroid y in the baseline's world"),
     Field("centroid_z_mm", "mm", "core centroid z in the baseline's world"),
     Field("rano_bm_target", None, "the track is a RANO-BM target lesion (chosen at baseline)", BOOLEAN),
+    Field(
+        "touches_image_border", None, "the core reaches the image's edge (it may be cut off); n/a when absent", BOOLEAN
+    ),
 ]
 #: Columns of the response table (one row per session).
 RESPONSE_FIELDS = _KEYS + [
@@ -361,11 +377,17 @@ RESPONSE_FIELDS = _KEYS + [
     Field("nadir_sum_mm", "mm", "the smallest sum before this session; n/a at baseline"),
     Field("percent_change_from_baseline", None, "change of the sum from baseline, percent"),
     Field("percent_change_from_nadir", None, "change of the sum from the nadir, percent"),
-    Field("new_lesion_count", None, "unequivocal new lesions (new or reappeared, axial >= 5 mm)"),
+    Field(
+        "new_lesion_count",
+        None,
+        "lesions that became unequivocal new lesions at this scan: appeared after baseline "
+        "(new or reappeared) and reached 5 mm axial (counted once)",
+    ),  # fmt: skip
     Field(
         "confirmed",
         None,
-        "CR / PR (or a PD after immunotherapy) confirmed by a scan >= 4 weeks later; n/a until then or when not needed",
+        "CR / PR lasting until a scan >= 4 weeks later (or a new-lesion PD after immunotherapy confirmed by "
+        "progression then); n/a until then, and for responses that need no confirmation",
         BOOLEAN,
     ),  # fmt: skip
     Field("radiographic_only", None, "steroids and clinical status were not given", BOOLEAN),

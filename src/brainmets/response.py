@@ -71,13 +71,30 @@ def _measures(scan: Scan, index: int, tracks: dict[int, Track], targets: set[int
     return total, per_target
 
 
-def _new_lesions(scan: Scan, params: ResponseParameters) -> list[int]:
-    return [
-        e["track_id"]
-        for e in scan.entries
-        if e["event"] in ("new", "reappeared")
-        and (scan.lesions[e["lesion_id"]]["axial_longest_diameter_mm"] or 0) >= params.new_lesion_min_diameter_mm
-    ]
+def unequivocal_new_lesions(scans: list[Scan], params: ResponseParameters) -> list[list[int]]:
+    """Per scan, the tracks that become unequivocal new lesions there: a lesion that appeared (new, or
+    reappeared) after baseline counts once, at the first scan where its axial longest diameter reaches
+    new_lesion_min_diameter_mm (a new lesion first seen small counts when it has grown)."""
+    pending: set[int] = set()
+    out = []
+    for scan in scans[1:]:
+        counted = []
+        for e in scan.entries:
+            if e["event"] in ("new", "reappeared"):
+                pending.add(e["track_id"])
+            if e["lesion_id"] is None:
+                pending.discard(e["track_id"])
+            elif e["track_id"] in pending:
+                length = scan.lesions[e["lesion_id"]]["axial_longest_diameter_mm"] or 0
+                if length >= params.new_lesion_min_diameter_mm:
+                    counted.append(e["track_id"])
+                    pending.discard(e["track_id"])
+        out.append(counted)
+    return [[], *out]
+
+
+def _present(scan: Scan) -> bool:
+    return any(e["lesion_id"] is not None for e in scan.entries)
 
 
 def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParameters) -> list[dict[str, Any]]:
@@ -89,9 +106,10 @@ def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParamet
         if e["lesion_id"] is not None and baseline.lesions[e["lesion_id"]]["rano_bm_target"]
     }
     sums = [_measures(scan, k, tracks, targets, "axial_longest_diameter_mm") for k, scan in enumerate(scans)]
+    new_by_scan = unequivocal_new_lesions(scans, params)
     base_sum = sums[0][0]
     out: list[dict[str, Any]] = []
-    nadir_index = 0
+    nadir_index, last_evaluable = 0, "baseline"
     for k, scan in enumerate(scans):
         total, per_target = sums[k]
         entry: dict[str, Any] = {
@@ -101,6 +119,7 @@ def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParamet
             "percent_change_from_baseline": None,
             "percent_change_from_nadir": None,
             "new_lesion_count": 0,
+            "new_lesion_track_ids": [],
             "confirmed": None,
             "radiographic_only": scan.steroids is None and scan.clinical_status is None,
             "reasons": [],
@@ -115,12 +134,13 @@ def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParamet
             out.append(entry)
             continue
         nadir_sum, nadir_targets = sums[nadir_index]
-        new = _new_lesions(scan, params)
+        new = new_by_scan[k]
         entry.update(
             nadir_sum_mm=nadir_sum,
             percent_change_from_baseline=_percent(total, base_sum),
             percent_change_from_nadir=_percent(total, nadir_sum),
             new_lesion_count=len(new),
+            new_lesion_track_ids=new,
         )
         grown = [t for t in sorted(targets) if per_target[t] - nadir_targets[t] >= params.pd_min_target_increase_mm]
         if not targets:
@@ -146,7 +166,10 @@ def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParamet
         elif scan.clinical_status == "worse":
             entry["response"] = "PD"
             reasons.append("clinical status worse")
-        elif not any(e["lesion_id"] is not None for e in scan.entries):
+        elif last_evaluable == "CR" and _present(scan):
+            entry["response"] = "PD"
+            reasons.append("a lesion reappeared after a complete response")
+        elif not _present(scan):
             entry["response"] = "CR"
             reasons.append("every lesion gone, no new lesion")
         elif total <= base_sum * (1 - params.pr_decrease_percent / 100):
@@ -168,65 +191,93 @@ def rano_bm(scans: list[Scan], tracks: dict[int, Track], params: ResponseParamet
             entry["response"] = "SD"
         if entry["radiographic_only"]:
             reasons.append("radiographic only: steroids and clinical status not given")
-        if entry["response"] not in ("NE",) and total < nadir_sum:
-            nadir_index = k
+        if entry["response"] != "NE":
+            last_evaluable = entry["response"]
+            if total < nadir_sum:
+                nadir_index = k
         out.append(entry)
     _confirm(out, scans, params)
     return out
 
 
 def _confirm(out: list[dict[str, Any]], scans: list[Scan], params: ResponseParameters) -> None:
-    """CR / PR confirmed by a later scan >= confirmation_min_days on (CR by CR, PR by PR or CR); a new-lesion PD
-    after immunotherapy confirmed by a later PD; null until such a scan exists."""
+    """CR (by CR) and PR (by PR or CR) are confirmed when they last until a scan >= confirmation_min_days on: an
+    earlier scan that breaks them (e.g. PD in between) means not confirmed. A new-lesion PD after immunotherapy
+    is confirmed by progression at a scan >= confirmation_min_days on (PD, or the new lesions grown by the 5 mm
+    rule's amount). Null until such a scan exists, and for responses that need no confirmation."""
     for k, entry in enumerate(out):
         response = entry["response"]
+        immune = response == "PD" and scans[k].immunotherapy_before and entry["new_lesion_count"]
         needs = {"CR": ("CR",), "PR": ("PR", "CR")}.get(response)
-        if response == "PD" and not scans[k].immunotherapy_before:
-            entry["confirmed"] = True
+        if needs is None and not immune:
             continue
-        if response == "PD":
-            needs = ("PD",)
-        if needs is None:
-            continue
-        later = [
-            out[j]["response"]
-            for j in range(k + 1, len(out))
-            if scans[j].date_days - scans[k].date_days >= params.confirmation_min_days and out[j]["response"] != "NE"
-        ]
-        if later:
-            entry["confirmed"] = later[0] in needs
-            entry["reasons"].append(
-                f"{'confirmed' if entry['confirmed'] else 'not confirmed'} by the next scan "
-                f">= {params.confirmation_min_days:g} days later ({later[0]})"
-            )
-        else:
+        verdict = None
+        for j in range(k + 1, len(out)):
+            later = out[j]["response"]
+            if later == "NE":
+                continue
+            days = scans[j].date_days - scans[k].date_days
+            if immune:
+                if days >= params.confirmation_min_days:
+                    grew = _new_lesions_grew(scans[k], scans[j], entry["new_lesion_track_ids"], params)
+                    verdict = later == "PD" or grew
+                    break
+                continue
+            if later not in needs:
+                verdict = False
+                break
+            if days >= params.confirmation_min_days:
+                verdict = True
+                break
+        entry["confirmed"] = verdict
+        if verdict is None:
             entry["reasons"].append(f"awaiting a confirming scan >= {params.confirmation_min_days:g} days later")
+        else:
+            entry["reasons"].append(
+                f"{'confirmed' if verdict else 'not confirmed'} by the scans up to "
+                f">= {params.confirmation_min_days:g} days later"
+            )
 
 
-def volumetric(scans: list[Scan], tracks: dict[int, Track], params: ResponseParameters, targets: list[int]):
-    """The volumetric response beside RANO-BM: the targets' summed volume against baseline and nadir."""
-    chosen = set(targets)
+def _new_lesions_grew(then: Scan, later: Scan, tracks: list[int], params: ResponseParameters) -> bool:
+    def length(scan: Scan, track: int) -> float:
+        lesion = next((e["lesion_id"] for e in scan.entries if e["track_id"] == track), None)
+        return float(scan.lesions[lesion]["axial_longest_diameter_mm"] or 0) if lesion is not None else 0.0
+
+    return any(length(later, t) - length(then, t) >= params.pd_min_target_increase_mm for t in tracks)
+
+
+def volumetric(scans: list[Scan], tracks: dict[int, Track], params: ResponseParameters, rano: list[dict[str, Any]]):
+    """The volumetric response beside RANO-BM: the same targets, new lesions, steroid, clinical-status and
+    not-evaluable rules, on the targets' summed volume against baseline and nadir."""
+    chosen = set(rano[0]["target_track_ids"])
     sums = [_measures(scan, k, tracks, chosen, "volume_ml")[0] for k, scan in enumerate(scans)]
-    out, nadir = [], sums[0]
+    out, nadir, last_evaluable = [], sums[0], "baseline"
     for k, total in enumerate(sums):
         entry = {"sum_volume_ml": total, "nadir_volume_ml": None if k == 0 else nadir}
         entry["percent_change_from_baseline"] = None if k == 0 else _percent(total, sums[0])
         entry["percent_change_from_nadir"] = None if k == 0 else _percent(total, nadir)
+        diameter = rano[k]["response"]
         if k == 0:
             entry["response"] = "baseline"
-        elif not chosen:
+        elif diameter == "NE":
             entry["response"] = "NE"
-        elif (entry["percent_change_from_nadir"] or 0) >= params.volumetric_pd_increase_percent or _new_lesions(
-            scans[k], params
+        elif (
+            (entry["percent_change_from_nadir"] or 0) >= params.volumetric_pd_increase_percent
+            or rano[k]["new_lesion_count"]
+            or scans[k].clinical_status == "worse"
+            or (last_evaluable == "CR" and _present(scans[k]))
         ):
             entry["response"] = "PD"
-        elif not any(e["lesion_id"] is not None for e in scans[k].entries):
+        elif not _present(scans[k]):
             entry["response"] = "CR"
         elif (entry["percent_change_from_baseline"] or 0) <= -params.volumetric_pr_decrease_percent:
             entry["response"] = "PR"
         else:
             entry["response"] = "SD"
-        if k:
-            nadir = min(nadir, total)
+        if entry["response"] in ("CR", "PR") and scans[k].steroids == "increased":
+            entry["response"] = "SD"
+        if k and entry["response"] != "NE":
+            nadir, last_evaluable = min(nadir, total), entry["response"]
         out.append(entry)
     return out

@@ -31,7 +31,7 @@ class Session:
 
     subject: str
     session: str
-    date: dt.date
+    date: dt.datetime  # a date alone is its midnight
     segmentation: str
     label_scheme: str | None = None
     transform: np.ndarray | None = None  # 4x4: this session's RAS world (mm) -> the baseline's
@@ -60,11 +60,17 @@ def read_transform(path: str | Path) -> np.ndarray:
     return matrix
 
 
-def _date(text: str, where: str, source: str) -> dt.date:
+def _date(text: str, where: str, source: str) -> dt.datetime:
     try:
-        return dt.date.fromisoformat(text[:10]) if len(text) >= 10 else dt.date.fromisoformat(text)
+        value = dt.datetime.fromisoformat(text)
+        return value.replace(tzinfo=None) - (value.utcoffset() or dt.timedelta(0))  # UTC when a zone is given
     except ValueError:
         raise InputDataError(source, f"{where}: date {text!r} is not an ISO 8601 date (YYYY-MM-DD)") from None
+
+
+def iso(moment: dt.datetime) -> str:
+    """A session's date as written back: the day alone when it had no time."""
+    return moment.date().isoformat() if moment.time() == dt.time() else moment.isoformat()
 
 
 def _choices(text: str, allowed: tuple[str, ...], column: str, where: str, source: str) -> tuple[str, ...]:
@@ -119,15 +125,15 @@ def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | Non
         raise InputDataError(source, f"sessions of more than one subject in one timeline: {', '.join(subjects)}")
     for attribute in ("session", "date"):
         values = [getattr(s, attribute) for s in sessions]
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        repeated = sorted({iso(v) if attribute == "date" else v for v in values if values.count(v) > 1})
         if repeated:
             raise InputDataError(source, f"{attribute} given more than once: {', '.join(repeated)}")
     for before, after in zip(sessions, sessions[1:]):
         if after.date < before.date:
             raise InputDataError(
                 source,
-                f"dates out of order: session {after.session} ({after.date}) comes after session "
-                f"{before.session} ({before.date}); list the sessions oldest first",
+                f"dates out of order: session {after.session} ({iso(after.date)}) comes after session "
+                f"{before.session} ({iso(before.date)}); list the sessions oldest first",
             )
     if sessions[0].transform is not None and not np.allclose(sessions[0].transform, np.eye(4)):
         raise InputDataError(source, "the baseline (first) session's transform must be the identity, or none")
