@@ -104,7 +104,7 @@ def gate_mm(params: TrackingParameters, *diameters: float) -> float:
     return max(params.match_gate_mm, params.match_gate_diameter_factor * max(diameters))
 
 
-def _groups(pairs: set[tuple[int, int]], a_ids: list[int], b_ids: list[int]) -> list[tuple[list[int], list[int]]]:
+def groups(pairs: set[tuple[int, int]], a_ids: list[int], b_ids: list[int]) -> list[tuple[list[int], list[int]]]:
     """Connected groups of the bipartite link graph, as (a ids, b ids), in a stable order."""
     parent: dict[tuple[str, int], tuple[str, int]] = {}
 
@@ -175,7 +175,7 @@ def follow(sessions: list[SessionLesions], params: TrackingParameters) -> tuple[
         else:
             previous = sessions[s - 1]
             ended_before = [t for t in tracks.values() if t.resolved and t.merged_into is None]
-            for parents, children in _groups(link(previous, data, params), previous.ids, data.ids):
+            for parents, children in groups(link(previous, data, params), previous.ids, data.ids):
                 if parents and not children:
                     (parent,) = parents
                     tracks[current[parent]].resolved = True
