@@ -6,7 +6,7 @@ The Python API (:mod:`brainmets.api`): ``measure``, ``locate``, ``indicate``, ``
 
 __version__ = "0.1.0"
 
-_API = ("Cohort", "Measurement", "cohort", "follow_up", "indicate", "load_config", "locate", "measure")
+_API = ("Cohort", "Measurement", "cohort", "compare", "follow_up", "indicate", "load_config", "locate", "measure")
 __all__ = ["__version__", *_API]
 
 

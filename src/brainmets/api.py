@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-__all__ = ["Cohort", "Measurement", "cohort", "follow_up", "indicate", "load_config", "locate", "measure"]
+__all__ = ["Cohort", "Measurement", "cohort", "compare", "follow_up", "indicate", "load_config", "locate", "measure"]
 
 
 def load_config(config: PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -576,3 +576,106 @@ def _registered(sessions: list, settings: dict[str, Any]) -> tuple[list, list[di
         out.append(dataclasses.replace(session, transform=matrix))
         qualities.append({"estimated": True, **quality})
     return out, qualities
+
+
+#: BraTS-METS label values by role (what the official metrics read), for maps in another scheme.
+_METS_LABELS = {"necrotic": 1, "core": 1, "edema": 2, "enhancing": 3, "cavity": 4}
+
+
+def _mets_labels(label_map: LabelMap, scheme) -> np.ndarray:
+    """The label map in BraTS-METS values (1 necrotic / core, 2 edema, 3 enhancing, 4 cavity), whatever its
+    scheme; labels the scheme ignores become 0."""
+    import numpy as np
+
+    from .labels import Role, role_mask
+
+    if scheme.name == "brats-mets-2023":
+        return label_map.labels
+    out = np.zeros(label_map.shape, np.uint8)
+    for role in (Role.EDEMA, Role.CAVITY, Role.NECROTIC, Role.CORE, Role.ENHANCING):
+        if scheme.has(role):
+            out[role_mask(label_map.labels, scheme, role)] = _METS_LABELS[role.name.lower()]
+    return out
+
+
+def compare(
+    reference: PathLike,
+    prediction: PathLike,
+    *,
+    metrics: str = "brats2025",
+    clinical: PathLike | Mapping[str, Any] | pd.DataFrame | None = None,
+    subject: str | None = None,
+    session: str | None = None,
+    config: PathLike | Mapping[str, Any] | None = None,
+    threads: int | None = None,
+    **parameters: Any,
+) -> dict[str, Any]:
+    """Two segmentations of one study compared (research use only): the BraTS-METS lesion-wise metrics per
+    region (``metrics``: ``brats2025``, the current official evaluator, or ``brats2023``, the 2023/2024
+    challenge script, each reproduced exactly), the features of
+    both with each lesion's and the study's differences, and, with ``clinical``, every Table 1 verdict that
+    the prediction changes. The prediction is brought onto the reference's grid by world coordinates
+    (nearest neighbour) for the metrics; each is measured on its own grid for the features. ``parameters``
+    are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both)."""
+    import numpy as np
+
+    from .brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
+    from .comparison import lesion_agreement, onto_grid, study_agreement, verdict_changes
+    from .tracking import SessionLesions, TrackingParameters
+
+    modes = {"brats2025": (evaluate, VERSION), "brats2023": (evaluate_2023, VERSION_2023)}
+    if metrics not in modes:
+        raise ConfigError(f"metrics: {metrics!r} is not one of {', '.join(modes)}")
+    settings = _with_features(load_config(config), parameters)
+    choice = reference_choice(settings["anatomy"], {})
+    dicom = dicom_options(settings["dicom"])
+    measured = [
+        measure_study(path, settings, choice, dicom, subject=subject, session=session, threads=threads)
+        for path in (reference, prediction)
+    ]
+    ref, pred = measured
+    warnings = []
+    moved, warning = onto_grid(
+        _mets_labels(pred.label_map, pred.parameters.scheme), pred.affine, ref.affine, ref.label_map.shape
+    )
+    if warning:
+        warnings.append(warning)
+    zooms = np.linalg.norm(ref.affine[:3, :3], axis=0)
+    evaluator, follows = modes[metrics]
+    regions = evaluator(_mets_labels(ref.label_map, ref.parameters.scheme), moved, zooms)
+    data = [SessionLesions.from_measurement(m.features.lesions, m.instances, m.affine, None) for m in measured]
+    document: dict[str, Any] = {
+        "research_use_only": True,
+        "subject": subject,
+        "session": session,
+        "metrics": {"mode": metrics, "follows": follows, "regions": regions},
+        "lesions": lesion_agreement(
+            ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"])
+        ),
+        "study": study_agreement(ref.document, pred.document),
+        "indications": None,
+        "warnings": warnings,
+        "provenance": {
+            "reference_sha256": ref.document["provenance"].get("input_sha256"),
+            "prediction_sha256": pred.document["provenance"].get("input_sha256"),
+        },
+    }
+    if clinical is not None:
+        section = settings["indications"]
+        verdicts = [
+            indications_document(
+                m.document,
+                clinical,
+                rules=section["rules"],
+                thresholds=section["thresholds"],
+                subject=subject,
+                session=session,
+            )  # fmt: skip
+            for m in measured
+        ]
+        document["indications"] = {
+            "changes": verdict_changes(*verdicts),
+            "reference_status": {m: e["status"] for m, e in verdicts[0]["modalities"].items()},
+            "prediction_status": {m: e["status"] for m, e in verdicts[1]["modalities"].items()},
+        }
+    return document

@@ -33,7 +33,9 @@ STUDY_FEATURES = (
 )
 
 
-def onto_grid(labels: np.ndarray, affine: np.ndarray, grid_affine: np.ndarray, grid_shape) -> tuple[np.ndarray, str | None]:
+def onto_grid(
+    labels: np.ndarray, affine: np.ndarray, grid_affine: np.ndarray, grid_shape
+) -> tuple[np.ndarray, str | None]:
     """``labels`` (on ``affine``) resampled by world coordinates, nearest neighbour, onto another grid; and a
     warning when the grids' fields of view differ (the part of the grid the labels do not cover reads 0)."""
     if labels.shape == tuple(grid_shape) and np.allclose(affine, grid_affine, atol=1e-4):
@@ -42,7 +44,10 @@ def onto_grid(labels: np.ndarray, affine: np.ndarray, grid_affine: np.ndarray, g
     out = ndimage.affine_transform(
         labels, index[:3, :3], offset=index[:3, 3], output_shape=tuple(grid_shape), order=0, mode="constant", cval=0
     )
-    corners = np.array([[i, j, k] for i in (0, grid_shape[0] - 1) for j in (0, grid_shape[1] - 1) for k in (0, grid_shape[2] - 1)], float)
+    corners = np.array(
+        [[i, j, k] for i in (0, grid_shape[0] - 1) for j in (0, grid_shape[1] - 1) for k in (0, grid_shape[2] - 1)],
+        float,
+    )
     inside = apply_affine(index, corners)
     covered = np.all((inside >= -0.5) & (inside <= np.asarray(labels.shape) - 0.5), axis=1)
     lost = int(np.count_nonzero(labels)) - int(np.count_nonzero(out))

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import ConfigError
-from . import batch, cohort, dataset_description, features, figures, followup, indicate
+from . import batch, cohort, compare, dataset_description, features, figures, followup, indicate
 from .common import EXIT_USAGE, LOG_FORMAT, flat
 from .runner import run
 
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (features, indicate, followup, cohort, figures, dataset_description):
+    for command in (features, indicate, followup, compare, cohort, figures, dataset_description):
         command.add_parser(sub, [common])
     batch.add_parser(sub)
     return parser

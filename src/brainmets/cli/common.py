@@ -81,6 +81,8 @@ INPUT_OPTIONS = (
     "followup_status",
     "followup_list",
     "responses",
+    "reference",
+    "prediction",
     "followup_status_list",
 )
 

@@ -1,0 +1,97 @@
+"""``brainmets compare``: a prediction against a reference segmentation (through :func:`brainmets.api.compare`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..api import default_threads
+from .common import check_identity, command_config, command_inputs, log
+
+COLUMNS = ["region", "kind", "reference_instance", "prediction_instance", "reference_volume_mm3", "dice", "hd95_mm",
+           "nsd", "large"]  # fmt: skip
+
+
+def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
+    com = sub.add_parser(
+        "compare",
+        parents=parents,
+        help="compare a prediction with a reference segmentation: BraTS-METS lesion-wise metrics, feature and "
+        "Table 1 agreement (research use only)",
+        description="Compare two segmentations of one study lesion by lesion: the BraTS-METS metrics of the "
+        "official evaluator, the features' differences, and the Table 1 verdicts the prediction changes.",
+    )
+    com.add_argument("--reference", required=True, metavar="REF", help="the reference segmentation (any format)")
+    com.add_argument("--prediction", required=True, metavar="PRED", help="the prediction (any format, any grid)")
+    com.add_argument("--out-json", required=True, metavar="PATH", help="the comparison document")
+    com.add_argument("--out-tsv", metavar="PATH", help="one row per reference lesion and per invented one, per region")
+    com.add_argument(
+        "--metrics",
+        choices=("brats2025", "brats2023"),
+        default="brats2025",
+        help="brats2025 (default): brats-evaluation 0.0.10, panoptica one-to-one matching; brats2023: the 2023 "
+        "lesion-wise script (dilated, pooled matching); each reproduced exactly",
+    )
+    com.add_argument("--scheme", metavar="NAME", help="label scheme of both (default brats-mets-2023)")
+    com.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
+    com.add_argument("--subject", help="subject label (its clinical row)")
+    com.add_argument("--session", help="session label")
+    com.add_argument("--config", metavar="YAML", help="config file (features, anatomy, indications sections)")
+    com.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    com.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads measuring lesions")
+    com.set_defaults(func=run)
+
+
+def rows(document: dict) -> list[dict]:
+    """The metric rows: every reference lesion of every region (matched or missed) and every invented one."""
+    out = []
+    if document["metrics"]["mode"] == "brats2023":
+        for region, result in document["metrics"]["regions"].items():
+            for lesion in result["reference_lesions"]:
+                found = lesion["predicted_lesion_numbers"]
+                out.append({
+                    "region": region, "kind": "matched" if found else "missed",
+                    "reference_instance": lesion["gt_lesion_number"],
+                    "prediction_instance": ",".join(map(str, found)) or None,
+                    "reference_volume_mm3": lesion["gt_lesion_vol_mm3"], "dice": lesion["dice"],
+                    "hd95_mm": lesion["hd95"], "large": lesion["gt_lesion_vol_mm3"] > 2,
+                })  # fmt: skip
+            out += [{"region": region, "kind": "invented", "prediction_instance": c, "dice": 0.0, "hd95_mm": 374.0}
+                    for c in result["fp_prediction_components"]]  # fmt: skip
+        return out
+    for region, result in document["metrics"]["regions"].items():
+        for index, lesion in enumerate(result["reference_instances"], start=1):
+            out.append({
+                "region": region, "kind": "matched" if lesion["is_matched"] else "missed", "reference_instance": index,
+                "prediction_instance": lesion.get("prediction_instance"), "reference_volume_mm3": lesion["volume"],
+                "dice": lesion.get("sq_dsc", 0.0), "hd95_mm": lesion.get("sq_hd95"), "nsd": lesion.get("sq_nsd", 0.0),
+                "large": lesion["volume"] >= 20,
+            })  # fmt: skip
+        for index in result["prediction_instances_unmatched"]:
+            out.append({"region": region, "kind": "invented", "prediction_instance": index, "dice": 0.0, "nsd": 0.0})
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .. import api
+    from ..io.writers import atomic_outputs, check_outputs, write_json, write_tsv
+
+    check_identity(args)
+    outputs = {"json": Path(args.out_json)} | ({"tsv": Path(args.out_tsv)} if args.out_tsv else {})
+    check_outputs(list(outputs.values()), command_inputs(args) + [args.reference, args.prediction])
+    parameters = {"label_scheme": args.scheme} if args.scheme else {}
+    document = api.compare(
+        args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,
+        session=args.session, config=command_config(args), threads=args.threads, **parameters,
+    )  # fmt: skip
+    with atomic_outputs(*outputs.values()) as tmp_paths:
+        tmp = dict(zip(outputs, tmp_paths))
+        write_json(tmp["json"], document)
+        if "tsv" in tmp:
+            write_tsv(tmp["tsv"], COLUMNS, rows(document))
+    regions = document["metrics"]["regions"]
+    if "et" in regions:
+        log.info("et: lesion-wise Dice %.3f", regions["et"]["summary"]["lesionwise_dsc_mean"])
+    else:
+        log.info("ET: lesion-wise Dice %.3f", regions["ET"]["LesionWise_Score_Dice"])
+    return outputs
