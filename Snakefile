@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/features.smk"
 include: "workflow/rules/indications.smk"
 include: "workflow/rules/followup.smk"
+include: "workflow/rules/compare.smk"
 include: "workflow/rules/cohort.smk"
 
 

@@ -396,6 +396,26 @@ LONGITUDINAL = [
 ]
 
 
+#: Model predictions of two demo studies (the studies sheet's `prediction` column): sub-02's misses its
+#: cerebellar lesion and invents one; sub-03's are the same twelve lesions drawn with other shapes and sizes.
+PREDICTIONS = {
+    "02": [((25, 30, 20), 6.5, 14), ((38, 25, 22), 4, 10), ((-40, 10, 30), 4, 8)],
+    "03": [((x, y, z), r * 1.1, 2.2 * r) for (x, y, z), r in [((-50, 50, 0), 5), ((-20, 60, 30), 3), ((10, 55, 40), 4),
+           ((45, 40, 10), 6), ((-35, 0, 35), 3), ((0, 10, 0), 4), ((30, -20, 30), 2.5), ((-10, -40, -20), 5),
+           ((50, 0, -10), 3), ((-55, 20, 20), 2.5), ((20, 20, 45), 3.5), ((-25, -20, 15), 4)]],
+}
+
+
+def predictions(out: Path) -> None:
+    """Write the demo's model predictions, on the BraTS grid."""
+    for subject, lesions in PREDICTIONS.items():
+        rng = np.random.default_rng(int(subject) * 1000)
+        labels = np.zeros(BRATS_SHAPE, np.uint8)
+        for offset, core_r, edema_r in lesions:
+            paint(labels, offset, core_r, rng, edema_r=edema_r)
+        save(out / f"sub-{subject}_ses-01_desc-model_pred.nii.gz", labels, BRATS_AFFINE)
+
+
 def longitudinal(out: Path) -> None:
     """Write the longitudinal demo (listed in config/studies.tsv with dates) and the transform of its shifted
     scan: that session's world (mm, RAS) to the baseline's."""
@@ -467,6 +487,7 @@ def main(argv: list[str]) -> int:
     (out / "phantoms" / "expected.json").write_text(json.dumps(cases, indent=2, sort_keys=True) + "\n")
     cohort(out / "cohort")
     longitudinal(out / "cohort")
+    predictions(out / "cohort")
     return 0
 
 

@@ -130,7 +130,7 @@ def test_the_workflow_and_its_report_run_from_the_installed_wheel(installed, tmp
     assert "brainmets: 15 studies: 15 ok, 0 failed; follow-up of 3 subjects: 3 ok, 0 failed" in run.stderr
     editable = _run([sys.executable, "-m", "snakemake", "--cores", "2"], here)
     assert editable.returncode == 0, editable.stderr[-3000:]
-    for table in ("studies", "lesions", "indications", "status", "lesion_tracks", "responses"):
+    for table in ("studies", "lesions", "indications", "status", "lesion_tracks", "responses", "comparison_studies"):
         assert _rows(user / "results" / "group" / f"{table}.tsv") == _rows(here / "results" / "group" / f"{table}.tsv")
     report = _run([str(installed / "snakemake"), "--report", "report.html"], user)
     assert report.returncode == 0, report.stderr[-3000:]

@@ -242,6 +242,26 @@ def test_dated_sessions_are_followed_up_with_their_known_answers(workflow_run):
     assert set(dictionary["response"]["Levels"]) == {"baseline", "CR", "PR", "SD", "PD", "NE"}
 
 
+def test_predictions_in_the_sheet_are_compared(workflow_run):
+    """sub-02's model prediction misses its cerebellar lesion and invents one: the comparison tables say so,
+    with the infratentorial count and the Table 1 verdicts that change; sub-03's finds all twelve."""
+    group = workflow_run / "results" / "group"
+    studies = {r["participant_id"]: r for r in _tsv(group / "comparison_studies.tsv")}
+    assert set(studies) == {"sub-02", "sub-03"} and studies["sub-02"]["metrics"] == "brats2025"
+    assert (studies["sub-02"]["missed_lesion_count"], studies["sub-02"]["invented_lesion_count"]) == ("1", "1")
+    assert studies["sub-02"]["infratentorial_lesion_count_difference"] == "-1"
+    assert int(studies["sub-02"]["verdict_changes"]) > 0
+    assert (studies["sub-03"]["missed_lesion_count"], studies["sub-03"]["invented_lesion_count"]) == ("0", "0")
+    assert float(studies["sub-03"]["et_f1"]) == 1.0 and 0.5 < float(studies["sub-03"]["et_lesionwise_dice"]) < 1
+    lesions = [r for r in _tsv(group / "comparison_lesions.tsv") if r["participant_id"] == "sub-03"]
+    assert len(lesions) == 12 and all(r["agreement"] == "matched" and float(r["dice"]) > 0.5 for r in lesions)
+    document = json.loads(
+        (workflow_run / "results/sub-02/ses-01/anat/sub-02_ses-01_desc-brainmets_comparison.json").read_text()
+    )
+    assert document["indications"]["changes"] and document["metrics"]["regions"]["et"]["fp"] == 1
+    assert (group / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
     last = (workflow_run / "run.stderr").read_text().splitlines()
     summary = [line for line in last if line.startswith(f"brainmets: {RUN_COUNT} studies")]
@@ -350,7 +370,7 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         time.sleep(2)
         assert "Research use only" in browser.find_element(By.TAG_NAME, "body").text
         expected = {
-            "Cohort": ["indications", "lesion size", "location", "swimmer", "volume vs count"],
+            "Cohort": ["comparison", "indications", "lesion size", "location", "swimmer", "volume vs count"],
             "Studies": None,
             "Follow-up": [f"sub-{s}" for s in [*FOLLOWED, "13"]],
         }

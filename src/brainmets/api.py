@@ -607,6 +607,7 @@ def compare(
     subject: str | None = None,
     session: str | None = None,
     config: PathLike | Mapping[str, Any] | None = None,
+    reference_options: Mapping[str, Any] | None = None,
     threads: int | None = None,
     **parameters: Any,
 ) -> dict[str, Any]:
@@ -616,18 +617,22 @@ def compare(
     both with each lesion's and the study's differences, and, with ``clinical``, every Table 1 verdict that
     the prediction changes. The prediction is brought onto the reference's grid by world coordinates
     (nearest neighbour) for the metrics; each is measured on its own grid for the features. ``parameters``
-    are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both)."""
+    are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both); ``reference_options``
+    (``parcellation``, ``posterior_fossa_mask``, ``atlas``, ``atlas_dir``, as for :func:`locate`) locate the
+    lesions of both in the study's anatomy."""
     import numpy as np
 
     from .brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
-    from .comparison import lesion_agreement, onto_grid, study_agreement, verdict_changes
+    from .comparison import add_dice, lesion_agreement, onto_grid, study_agreement, verdict_changes
     from .tracking import SessionLesions, TrackingParameters
 
     modes = {"brats2025": (evaluate, VERSION), "brats2023": (evaluate_2023, VERSION_2023)}
     if metrics not in modes:
         raise ConfigError(f"metrics: {metrics!r} is not one of {', '.join(modes)}")
     settings = _with_features(load_config(config), parameters)
-    choice = reference_choice(settings["anatomy"], {})
+    options = {k: str(v) for k, v in (reference_options or {}).items() if v}
+    given = {k: options[k] for k in ("parcellation", "posterior_fossa_mask", "atlas") if k in options}
+    choice = reference_choice(settings["anatomy"], given, atlas_dir=options.get("atlas_dir"))
     dicom = dicom_options(settings["dicom"])
     measured = [
         measure_study(path, settings, choice, dicom, subject=subject, session=session, threads=threads)
@@ -644,14 +649,14 @@ def compare(
     evaluator, follows = modes[metrics]
     regions = evaluator(_mets_labels(ref.label_map, ref.parameters.scheme), moved, zooms)
     data = [SessionLesions.from_measurement(m.features.lesions, m.instances, m.affine, None) for m in measured]
+    lesions = lesion_agreement(ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"]))
+    add_dice(lesions, ref.instances, onto_grid(pred.instances, pred.affine, ref.affine, ref.label_map.shape)[0])
     document: dict[str, Any] = {
         "research_use_only": True,
         "subject": subject,
         "session": session,
         "metrics": {"mode": metrics, "follows": follows, "regions": regions},
-        "lesions": lesion_agreement(
-            ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"])
-        ),
+        "lesions": lesions,
         "study": study_agreement(ref.document, pred.document),
         "indications": None,
         "warnings": warnings,

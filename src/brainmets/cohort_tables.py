@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .comparison import COMPARISON_LESION_FIELDS, COMPARISON_STUDY_FIELDS
+from .comparison import table_rows as comparison_rows
 from .config import read_features_document, read_json
 from .errors import InputDataError
 from .features import LESION_FIELDS, STUDY_FIELDS
@@ -45,6 +47,8 @@ class CohortTables:
     status: list[dict[str, Any]] = field(default_factory=list)
     lesion_tracks: list[dict[str, Any]] = field(default_factory=list)
     responses: list[dict[str, Any]] = field(default_factory=list)
+    comparison_lesions: list[dict[str, Any]] = field(default_factory=list)
+    comparison_studies: list[dict[str, Any]] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # every document read (no output may overwrite one)
 
 
@@ -54,16 +58,26 @@ def gather(
     indications: list[str],
     followups: list[str] = (),
     followup_statuses: list[str] = (),
+    comparisons: list[str] = (),
+    comparison_statuses: list[str] = (),
 ) -> CohortTables:
     """Rows of every table from ``brainmets features`` documents (given directly, or through the status
     documents of the workflow's features step), ``brainmets indicate`` documents and ``brainmets followup``
     documents (directly, or through the followup step's status documents: failed subjects are left out)."""
     tables = CohortTables()
+    comparisons = list(comparisons) + _ok_documents(comparison_statuses)
+    for path in comparisons:
+        document = read_json(path, "brainmets comparison document", InputDataError)
+        try:
+            lesions, study = comparison_rows(document)
+            keys = {"subject": document["subject"], "session": document["session"]}
+        except (KeyError, TypeError) as exc:
+            raise InputDataError(path, f"not a brainmets comparison document ({type(exc).__name__}: {exc})") from None
+        tables.sources.append(str(path))
+        tables.comparison_lesions += [{**keys, **row} for row in lesions]
+        tables.comparison_studies.append({**keys, **study})
     followups = list(followups)
-    for path in followup_statuses:
-        status = read_json(path, "brainmets status document", InputDataError)
-        if status.get("status") == "ok" and isinstance(status.get("outputs"), dict) and status["outputs"].get("json"):
-            followups.append(status["outputs"]["json"])
+    followups += _ok_documents(followup_statuses)
     for path in followups:
         document = read_json(path, "brainmets follow-up document", InputDataError)
         try:
@@ -137,7 +151,19 @@ TABLE_FIELDS = {
     "status": STATUS_FIELDS,
     "lesion_tracks": LESION_TRACK_FIELDS,
     "responses": RESPONSE_FIELDS,
+    "comparison_lesions": COMPARISON_LESION_FIELDS,
+    "comparison_studies": COMPARISON_STUDY_FIELDS,
 }
+
+
+def _ok_documents(statuses: list[str]) -> list[str]:
+    """The documents that succeeded steps' status documents name (failed ones are listed in their logs)."""
+    out = []
+    for path in statuses:
+        status = read_json(path, "brainmets status document", InputDataError)
+        if status.get("status") == "ok" and isinstance(status.get("outputs"), dict) and status["outputs"].get("json"):
+            out.append(status["outputs"]["json"])
+    return out
 
 
 def table_spec(name: str) -> tuple[list[str], dict[str, dict[str, Any]]]:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .fields import Field
 from .geometry import apply_affine
 from .tracking import SessionLesions, TrackingParameters, groups, link
 
@@ -128,3 +129,97 @@ def verdict_changes(reference: dict[str, Any], prediction: dict[str, Any]) -> li
             changes.append({"what": rule["id"], "text": rule["text"], "reference": rule["met"],
                             "prediction": theirs[rule["id"]]["met"]})  # fmt: skip
     return changes
+
+
+def add_dice(entries: list[dict[str, Any]], ref_instances: np.ndarray, pred_on_ref: np.ndarray) -> None:
+    """Each entry's core Dice: its reference lesions' voxels against its prediction lesions' (on the
+    reference's grid)."""
+    for entry in entries:
+        a = np.isin(ref_instances, entry["reference_lesion_ids"]) if entry["reference_lesion_ids"] else None
+        b = np.isin(pred_on_ref, entry["prediction_lesion_ids"]) if entry["prediction_lesion_ids"] else None
+        if a is None or b is None:
+            entry["dice"] = 0.0
+            continue
+        total = int(a.sum()) + int(b.sum())
+        entry["dice"] = 2.0 * int((a & b).sum()) / total if total else None
+
+
+AGREEMENT = {
+    "matched": "one reference lesion, one predicted lesion",
+    "missed": "a reference lesion the prediction lacks",
+    "invented": "a predicted lesion with no reference lesion",
+    "merged": "several reference lesions predicted as one",
+    "split": "one reference lesion predicted as several",
+    "merged and split": "several reference lesions linked to several predicted ones",
+}
+#: Columns of the cohort's comparison_lesions table (one row per lesion group of each compared study).
+COMPARISON_LESION_FIELDS = [
+    Field("agreement", None, "how the reference's and the prediction's lesions correspond", AGREEMENT),
+    Field("reference_lesion_ids", None, "the reference's lesion ids in the group (its features)"),
+    Field("prediction_lesion_ids", None, "the prediction's lesion ids in the group"),
+    Field("dice", None, "Dice of the group's cores (0 for a missed or invented lesion)"),
+    *[
+        Field(
+            f"{side}_{name}",
+            "mL" if name.endswith("_ml") else "mm" if name.endswith("_mm") else None,
+            f"{name} of the group's {side} lesions (volumes summed, others the largest)",
+        )  # fmt: skip
+        for name in LESION_FEATURES
+        for side in ("reference", "prediction")
+    ],
+    *[
+        Field(
+            f"difference_{name}",
+            "mL" if name.endswith("_ml") else "mm" if name.endswith("_mm") else None,
+            f"prediction - reference {name}",
+        )  # fmt: skip
+        for name in LESION_FEATURES
+    ],
+    Field(
+        "location_differs", None, "the two sides' lesions lie in different locations", {"true": "yes", "false": "no"}
+    ),
+]
+#: Columns of the cohort's comparison_studies table (one row per compared study).
+COMPARISON_STUDY_FIELDS = [
+    Field("metrics", None, "which BraTS-METS metrics: brats2025 or brats2023"),
+    *[
+        Field(f"{region}_lesionwise_dice", None, f"{region}: lesion-wise Dice (the mode's lesion-wise score)")
+        for region in ("et", "tc", "wt")
+    ],
+    *[
+        Field(f"{region}_f1", None, f"{region}: lesion detection F1 (brats2025; n/a for brats2023)")
+        for region in ("et", "tc", "wt")
+    ],
+    *[Field(f"{region}_global_dice", None, f"{region}: Dice of the whole region") for region in ("et", "tc", "wt")],
+    *[Field(f"{name}_difference", None, f"prediction - reference {name}") for name in STUDY_FEATURES],
+    Field("missed_lesion_count", None, "reference lesions the prediction lacks"),
+    Field("invented_lesion_count", None, "predicted lesions with no reference lesion"),
+    Field(
+        "verdict_changes",
+        None,
+        "Table 1 rules and statuses whose verdict the prediction changes; n/a without a clinical row",
+    ),
+]
+
+
+def table_rows(document: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A comparison document's cohort rows: one per lesion group, and the study's."""
+    regions, mode = document["metrics"]["regions"], document["metrics"]["mode"]
+    study: dict[str, Any] = {"metrics": mode}
+    for region in ("et", "tc", "wt"):
+        if mode == "brats2025":
+            result = regions[region]
+            study[f"{region}_lesionwise_dice"] = result["summary"]["lesionwise_dsc_mean"]
+            study[f"{region}_f1"] = result["rq"]
+            study[f"{region}_global_dice"] = result["global_bin_dsc"]
+        else:
+            result = regions[region.upper()]
+            study[f"{region}_lesionwise_dice"] = result["LesionWise_Score_Dice"]
+            study[f"{region}_f1"] = None
+            study[f"{region}_global_dice"] = result["Legacy_Dice"]
+    for name, values in document["study"].items():
+        study[f"{name}_difference"] = values["difference"]
+    study["missed_lesion_count"] = sum(e["agreement"] == "missed" for e in document["lesions"])
+    study["invented_lesion_count"] = sum(e["agreement"] == "invented" for e in document["lesions"])
+    study["verdict_changes"] = None if document["indications"] is None else len(document["indications"]["changes"])
+    return document["lesions"], study

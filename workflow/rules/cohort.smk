@@ -6,10 +6,12 @@ rule cohort:
         status=all_study_files("desc-brainmets_status.json"),
         indications=all_study_files("desc-brainmets_indications.json"),
         followup=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED],
+        comparison=[study_file(s, "desc-comparison_status.json") for s in COMPARED],
     output:
         **{
             f"{name}_{kind}": f"{RESULTS}/group/{name}.{kind}"
-            for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses")
+            for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses",
+                         "comparison_lesions", "comparison_studies")
             for kind in ("tsv", "json", "parquet")
         },
     params:
@@ -26,6 +28,8 @@ rule cohort:
         " --indications-list <(printf '%s\\n' {input.indications:q}) --parquet"
         " --followup-status-list <(printf '%s\\n' {input.followup:q})"
         " --out-lesion-tracks {output.lesion_tracks_tsv:q} --out-responses {output.responses_tsv:q}"
+        " --comparison-status-list <(printf '%s\\n' {input.comparison:q})"
+        " --out-comparison-lesions {output.comparison_lesions_tsv:q} --out-comparison-studies {output.comparison_studies_tsv:q}"
         " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
         " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
 
@@ -37,6 +41,7 @@ rule cohort_figures:
         studies=rules.cohort.output.studies_tsv,
         indications=rules.cohort.output.indications_tsv,
         responses=rules.cohort.output.responses_tsv,
+        comparison=rules.cohort.output.comparison_lesions_tsv,
     output:
         **{
             name: report(
@@ -45,7 +50,7 @@ rule cohort_figures:
                 category="Cohort",
                 labels={"figure": name.replace("_", " ")},
             )
-            for name in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer")
+            for name in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
         },
     params:
         brainmets=BRAINMETS,
@@ -59,7 +64,8 @@ rule cohort_figures:
         "../envs/brainmets.yaml"
     shell:
         "{params.brainmets} figures --lesions {input.lesions:q} --studies {input.studies:q}"
-        " --indications {input.indications:q} --responses {input.responses:q} --out-dir {params.out_dir:q} 2> {log:q}"
+        " --indications {input.indications:q} --responses {input.responses:q}"
+        " --comparison-lesions {input.comparison:q} --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule dataset_description:

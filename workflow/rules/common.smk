@@ -32,7 +32,7 @@ RESULTS = config["results_dir"]
 
 #: Optional columns of the studies sheet that name files (resolved against the sheet's folder).
 FILE_COLUMNS = ("segmentation", "parcellation", "posterior_fossa_mask", "subject_image", "atlas_dir",
-                "reference_series", "dicom_options", "transform")
+                "reference_series", "dicom_options", "transform", "prediction")
 #: Optional columns passed to `brainmets features` as options of the same name.
 REFERENCE_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
                      "reference_alignment", "reference_series", "dicom_options")
@@ -55,7 +55,7 @@ def read_studies(sheet: str) -> pd.DataFrame:
 
 def prepare(studies: pd.DataFrame, source: str) -> pd.DataFrame:
     """Fill the optional columns, check the labels, name each study (BIDS entities) and refuse duplicates."""
-    for column in ("session", "label_scheme", "date", "transform", *REFERENCE_COLUMNS):
+    for column in ("session", "label_scheme", "date", "transform", "prediction", *REFERENCE_COLUMNS):
         if column not in studies:
             studies[column] = ""
     for subject, session in zip(studies["subject"], studies["session"]):  # they name output folders
@@ -309,6 +309,37 @@ def followup_jobs(subjects: list[str], threads: int) -> str:
     sections = {k: config[k] for k in ("features", "anatomy", "dicom", "followup")}
     common = ["--config-json", json.dumps(sections, sort_keys=True), "--threads", str(threads)]
     return _jobs("followup", common, jobs)
+
+
+#: Studies whose sheet row names a `prediction` (a model's segmentation to compare with theirs).
+COMPARED = [study for study in STUDIES.index if STUDIES.loc[study, "prediction"]]
+COMPARE_BATCHES = {f"{k // config['batch_size'] + 1:04d}": COMPARED[k : k + config["batch_size"]]
+                   for k in range(0, len(COMPARED), config["batch_size"])}  # fmt: skip
+
+
+def compare_inputs(members: list[str]) -> list[str]:
+    files = [STUDIES.loc[s, c] for s in members for c in ("segmentation", "prediction", "parcellation", "posterior_fossa_mask")
+             if STUDIES.loc[s, c]]  # fmt: skip
+    return files + ([config["clinical"]] if config["clinical"] else [])
+
+
+def compare_jobs(members: list[str], threads: int) -> str:
+    """`brainmets compare` for each study of a batch: its segmentation (the reference) and its prediction."""
+    studies = []
+    for study in members:
+        row = STUDIES.loc[study]
+        args = ["--reference", row["segmentation"], "--prediction", row["prediction"], *_identity(row)]
+        args += ["--scheme", row["label_scheme"]] if row["label_scheme"] else []
+        for column in ("parcellation", "posterior_fossa_mask", "atlas", "atlas_dir"):
+            args += [f"--{column.replace('_', '-')}", row[column]] if row[column] else []
+        args += ["--out-json", study_file(study, "desc-brainmets_comparison.json")]
+        args += ["--status-json", study_file(study, "desc-comparison_status.json")]
+        studies.append({"args": args, "log": study_log("compare", study)})
+    sections = {k: config[k] for k in ("features", "anatomy", "dicom", "followup", "indications")}
+    common = ["--config-json", json.dumps(sections, sort_keys=True), "--threads", str(threads),
+              "--metrics", config["compare_metrics"]]  # fmt: skip
+    common += ["--clinical", config["clinical"]] if config["clinical"] else []
+    return _jobs("compare", common, studies)
 
 
 def run_summary() -> tuple[str, int]:

@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
     batch.set_defaults(func=None)
 
 
-BATCH_COMMANDS = ("features", "indicate", "followup")
+BATCH_COMMANDS = ("features", "indicate", "followup", "compare")
 
 
 @contextlib.contextmanager

@@ -42,6 +42,14 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     coh.add_argument("--out-lesion-tracks", metavar="TSV", help="one row per lesion track and session (follow-ups)")
     coh.add_argument("--out-responses", metavar="TSV", help="one row per follow-up session: RANO-BM and volumetric")
     coh.add_argument(
+        "--comparison", nargs="+", default=[], metavar="COMPARISON_JSON", help="'brainmets compare' documents"
+    )
+    coh.add_argument(
+        "--comparison-status-list", metavar="FILE", help="a file naming the compare step's status documents"
+    )
+    coh.add_argument("--out-comparison-lesions", metavar="TSV", help="one row per lesion group of each comparison")
+    coh.add_argument("--out-comparison-studies", metavar="TSV", help="one row per comparison: metrics and differences")
+    coh.add_argument(
         "--followup-status-list",
         metavar="FILE",
         help="a file naming the followup step's status documents, one per line (failed subjects are left out)",
@@ -74,6 +82,7 @@ def run(args: argparse.Namespace) -> dict:
     args.indications = args.indications + _path_list(args.indications_list)
     args.followup = args.followup + _path_list(args.followup_list)
     followup_statuses = _path_list(args.followup_status_list)
+    comparison_statuses = _path_list(args.comparison_status_list)
     if not (args.documents or args.status):
         raise ConfigError("give features documents, or --status documents of the workflow's features step")
     outputs = {"lesions": args.out_lesions, "studies": args.out_studies}
@@ -82,6 +91,8 @@ def run(args: argparse.Namespace) -> dict:
         ("status", args.out_status),
         ("lesion_tracks", args.out_lesion_tracks),
         ("responses", args.out_responses),
+        ("comparison_lesions", args.out_comparison_lesions),
+        ("comparison_studies", args.out_comparison_studies),
     ):
         if value:
             outputs[name] = value
@@ -91,7 +102,16 @@ def run(args: argparse.Namespace) -> dict:
         raise ConfigError("give follow-up documents with --out-lesion-tracks or --out-responses, and only then")
     files = [path for _, _, path in table_files(outputs, args.parquet)]
     check_outputs(files, command_inputs(args))
-    tables = gather(args.documents, args.status, args.indications, args.followup, followup_statuses)
+    if bool(args.comparison or args.comparison_status_list) != bool(
+        args.out_comparison_lesions or args.out_comparison_studies
+    ):
+        raise ConfigError(
+            "give comparison documents with --out-comparison-lesions or --out-comparison-studies, and only then"
+        )
+    tables = gather(
+        args.documents, args.status, args.indications, args.followup, followup_statuses, args.comparison,
+        comparison_statuses,
+    )  # fmt: skip
     check_outputs(files, tables.sources)  # the features documents the status documents named, too
     write_tables(tables, outputs, parquet=args.parquet)
     for row in tables.status:

@@ -83,6 +83,9 @@ INPUT_OPTIONS = (
     "responses",
     "reference",
     "prediction",
+    "comparison",
+    "comparison_status_list",
+    "comparison_lesions",
     "followup_status_list",
 )
 

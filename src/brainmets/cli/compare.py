@@ -36,8 +36,16 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     com.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
     com.add_argument("--subject", help="subject label (its clinical row)")
     com.add_argument("--session", help="session label")
+    for option, what in (
+        ("--parcellation", "FreeSurfer/SynthSeg label map of the subject: locate the lesions of both"),
+        ("--posterior-fossa-mask", "binary posterior-fossa mask in the reference's space"),
+        ("--atlas", "atlas definition in the reference's space (with --atlas-dir)"),
+        ("--atlas-dir", "folder of the atlas's images"),
+    ):
+        com.add_argument(option, metavar="FILE", help=what)
     com.add_argument("--config", metavar="YAML", help="config file (features, anatomy, indications sections)")
     com.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
+    com.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad pair")
     com.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads measuring lesions")
     com.set_defaults(func=run)
 
@@ -83,6 +91,7 @@ def run(args: argparse.Namespace) -> dict:
     document = api.compare(
         args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,
         session=args.session, config=command_config(args), threads=args.threads, **parameters,
+        reference_options={k: getattr(args, k) for k in ("parcellation", "posterior_fossa_mask", "atlas", "atlas_dir")},
     )  # fmt: skip
     with atomic_outputs(*outputs.values()) as tmp_paths:
         tmp = dict(zip(outputs, tmp_paths))

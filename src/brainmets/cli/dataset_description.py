@@ -19,6 +19,7 @@ BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix 
 *_indications.json
 *_desc-followup.json
 *_spider.png
+*_comparison.json
 """
 
 README = """# brainmets results
@@ -36,7 +37,9 @@ Per study, in `sub-<label>/[ses-<label>/]anat/`:
 - `*_desc-lesions_features.tsv`: one row per lesion, with its data dictionary (`.json`);
 - `*_desc-brainmets_indications.json`: what the review's Table 1 supports, every rule with its evidence;
 - `*_desc-brainmets_status.json`: whether the study was processed, or why it failed;
-- `*_desc-lesions_overlay.png`: the study's picture.
+- `*_desc-lesions_overlay.png`: the study's picture;
+- `*_desc-brainmets_comparison.json` (when the studies sheet names a prediction): the prediction compared with
+  the segmentation, and its status document.
 
 Per followed subject (two or more dated sessions), in `sub-<label>/`: `*_desc-followup.json` (lesion tracks,
 growth, RANO-BM and volumetric responses, the Table 1 facts that need time), its status document and its

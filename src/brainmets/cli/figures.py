@@ -20,6 +20,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     fig.add_argument("--studies", required=True, metavar="TSV", help="the cohort study table")
     fig.add_argument("--indications", metavar="TSV", help="the cohort indication table")
     fig.add_argument("--responses", metavar="TSV", help="the cohort response table (follow-ups): swimmer.png")
+    fig.add_argument("--comparison-lesions", metavar="TSV", help="the cohort comparison_lesions table: comparison.png")
     fig.add_argument(
         "--out-dir",
         required=True,
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> dict:
     names = ["lesion_size.png", "volume_vs_count.png", "location.png"]
     names += ["indications.png"] if args.indications else []
     names += ["swimmer.png"] if args.responses else []
+    names += ["comparison.png"] if args.comparison_lesions else []
     check_outputs([out / n for n in names], command_inputs(args))
     with atomic_outputs(*(out / n for n in names)) as tmp:
         figures.size_distribution(tmp[0], lesions)
@@ -60,4 +62,6 @@ def run(args: argparse.Namespace) -> dict:
             figures.indication_frequencies(made["indications.png"], _read_tsv(args.indications), MODALITIES)
         if args.responses:
             figures.swimmer_plot(made["swimmer.png"], _read_tsv(args.responses))
+        if args.comparison_lesions:
+            figures.comparison_plot(made["comparison.png"], _read_tsv(args.comparison_lesions))
     return {n: out / n for n in names}

@@ -404,3 +404,42 @@ def swimmer_plot(path, responses: list[dict[str, Any]]) -> None:
         axis.text(0.5, 0.5, "no subject with dated follow-up sessions", transform=axis.transAxes, ha="center")
     figure.tight_layout()
     _save(figure, path)
+
+
+def comparison_plot(path, rows: list[dict[str, Any]]) -> None:
+    """Predictions against references: each lesion group's Dice against its reference volume, and a
+    Bland-Altman plot of the matched lesions' volumes (difference against mean, bias and 95 % limits)."""
+    figure = _figure(8, 3.5)
+    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    points = [(_number(r.get("reference_volume_ml")), _number(r.get("dice")), r.get("agreement")) for r in rows]
+    for kind, colour in (("matched", "#4a7ab5"), ("missed", "#c62828"), ("merged", "#f9a825"), ("split", "#7cb342")):
+        chosen = [(v, d) for v, d, k in points if k == kind and v is not None and d is not None and v > 0]
+        if chosen:
+            left.scatter(*zip(*chosen), s=14, color=colour, label=kind)
+    left.set_xscale("log")
+    left.set_xlabel("reference lesion volume (mL)")
+    left.set_ylabel("Dice")
+    left.set_ylim(-0.05, 1.05)
+    left.set_title(f"per lesion ({sum(1 for p in points if p[2] == 'invented')} invented)")
+    if any(k != "invented" for _, _, k in points):
+        left.legend(fontsize=7)
+    pairs = [
+        (_number(r.get("reference_volume_ml")), _number(r.get("prediction_volume_ml")))
+        for r in rows
+        if r.get("agreement") == "matched"
+    ]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    if pairs:
+        means = [(a + b) / 2 for a, b in pairs]
+        diffs = [b - a for a, b in pairs]
+        bias, sd = float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
+        right.scatter(means, diffs, s=14, color="#4a7ab5")
+        for level, style in ((bias, "-"), (bias + 1.96 * sd, ":"), (bias - 1.96 * sd, ":")):
+            right.axhline(level, color="#666666", linestyle=style, linewidth=1)
+    else:
+        right.text(0.5, 0.5, "no matched lesion", transform=right.transAxes, ha="center")
+    right.set_xlabel("mean volume (mL)")
+    right.set_ylabel("prediction - reference (mL)")
+    right.set_title("Bland-Altman, matched lesions")
+    figure.tight_layout()
+    _save(figure, path)
