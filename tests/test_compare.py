@@ -199,3 +199,14 @@ def test_brats2023_edge_cases():
         _cube(shape, (5, 5, 5), 7), _cube(shape, (5, 5, 5), 3) | _cube(shape, (9, 9, 9), 3), (1, 1, 1)
     )["ET"]
     assert pooled["reference_lesions"][0]["predicted_lesion_numbers"] == [1, 2] and pooled["Num_FP"] == 0
+
+
+def test_float_label_maps_are_read_as_labels_and_fractions_refused(tmp_path):
+    reference = _cube((30, 30, 30), (5, 5, 5), 6).astype(np.float32)
+    ref, pred = tmp_path / "ref.nii.gz", tmp_path / "pred.nii.gz"
+    nib.save(nib.Nifti1Image(reference, np.eye(4)), ref)
+    nib.save(nib.Nifti1Image(reference, np.eye(4)), pred)
+    assert brainmets.compare(ref, pred)["metrics"]["regions"]["et"]["sq_dsc"] == 1.0
+    nib.save(nib.Nifti1Image(reference * 0.999, np.eye(4)), pred)  # 2.997: an interpolated map, not labels
+    with pytest.raises(brainmets.errors.InputDataError, match="fractional"):
+        brainmets.compare(ref, pred)

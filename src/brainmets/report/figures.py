@@ -407,10 +407,10 @@ def swimmer_plot(path, responses: list[dict[str, Any]]) -> None:
 
 
 def comparison_plot(path, rows: list[dict[str, Any]]) -> None:
-    """Predictions against references: each lesion group's Dice against its reference volume, and a
-    Bland-Altman plot of the matched lesions' volumes (difference against mean, bias and 95 % limits)."""
-    figure = _figure(8, 3.5)
-    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    """Predictions against references: each lesion group's Dice against its reference volume, and Bland-Altman
+    plots of the matched lesions' volumes and maximum 3D diameters (difference against mean, bias, 95 % limits)."""
+    figure = _figure(11, 3.5)
+    left = figure.add_subplot(1, 3, 1)
     points = [(_number(r.get("reference_volume_ml")), _number(r.get("dice")), r.get("agreement")) for r in rows]
     for kind, colour in (("matched", "#4a7ab5"), ("missed", "#c62828"), ("merged", "#f9a825"), ("split", "#7cb342")):
         chosen = [(v, d) for v, d, k in points if k == kind and v is not None and d is not None and v > 0]
@@ -423,23 +423,27 @@ def comparison_plot(path, rows: list[dict[str, Any]]) -> None:
     left.set_title(f"per lesion ({sum(1 for p in points if p[2] == 'invented')} invented)")
     if any(k != "invented" for _, _, k in points):
         left.legend(fontsize=7)
-    pairs = [
-        (_number(r.get("reference_volume_ml")), _number(r.get("prediction_volume_ml")))
-        for r in rows
-        if r.get("agreement") == "matched"
-    ]
+    for k, (name, unit) in enumerate((("volume_ml", "mL"), ("max_diameter_3d_mm", "mm")), start=2):
+        _bland_altman(figure.add_subplot(1, 3, k), rows, name, unit)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def _bland_altman(axis, rows: list[dict[str, Any]], name: str, unit: str) -> None:
+    """Prediction minus reference against their mean for the matched lesions, with the bias and 95 % limits."""
+    pairs = [(_number(r.get(f"reference_{name}")), _number(r.get(f"prediction_{name}"))) for r in rows
+             if r.get("agreement") == "matched"]  # fmt: skip
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     if pairs:
         means = [(a + b) / 2 for a, b in pairs]
         diffs = [b - a for a, b in pairs]
         bias, sd = float(np.mean(diffs)), float(np.std(diffs, ddof=1)) if len(diffs) > 1 else 0.0
-        right.scatter(means, diffs, s=14, color="#4a7ab5")
+        axis.scatter(means, diffs, s=14, color="#4a7ab5")
         for level, style in ((bias, "-"), (bias + 1.96 * sd, ":"), (bias - 1.96 * sd, ":")):
-            right.axhline(level, color="#666666", linestyle=style, linewidth=1)
+            axis.axhline(level, color="#666666", linestyle=style, linewidth=1)
     else:
-        right.text(0.5, 0.5, "no matched lesion", transform=right.transAxes, ha="center")
-    right.set_xlabel("mean volume (mL)")
-    right.set_ylabel("prediction - reference (mL)")
-    right.set_title("Bland-Altman, matched lesions")
-    figure.tight_layout()
-    _save(figure, path)
+        axis.text(0.5, 0.5, "no matched lesion", transform=axis.transAxes, ha="center")
+    label = name.removesuffix("_ml").removesuffix("_mm").replace("_", " ")
+    axis.set_xlabel(f"mean {label} ({unit})")
+    axis.set_ylabel(f"prediction - reference ({unit})")
+    axis.set_title(f"Bland-Altman: {label}")
