@@ -648,9 +648,10 @@ def compare(
     zooms = np.linalg.norm(ref.affine[:3, :3], axis=0)
     evaluator, follows = modes[metrics]
     regions = evaluator(_mets_labels(ref.label_map, ref.parameters.scheme), moved, zooms)
-    data = [SessionLesions.from_measurement(m.features.lesions, m.instances, m.affine, None) for m in measured]
+    instances = [m.instances for m in measured]  # each built once: a whole-grid array
+    data = [SessionLesions.from_measurement(m.features.lesions, i, m.affine, None) for m, i in zip(measured, instances)]
     lesions = lesion_agreement(ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"]))
-    add_dice(lesions, ref.instances, onto_grid(pred.instances, pred.affine, ref.affine, ref.label_map.shape)[0])
+    add_dice(lesions, instances[0], onto_grid(instances[1], pred.affine, ref.affine, ref.label_map.shape)[0])
     document: dict[str, Any] = {
         "research_use_only": True,
         "subject": subject,

@@ -36,11 +36,17 @@ def _surface_distances(a: np.ndarray, b: np.ndarray, spacing) -> np.ndarray:
     return distance_transform_edt(~b_border, sampling=spacing)[a_border]
 
 
+def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
+    """The bounding box of a non-empty mask, widened by ``margin`` voxels and clipped to the array."""
+    return tuple(
+        slice(max(s.start - margin, 0), min(s.stop + margin, n))
+        for s, n in zip(find_objects(mask.astype(np.uint8))[0], mask.shape)
+    )
+
+
 def _crop(*masks: np.ndarray) -> tuple[np.ndarray, ...]:
     """The masks cut to their joint bounding box plus a margin (distances and borders do not change)."""
-    union = np.logical_or.reduce(masks)
-    box = find_objects(union.astype(np.uint8))[0]
-    box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in box)
+    box = _box(np.logical_or.reduce(masks))
     return tuple(m[box] for m in masks)
 
 
@@ -70,12 +76,17 @@ def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> di
     pairs = np.unique(np.stack([ref_cc[both], pred_cc[both]]), axis=1).T if both.any() else np.zeros((0, 2), int)
     ref_boxes, pred_boxes = find_objects(ref_cc), find_objects(pred_cc)
     ref_counts = np.bincount(ref_cc.ravel(), minlength=n_ref + 1)
-    cost = np.full((n_ref, n_pred), 1 + 1e-6)
-    for i, j in pairs:
+
+    def pair(i: int, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Reference lesion i and prediction lesion j, cut to their joint box."""
         box = tuple(
             slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(ref_boxes[i - 1], pred_boxes[j - 1])
         )
-        cost[i - 1, j - 1] = 1 - dice(ref_cc[box] == i, pred_cc[box] == j)
+        return ref_cc[box] == i, pred_cc[box] == j
+
+    cost = np.full((n_ref, n_pred), 1 + 1e-6)
+    for i, j in pairs:
+        cost[i - 1, j - 1] = 1 - dice(*pair(i, j))
     matched = []
     if n_ref and n_pred:
         rows, cols = linear_sum_assignment(cost)
@@ -85,10 +96,7 @@ def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> di
                  for i in range(1, n_ref + 1)}  # fmt: skip
     scores = []
     for i, j in matched:
-        box = tuple(
-            slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(ref_boxes[i - 1], pred_boxes[j - 1])
-        )
-        r, p = _crop(ref_cc[box] == i, pred_cc[box] == j)
+        r, p = _crop(*pair(i, j))
         hd, surface = distance_scores(r, p, spacing)
         score = {"sq_dsc": dice(r, p), "sq_hd95": hd, "sq_nsd": surface}
         instances[i].update(score, is_matched=1, prediction_instance=j)
@@ -206,7 +214,7 @@ def evaluate(reference: np.ndarray, prediction: np.ndarray, zooms) -> dict[str, 
     spacing = tuple(float(z) for z in zooms)[::-1]
     labelled = (reference != 0) | (prediction != 0)
     if labelled.any():
-        box = tuple(slice(max(s.start - 2, 0), s.stop + 2) for s in find_objects(labelled.astype(np.uint8))[0])
+        box = _box(labelled)
         reference, prediction = reference[box], prediction[box]
     out = {}
     for name, values in REGIONS.items():
@@ -243,11 +251,6 @@ def _hd95_2023(reference: np.ndarray, prediction: np.ndarray, spacing) -> float:
             del np.Inf
 
 
-def _dice_2023(a: np.ndarray, b: np.ndarray) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 2.0 * int(np.logical_and(a, b).sum()) / total if total else math.nan
-
-
 def region_metrics_2023(reference: np.ndarray, prediction: np.ndarray, spacing, dilation: int = 1,
                         volume_threshold: float = 2.0) -> dict[str, Any]:  # fmt: skip
     """One region of the 2023 script: reference lesions dilated once (18-neighbourhood) and merged where the
@@ -256,7 +259,7 @@ def region_metrics_2023(reference: np.ndarray, prediction: np.ndarray, spacing, 
     positives (components touching no dilated lesion) scored Dice 0, HD95 374."""
     voxel = float(np.prod(spacing))
     both_empty = not reference.any() and not prediction.any()
-    legacy_dice = 1.0 if both_empty else _dice_2023(prediction, reference)
+    legacy_dice = 1.0 if both_empty else dice(prediction, reference)
     legacy_hd95 = 0.0 if both_empty else _hd95_2023(reference, prediction, spacing)
     structure = generate_binary_structure(3, 2)
     from scipy.ndimage import binary_dilation
@@ -279,7 +282,7 @@ def region_metrics_2023(reference: np.ndarray, prediction: np.ndarray, spacing, 
         cut_lesion, cut_predicted = _crop(lesion, predicted)  # distances and overlaps do not change
         hd = _hd95_2023(cut_lesion, cut_predicted, spacing)
         lesions.append({"gt_lesion_number": number, "gt_lesion_vol_mm3": float(lesion.sum()) * voxel,
-                        "predicted_lesion_numbers": touching, "dice": _dice_2023(cut_predicted, cut_lesion),
+                        "predicted_lesion_numbers": touching, "dice": dice(cut_predicted, cut_lesion),
                         "hd95_raw": hd, "hd95": HD95_PENALTY_2023_MM if math.isinf(hd) else hd})  # fmt: skip
     false_positives = sorted(set(int(c) for c in np.unique(pred_cc) if c) - pooled)
     kept = [x for x in lesions if x["gt_lesion_vol_mm3"] > volume_threshold]
@@ -317,9 +320,8 @@ def evaluate_2023(reference: np.ndarray, prediction: np.ndarray, zooms) -> dict[
     spacing = tuple(float(z) for z in zooms)
     labelled = (reference != 0) | (prediction != 0)
     if labelled.any():  # the script works on the whole grid; its labelled box (with room to dilate) is the same
-        box = tuple(slice(max(s.start - 4, 0), s.stop + 4) for s in find_objects(labelled.astype(np.uint8))[0])
-        inside = int(np.prod([s.stop - s.start for s in box]))
-        outside = reference.size - inside  # the voxels cut away count as true negatives for the specificity
+        box = _box(labelled, margin=4)
+        outside = reference.size - reference[box].size  # the voxels cut away: true negatives for the specificity
         reference, prediction = reference[box], prediction[box]
     else:
         outside = 0

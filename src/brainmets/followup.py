@@ -251,7 +251,7 @@ def derived_facts(sessions, documents, entries, tracks, responses, params: Follo
 
     def regrowth(after: int) -> list[str]:
         """Tracks seen at session ``after`` that later grew past their smallest volume since, and new ones."""
-        found = []
+        found, grown = [], set()
         for t, series in volumes.items():
             since = [series.get(s.session) for s in sessions[after:]]
             if since[0] is None:
@@ -262,14 +262,14 @@ def derived_facts(sessions, documents, entries, tracks, responses, params: Follo
                     break
                 if v > 0 and v >= smallest * (1 + params.recurrence_growth_percent / 100) and v > smallest:
                     found.append(f"track {t} grew to {v:.3g} mL at session {sessions[k].session}")
+                    grown.add(t)
                     break
                 smallest = min(smallest, v)
-        grown = {line.split()[1] for line in found}
         for k in range(after + 1, last + 1):
             found += [
                 f"{e['event']} lesion (track {e['track_id']}) at session {sessions[k].session}"
                 for e in entries[k]
-                if e["event"] in ("new", "reappeared") and str(e["track_id"]) not in grown
+                if e["event"] in ("new", "reappeared") and e["track_id"] not in grown
             ]
         return found
 
