@@ -20,6 +20,12 @@ include: "workflow/rules/compare.smk"
 include: "workflow/rules/cohort.smk"
 
 
+# Run by Snakemake itself, never submitted to a cluster: the target, and one small file for the results folder.
+localrules:
+    all,
+    dataset_description,
+
+
 rule all:
     input:
         rules.cohort.output,
@@ -28,6 +34,10 @@ rule all:
         all_study_files("desc-lesions_overlay.png"),
         [subject_file(s, "desc-followup_spider.png") for s in FOLLOWED],
     default_target: True
+
+
+onstart:
+    prepare_run()
 
 
 onsuccess:

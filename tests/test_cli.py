@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -429,3 +430,30 @@ def test_batch_runs_each_study_with_its_own_log_and_outcome(tmp_path, capsys):
 def test_batch_refuses_a_malformed_jobs_document(jobs, message, capsys):
     code, _, err = _run(["batch", "--jobs-json", jobs], capsys)
     assert code == 2 and message in err
+
+
+def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_earlier_outputs(tmp_path, capsys):
+    """With --status-json (the workflow's way), a failure removes what the study no longer supports and says
+    so; the picture is replaced by the failure picture. Without it, a failed command leaves files alone."""
+    seg = tmp_path / "seg.nii.gz"
+    shutil.copy(PHANTOMS / "sphere.nii.gz", seg)
+    out, status = tmp_path / "out", tmp_path / "out" / "status.json"
+    args = ["features", seg, "--subject", "01", "--out-dir", out, "--out-figure", out / "overlay.png"]
+    assert _run([*args, "--status-json", status], capsys)[0] == 0
+    written = {k: v for k, v in json.loads(status.read_text())["outputs"].items() if k != "figure"}
+    assert len(written) == 6 and all(Path(p).is_file() for p in written.values())
+
+    seg.write_bytes(b"\x1f\x8bnot gzip any more")
+    code, _, err = _run([*args, "--status-json", status], capsys)
+    document = json.loads(status.read_text())
+    assert code == 0 and document["status"] == "failed" and "not a readable NIfTI" in document["error"]
+    assert sorted(document["removed_outputs"]) == sorted(written.values())
+    assert sorted(p.name for p in out.iterdir()) == ["overlay.png", "status.json"]
+    assert "removed the earlier outputs this failure no longer supports" in err
+
+    indications = tmp_path / "ind.json"
+    indications.write_text("an earlier indication document")
+    code, _, _ = _run(["indicate", "--features", out / "missing.json", "--subject", "01", "--out-json", indications,
+                       "--status-json", tmp_path / "ind_status.json"], capsys)  # fmt: skip
+    assert code == 0 and not indications.exists()
+    assert json.loads((tmp_path / "ind_status.json").read_text())["removed_outputs"] == [str(indications)]

@@ -323,6 +323,37 @@ def test_changes_rerun_only_what_depends_on_them(workflow_run, tmp_path):
     }
 
 
+def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_features(workflow_run, tmp_path):
+    """sub-01 succeeded; its segmentation is then replaced by a corrupt file. The rerun lists it as failed,
+    removes its features, lesion table and instance map (its status document says which), and a temporary file
+    a killed job left behind is swept before the first job."""
+    work = tmp_path / "rerun"
+    shutil.copytree(workflow_run, work, symlinks=True)
+    (work / "test_data/cohort/sub-01_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot gzip any more")
+    leftover = work / "results/sub-02/ses-01/anat/.brainmets-k1ll3d.tmp.nii.gz"
+    leftover.write_bytes(b"half an instance map")
+    run = snakemake(work, "--keep-going")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "removed 1 temporary files of killed jobs" in run.stderr and not leftover.exists()
+    anat = work / "results/sub-01/ses-01/anat"
+    assert sorted(p.name for p in anat.iterdir()) == [
+        "sub-01_ses-01_desc-brainmets_indications.json",
+        "sub-01_ses-01_desc-brainmets_status.json",
+        "sub-01_ses-01_desc-lesions_overlay.png",
+    ]
+    status = json.loads((anat / "sub-01_ses-01_desc-brainmets_status.json").read_text())
+    assert status["status"] == "failed" and {Path(p).name for p in status["removed_outputs"]} == {
+        f"sub-01_ses-01_{suffix}"
+        for suffix in ("desc-brainmets_features.json", "desc-lesions_features.tsv", "desc-lesions_features.json",
+                       "desc-lesions_dseg.nii.gz", "desc-lesions_dseg.tsv", "desc-lesions_dseg.json")
+    }  # fmt: skip
+    indications = json.loads((anat / "sub-01_ses-01_desc-brainmets_indications.json").read_text())
+    assert indications["status"] == "not_evaluated"
+    rows = {r["participant_id"]: r for r in _tsv(work / "results/group/status.tsv")}
+    assert rows["sub-01"]["features_status"] == "failed"
+    assert "sub-01" not in {r["participant_id"] for r in _tsv(work / "results/group/lesions.tsv")}
+
+
 def test_lint_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -16,9 +16,9 @@ rule cohort:
         },
     params:
         brainmets=BRAINMETS,
-    resources:
-        mem_mb=lambda wc, input: 1000 + 2 * len(input),
-        runtime=30,
+    resources:  # measured: 10,000 studies of 12 lesions each (20,000 documents) take 31 s and 745 MB
+        mem_mb=lambda wc, input: 1000 + len(input) // 10,
+        runtime=lambda wc, input: 10 + math.ceil(len(input) / 2000),
     log:
         f"{RESULTS}/logs/cohort.log",
     conda:
@@ -55,8 +55,8 @@ rule cohort_figures:
     params:
         brainmets=BRAINMETS,
         out_dir=lambda wc, output: os.path.dirname(output.lesion_size),
-    resources:
-        mem_mb=1000,
+    resources:  # measured: 10,000 studies, 120,000 lesions take 2.7 s and 520 MB
+        mem_mb=1000 + len(STUDIES) // 20,
         runtime=10,
     log:
         f"{RESULTS}/logs/cohort_figures.log",

@@ -385,3 +385,34 @@ def report_run(succeeded: bool) -> None:
         print(f"brainmets: exiting with an error: {failed} studies failed (config fail_on_failed_studies)",
               file=sys.stderr)
         raise SystemExit(1)
+
+
+def prepare_run() -> None:
+    """Before the first job: remove the temporary outputs a killed job (SIGKILL, out of memory) left in the
+    results folder (safe: Snakemake's lock keeps other runs out of this folder), and on a SLURM cluster
+    without job accounting read job states with squeue, since sacct there never reports a job."""
+    from brainmets.io.writers import sweep_temporary_files
+
+    swept = sweep_temporary_files(RESULTS) if os.path.isdir(RESULTS) else []
+    if swept:
+        print(f"brainmets: removed {len(swept)} temporary files of killed jobs under {RESULTS}/: "
+              + ", ".join(str(p) for p in swept[:5]) + (" ..." if len(swept) > 5 else ""), file=sys.stderr)
+    settings = getattr(workflow, "executor_settings", None)
+    if getattr(settings, "status_command", None) == "sacct" and (reason := accounting_disabled()):
+        settings.status_command = "squeue"
+        print(f"brainmets: this SLURM cluster keeps no job accounting ({reason}): job states are read with squeue "
+              "instead, which sees a job until MinJobAge after it ends (see README, Running on a cluster)",
+              file=sys.stderr)
+
+
+def accounting_disabled() -> str | None:
+    """sacct's own message when the cluster has no accounting storage (it then knows no job), else None."""
+    import subprocess
+
+    try:
+        done = subprocess.run(["sacct", "--noheader", "--format=JobID", "--starttime=now"], capture_output=True,
+                              text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    message = " ".join(done.stderr.split())
+    return f"sacct: {message}" if done.returncode != 0 and "accounting storage is disabled" in message.lower() else None

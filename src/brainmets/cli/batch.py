@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..interrupts import Terminated, signals_deferred
 from .common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
 from .runner import run
 
@@ -81,42 +82,21 @@ def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
 def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
     """Run one command per study in this process, each study's stderr and log records in its own log file.
     Returns 1 when a study's command did not complete (its log says why), else 0."""
-    import io
-    import warnings
-
-    from ..io.writers import check_outputs
-
     command, common, studies = _parse_jobs(jobs_json)
     start = time.perf_counter()
-    incomplete = []
-    for study in studies:
-        argv, log_path = [command, *study["args"], *common], study.get("log")
-        usage = io.StringIO()  # argparse's complaint, for the study's log
-        try:
-            with contextlib.redirect_stderr(usage):
-                args, code = parser.parse_args(argv), None
-        except SystemExit as exc:
-            args, code = None, exc.code if isinstance(exc.code, int) else EXIT_USAGE
-        try:
-            if log_path and args is not None:
-                check_outputs([log_path], command_inputs(args))
-            with contextlib.ExitStack() as stack:
-                if log_path:
-                    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-                    stream = stack.enter_context(open(log_path, "w", encoding="utf-8"))
-                    stack.enter_context(contextlib.redirect_stderr(stream))
-                print(usage.getvalue(), end="", file=sys.stderr)
-                stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
-                warnings.simplefilter("default")
-                if args is not None:
-                    with _logging_to(sys.stderr, args.verbose):
-                        code = run(args)
-        except (ConfigError, OSError) as exc:  # the log itself cannot be written
-            where = getattr(exc, "filename", None) or log_path
-            print(f"brainmets: error: {where}: cannot write this study's log ({flat(exc)})", file=sys.stderr)
-            code = EXIT_DATA_ERROR
-        if code:
-            incomplete.append(log_path or " ".join(study["args"]))
+    incomplete, started = [], 0
+    try:
+        for study in studies:
+            started += 1
+            code = _run_study(parser, [command, *study["args"], *common], study.get("log"))
+            if code:
+                incomplete.append(study.get("log") or " ".join(study["args"]))
+    except Terminated:
+        removed = _roll_back(parser, command, common, studies, started)
+        print(f"brainmets batch: {command}: terminated after {started - 1} of {len(studies)} studies; removed "
+              f"{len(removed)} outputs of this batch's studies, which a rerun of the batch makes again",
+              file=sys.stderr)  # fmt: skip
+        raise
     for where in incomplete:
         print(f"brainmets: error: a study did not complete (see {where})", file=sys.stderr)
     print(
@@ -125,3 +105,66 @@ def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
         file=sys.stderr,
     )
     return 1 if incomplete else 0
+
+
+def _parse_study(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace | None, int | None, str]:
+    """One study's options parsed: (args, None, "") or (None, exit code, argparse's complaint)."""
+    import io
+
+    usage = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(usage):
+            return parser.parse_args(argv), None, ""
+    except SystemExit as exc:
+        return None, exc.code if isinstance(exc.code, int) else EXIT_USAGE, usage.getvalue()
+
+
+def _run_study(parser: argparse.ArgumentParser, argv: list[str], log_path: str | None) -> int:
+    """Run one study's command with its stderr, warnings and log records in its own log; its exit code."""
+    import warnings
+
+    from ..io.writers import check_outputs
+
+    args, code, usage = _parse_study(parser, argv)
+    try:
+        if log_path and args is not None:
+            check_outputs([log_path], command_inputs(args))
+        with contextlib.ExitStack() as stack:
+            if log_path:
+                Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+                stream = stack.enter_context(open(log_path, "w", encoding="utf-8"))
+                stack.enter_context(contextlib.redirect_stderr(stream))
+            print(usage, end="", file=sys.stderr)
+            stack.enter_context(warnings.catch_warnings())  # every study shows its own warnings
+            warnings.simplefilter("default")
+            if args is not None:
+                with _logging_to(sys.stderr, args.verbose):
+                    code = run(args)
+    except (ConfigError, OSError) as exc:  # the log itself cannot be written
+        where = getattr(exc, "filename", None) or log_path
+        print(f"brainmets: error: {where}: cannot write this study's log ({flat(exc)})", file=sys.stderr)
+        code = EXIT_DATA_ERROR
+    return code
+
+
+def _roll_back(parser: argparse.ArgumentParser, command: str, common: list[str], studies: list[dict], started: int):
+    """After a termination signal: remove every output of the studies this run started (the batch is one
+    workflow job; Snakemake discards its status documents, so their features must go too), and the outputs
+    of the studies not reached whose status document is already gone. Returns the paths removed."""
+    from .runner import remove_outputs
+
+    removed = []
+    with signals_deferred():
+        for index, study in enumerate(studies):
+            args = _parse_study(parser, [command, *study["args"], *common])[0]
+            if args is None:
+                continue
+            status = Path(args.status_json) if getattr(args, "status_json", None) else None
+            if index < started:
+                removed += remove_outputs(args)
+                if status is not None and status.is_file():
+                    status.unlink()
+                    removed.append(str(status))
+            elif status is not None and not status.exists():
+                removed += remove_outputs(args)
+    return removed

@@ -47,7 +47,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     com.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
     com.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad pair")
     com.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads measuring lesions")
-    com.set_defaults(func=run)
+    com.set_defaults(func=run, outputs=planned_outputs)
 
 
 def rows(document: dict) -> list[dict]:
@@ -80,13 +80,21 @@ def rows(document: dict) -> list[dict]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict:
-    from .. import api
-    from ..io.writers import atomic_outputs, check_outputs, write_json, write_tsv
+def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The files a successful run writes; refuses duplicates, folders, and any output that is an input."""
+    from ..io.writers import check_outputs
 
-    check_identity(args)
     outputs = {"json": Path(args.out_json)} | ({"tsv": Path(args.out_tsv)} if args.out_tsv else {})
     check_outputs(list(outputs.values()), command_inputs(args) + [args.reference, args.prediction])
+    return outputs
+
+
+def run(args: argparse.Namespace) -> dict:
+    from .. import api
+    from ..io.writers import atomic_outputs, write_json, write_tsv
+
+    check_identity(args)
+    outputs = planned_outputs(args)
     parameters = {"label_scheme": args.scheme} if args.scheme else {}
     document = api.compare(
         args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,

@@ -36,7 +36,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="measure every lesion of one segmentation",
         description="Measure every lesion of one segmentation label map and summarise the study.",
     )
-    feat.set_defaults(func=run)
+    feat.set_defaults(func=run, outputs=output_paths)
     feat.add_argument(
         "segmentation",
         metavar="SEG",
@@ -233,7 +233,8 @@ SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", r
 
 
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
-    """Resolve the requested outputs; refuse duplicates, folders, and any output that is an input."""
+    """The files a successful run writes (the requested outputs and what goes beside them); refuses
+    duplicates, folders, and any output that is an input."""
     from ..identifiers import inside
     from ..io.writers import check_outputs
 

@@ -48,28 +48,44 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "columns (SimpleITK, linear), where the timeline gives none; its quality is recorded",
     )
     fol.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads per session")
-    fol.set_defaults(func=run)
+    fol.set_defaults(func=run, outputs=planned_outputs)
+
+
+def planned_outputs(args: argparse.Namespace, sessions: list | None = None) -> dict[str, Path]:
+    """The files a successful run writes; refuses duplicates, folders, and any output that is an input.
+    Without `sessions` the timeline is read; one that cannot be read names the tables from --subject."""
+    from ..errors import BrainmetsError
+    from ..identifiers import check_label, inside
+    from ..io.writers import check_outputs
+    from ..timeline import read_timeline
+
+    if sessions is None:
+        try:
+            sessions = read_timeline(args.timeline, args.subject)
+        except (BrainmetsError, OSError):
+            sessions = []
+    outputs = {"json": Path(args.out_json)}
+    if args.out_figure:
+        outputs["figure"] = Path(args.out_figure)
+    subject = sessions[0].subject if sessions else args.subject
+    if args.out_dir and subject:
+        base, subject = Path(args.out_dir), check_label(subject, "subject")
+        for name in ("lesiontracks", "responses"):
+            tsv = inside(base / f"sub-{subject}_desc-{name}_followup.tsv", base)
+            outputs[name], outputs[f"{name}_dictionary"] = tsv, tsv.with_suffix(".json")
+    inputs = command_inputs(args) + [s.segmentation for s in sessions]
+    check_outputs([*outputs.values(), *([args.status_json] if args.status_json else [])], inputs)
+    return outputs
 
 
 def run(args: argparse.Namespace) -> dict:
     from .. import api
     from ..fields import data_dictionary
     from ..followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
-    from ..identifiers import inside
-    from ..io.writers import atomic_outputs, check_outputs, write_json, write_tsv
+    from ..io.writers import atomic_outputs, write_json, write_tsv
     from ..timeline import read_timeline
 
-    sessions = read_timeline(args.timeline, args.subject)
-    outputs = {"json": Path(args.out_json)}
-    if args.out_figure:
-        outputs["figure"] = Path(args.out_figure)
-    if args.out_dir:
-        base = Path(args.out_dir)
-        for name in ("lesiontracks", "responses"):
-            tsv = inside(base / f"sub-{sessions[0].subject}_desc-{name}_followup.tsv", base)
-            outputs[name], outputs[f"{name}_dictionary"] = tsv, tsv.with_suffix(".json")
-    inputs = command_inputs(args) + [s.segmentation for s in sessions]
-    check_outputs([*outputs.values(), *([args.status_json] if args.status_json else [])], inputs)
+    outputs = planned_outputs(args, read_timeline(args.timeline, args.subject))
     document = api.follow_up(
         args.timeline, subject=args.subject, config=command_config(args), register=args.register, threads=args.threads
     )

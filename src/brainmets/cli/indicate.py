@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .common import check_identity, command_config, command_inputs, log
 
@@ -45,7 +46,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
     ind.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
     ind.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad study")
-    ind.set_defaults(func=run)
+    ind.set_defaults(func=run, outputs=planned_outputs)
 
 
 def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=None) -> dict:
@@ -61,14 +62,22 @@ def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=
     }
 
 
+def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
+    """The file a successful run writes; refuses one that is an input or a folder."""
+    from ..io.writers import check_outputs
+
+    check_outputs([args.out_json, *([args.status_json] if args.status_json else [])], command_inputs(args))
+    return {"json": Path(args.out_json)}
+
+
 def run(args: argparse.Namespace) -> dict:
     from ..api import indications_document
     from ..config import read_features_document, read_json
     from ..errors import InputDataError
-    from ..io.writers import atomic_path, check_outputs, write_json
+    from ..io.writers import atomic_path, write_json
 
     check_identity(args)
-    check_outputs([args.out_json, *([args.status_json] if args.status_json else [])], command_inputs(args))
+    planned_outputs(args)
     if args.features_status:
         upstream = read_json(args.features_status, "brainmets status document", InputDataError)
         if upstream.get("status") != "ok":

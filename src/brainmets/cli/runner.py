@@ -43,6 +43,28 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_DATA_ERROR
 
 
+def remove_outputs(args: argparse.Namespace, keep: tuple[str, ...] = ()) -> list[str]:
+    """Remove the files a successful run of this command would have written (an earlier run's features,
+    tables, instance map, ...) except those in `keep`; returns the paths removed. Where the outputs cannot even
+    be named safely (an output that is an input, a bad name), nothing is removed."""
+    from ..interrupts import signals_deferred
+
+    planned = getattr(args, "outputs", None)
+    if planned is None:
+        return []
+    try:
+        paths = planned(args)
+    except Exception:  # noqa: BLE001 - whatever stops naming them, nothing is removed
+        return []
+    removed = []
+    with signals_deferred():
+        for key, path in paths.items():
+            if key not in keep and (path.is_file() or path.is_symlink()):
+                path.unlink()
+                removed.append(str(path))
+    return removed
+
+
 def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
     if isinstance(exc, BrainmetsError):
         return flat(exc)
@@ -63,7 +85,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
         print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
         return EXIT_USAGE
     start = time.perf_counter()
-    error = None
+    error, removed = None, []
     try:
         outputs = args.func(args)
     except Exception as exc:
@@ -74,6 +96,10 @@ def _run_with_status(args: argparse.Namespace) -> int:
             import traceback
 
             traceback.print_exc(file=sys.stderr)
+        removed = remove_outputs(args, keep=("figure",))
+        if removed:
+            print(f"brainmets: removed the earlier outputs this failure no longer supports: {', '.join(removed)}",
+                  file=sys.stderr)  # fmt: skip
         if getattr(args, "out_figure", None):
             from ..report.figures import failure_figure
 
@@ -86,6 +112,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
         "status": "failed" if error else "ok",
         "error": error,
         "outputs": {k: str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {},
+        "removed_outputs": removed,
         "seconds": round(time.perf_counter() - start, 3),
         "brainmets_version": __version__,
     }

@@ -22,7 +22,17 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
 
     The temporary name is short (``.brainmets-XXXXXXXX.tmp`` and the target's extension, which writers read),
     so any legal target name works; an error while writing names the target, not the temporary file."""
-    target = Path(target)
+    with atomic_outputs(target) as (tmp_path,):
+        yield tmp_path
+
+
+#: Temporary output names (``atomic_path``): what `sweep_temporary_files` removes after a killed run.
+TEMPORARY_GLOB = ".brainmets-*.tmp*"
+
+
+@contextlib.contextmanager
+def _temporary_beside(target: Path) -> Iterator[Path]:
+    """A new empty temporary file in the target's folder, removed on the way out unless renamed meanwhile."""
     suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".gz") else target.suffix
     tmp_path = None
     try:
@@ -31,15 +41,43 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         os.close(fd)
         tmp_path = Path(tmp)
         yield tmp_path
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, target)
     except OSError as exc:
         if exc.filename not in (None, str(tmp_path), str(target.parent)):
             raise  # about another file (an input read while writing)
         raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
-    finally:
+    finally:  # also on Terminated (SIGTERM, SIGINT): see brainmets.interrupts
         if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
+    """Temporary paths for several outputs: all are renamed into place if the block succeeds, none otherwise.
+    A termination signal is held back while they are renamed, so it never leaves a set half replaced."""
+    from ..interrupts import signals_deferred
+
+    paths = [Path(t) for t in targets]
+    with contextlib.ExitStack() as stack:
+        tmp_paths = [stack.enter_context(_temporary_beside(t)) for t in paths]
+        yield tmp_paths
+        with signals_deferred():
+            for tmp_path, target in zip(tmp_paths, paths):
+                try:
+                    os.chmod(tmp_path, 0o644)
+                    os.replace(tmp_path, target)
+                except OSError as exc:
+                    raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
+
+
+def sweep_temporary_files(folder: str | Path) -> list[Path]:
+    """Remove the temporary outputs a killed process (SIGKILL, out of memory) left under `folder`. Only safe
+    where nothing else is writing there (the workflow calls it at start, under Snakemake's lock)."""
+    removed = []
+    for path in sorted(Path(folder).rglob(TEMPORARY_GLOB)):
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]) -> None:
@@ -83,13 +121,6 @@ def to_jsonable(value: object) -> object:
     if isinstance(value, float):
         return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
     return value
-
-
-@contextlib.contextmanager
-def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
-    """Temporary paths for several outputs: all are renamed into place if the block succeeds, none otherwise."""
-    with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(t)) for t in targets]
 
 
 def write_json(path: str | Path, document: object) -> None:

@@ -1,0 +1,86 @@
+"""SIGTERM and SIGINT (a cancelled job, a time limit, Ctrl-C): no temporary file left, no half-replaced set of
+outputs, an exit code that says so, and a batch that leaves only outputs a status document supports."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from brainmets.interrupts import Terminated, signals_deferred, terminating_on_signals
+from brainmets.io.writers import TEMPORARY_GLOB, atomic_outputs, sweep_temporary_files, write_json
+
+from .conftest import TEST_DATA
+
+
+def test_a_signal_while_writing_leaves_neither_temporary_files_nor_outputs(tmp_path):
+    with pytest.raises(Terminated) as caught, terminating_on_signals():
+        with atomic_outputs(tmp_path / "a.json", tmp_path / "b.nii.gz") as (a, b):
+            write_json(a, {"x": 1})
+            os.kill(os.getpid(), signal.SIGTERM)
+            b.write_bytes(b"never reached")
+    assert caught.value.exit_code == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is the caller's again
+
+
+def test_a_signal_is_held_back_until_a_block_ends():
+    done = []
+    with pytest.raises(Terminated) as caught, terminating_on_signals():
+        with signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            done.append("renamed all")  # not cut short
+    assert done == ["renamed all"] and caught.value.exit_code == 130
+
+
+def test_sweeping_removes_only_temporary_outputs(tmp_path):
+    (tmp_path / "sub-01").mkdir()
+    kept = [tmp_path / "sub-01" / "sub-01_desc-brainmets_status.json", tmp_path / "notes.tmp"]
+    left = [tmp_path / ".brainmets-abc123.tmp.json", tmp_path / "sub-01" / ".brainmets-x_y.tmp.nii.gz"]
+    for path in kept + left:
+        path.write_text("x")
+    assert sorted(sweep_temporary_files(tmp_path)) == sorted(left)
+    assert all(p.exists() for p in kept) and not list(tmp_path.rglob(TEMPORARY_GLOB))
+
+
+def _study(tmp_path, index: int) -> dict:
+    out = tmp_path / f"sub-{index:02d}"
+    args = [str(TEST_DATA / "cohort" / "sub-03_ses-01_dseg.nii.gz"), "--subject", f"{index:02d}", "--out-dir", str(out),
+            "--out-figure", str(out / "overlay.png"), "--status-json", str(out / "status.json")]  # fmt: skip
+    return {"args": args, "log": str(tmp_path / "logs" / f"{index:02d}.log")}
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_terminated_batch_removes_what_it_started_and_exits_with_the_signal(tmp_path, signum):
+    """A features batch of 20 BraTS-size studies, signalled after its second study: exit 128 + signal, no
+    temporary file, nothing left of the studies it started, and of those it did not reach only the ones a
+    status document still supports (an earlier run's kept; an orphan whose status Snakemake removed, gone)."""
+    jobs = {"command": "features", "common": ["--threads", "1"], "studies": [_study(tmp_path, i) for i in range(20)]}
+    earlier = tmp_path / "sub-19"  # an earlier complete run of the last study: its status supports it
+    earlier.mkdir()
+    (earlier / "status.json").write_text('{"status": "ok"}')
+    (earlier / "sub-19_desc-brainmets_features.json").write_text("{}")
+    orphan = tmp_path / "sub-18" / "sub-18_desc-brainmets_features.json"  # features without a status document
+    orphan.parent.mkdir()
+    orphan.write_text("{}")
+    batch = subprocess.Popen([sys.executable, "-m", "brainmets", "batch", "--jobs-json", json.dumps(jobs)],
+                             stderr=subprocess.PIPE, text=True)  # fmt: skip
+    second = tmp_path / "sub-01" / "status.json"
+    deadline = time.monotonic() + 120
+    while not second.exists() and batch.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    batch.send_signal(signum)
+    _, err = batch.communicate(timeout=60)
+
+    assert batch.returncode == 128 + signum, err
+    assert f"terminated by {signal.Signals(signum).name}" in err and "of 20 studies" in err
+    assert not list(tmp_path.rglob(TEMPORARY_GLOB))
+    assert not list((tmp_path / "sub-00").glob("*")) and not list((tmp_path / "sub-01").glob("*"))
+    assert not orphan.exists()
+    assert sorted(p.name for p in earlier.iterdir()) == ["status.json", "sub-19_desc-brainmets_features.json"]
+    for index in range(20):  # whatever remains is backed by its status document
+        folder = tmp_path / f"sub-{index:02d}"
+        assert not folder.exists() or not list(folder.glob("*")) or (folder / "status.json").is_file(), index
