@@ -98,6 +98,11 @@ class SlurmCluster:
         self._wait_until_idle(timeout_s)
 
     def stop(self) -> None:
+        """Cancel every job still queued or running, then end the daemons by their PIDs."""
+        if self.processes.get("slurmctld") is not None and self.processes["slurmctld"].poll() is None:
+            ids = [job["id"] for job in self.jobs() if job["state"] in ("PENDING", "RUNNING", "CONFIGURING")]
+            if ids:
+                self.run("scancel", *ids, check=False)
         for name in ("slurmd", "slurmctld", "munged"):
             process = self.processes.pop(name, None)
             if process is None or process.poll() is not None:

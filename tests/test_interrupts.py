@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -36,14 +37,36 @@ def test_a_signal_is_held_back_until_a_block_ends():
     assert done == ["renamed all"] and caught.value.exit_code == 130
 
 
-def test_sweeping_removes_only_temporary_outputs(tmp_path):
+def test_a_signal_is_held_back_even_with_other_threads_running():
+    """The kernel may hand the signal to any thread; Python still runs its handler in the main thread."""
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    done = []
+    try:
+        with pytest.raises(Terminated), terminating_on_signals():
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.1)  # the handler has every chance to run here
+                done.append("renamed all")
+    finally:
+        release.set()
+        worker.join()
+    assert done == ["renamed all"]
+
+
+def test_sweeping_removes_only_temporary_outputs_nobody_is_writing(tmp_path):
     (tmp_path / "sub-01").mkdir()
     kept = [tmp_path / "sub-01" / "sub-01_desc-brainmets_status.json", tmp_path / "notes.tmp"]
     left = [tmp_path / ".brainmets-abc123.tmp.json", tmp_path / "sub-01" / ".brainmets-x_y.tmp.nii.gz"]
-    for path in kept + left:
+    being_written = tmp_path / ".brainmets-live.tmp.png"  # another run's, modified just now
+    for path in kept + left + [being_written]:
         path.write_text("x")
+    an_hour_ago = time.time() - 3600
+    for path in kept + left:
+        os.utime(path, (an_hour_ago, an_hour_ago))
     assert sorted(sweep_temporary_files(tmp_path)) == sorted(left)
-    assert all(p.exists() for p in kept) and not list(tmp_path.rglob(TEMPORARY_GLOB))
+    assert all(p.exists() for p in kept) and list(tmp_path.rglob(TEMPORARY_GLOB)) == [being_written]
 
 
 def _study(tmp_path, index: int) -> dict:

@@ -161,11 +161,16 @@ def test_a_cancelled_batch_leaves_nothing_behind_and_a_rerun_completes(cluster, 
         return next((j for j in cluster.jobs() if j["id"] not in before and j["state"] == "RUNNING"
                      and j["comment"].startswith("rule_batch_")), None)  # fmt: skip
 
-    batch = wait_for(running_batch, 120, "the batch to run")
-    first = work / "results/sub-01/ses-01/anat/sub-01_ses-01_desc-brainmets_status.json"
-    wait_for(first.is_file, 60, "the batch's first study")  # five more to go when it is cancelled
-    cluster.run("scancel", batch["id"])
-    _, stderr = run.communicate(timeout=600)
+    try:
+        batch = wait_for(running_batch, 120, "the batch to run")
+        first = work / "results/sub-01/ses-01/anat/sub-01_ses-01_desc-brainmets_status.json"
+        wait_for(first.is_file, 60, "the batch's first study")  # five more to go when it is cancelled
+        cluster.run("scancel", batch["id"])
+        run.communicate(timeout=600)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.communicate()
     assert run.returncode != 0  # the batch failed; everything else was done (keep-going)
     states = {j["id"]: j["state"] for j in cluster.jobs()}
     assert states[batch["id"]] == "CANCELLED"

@@ -2,11 +2,13 @@
 
 import csv
 import json
+import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -332,9 +334,14 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_features(workflow_run, 
     (work / "test_data/cohort/sub-01_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot gzip any more")
     leftover = work / "results/sub-02/ses-01/anat/.brainmets-k1ll3d.tmp.nii.gz"
     leftover.write_bytes(b"half an instance map")
+    os.utime(leftover, (time.time() - 3600,) * 2)  # a killed job's, an hour ago
+    orphan = work / "results/sub-02/ses-01/anat/sub-02_ses-01_desc-brainmets_status.json"
+    orphan.unlink()  # as Snakemake does to a failed job group's outputs: sub-02's features no longer count
     run = snakemake(work, "--keep-going")
     assert run.returncode == 0, run.stderr[-3000:]
     assert "removed 1 temporary files of killed jobs" in run.stderr and not leftover.exists()
+    assert "removed the features of 1 studies that have no status document" in run.stderr
+    assert orphan.is_file()  # and its batch ran again
     anat = work / "results/sub-01/ses-01/anat"
     assert sorted(p.name for p in anat.iterdir()) == [
         "sub-01_ses-01_desc-brainmets_indications.json",

@@ -29,10 +29,14 @@ def _raise_terminated(signum: int, frame) -> None:
     raise Terminated(signum)
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def terminating_on_signals() -> Iterator[None]:
     """SIGTERM and SIGINT raise Terminated for the duration (main thread only; elsewhere nothing changes)."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _in_main_thread():
         yield
         return
     saved = {s: signal.signal(s, _raise_terminated) for s in SIGNALS}
@@ -46,9 +50,24 @@ def terminating_on_signals() -> Iterator[None]:
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Hold SIGTERM and SIGINT back while a block that must not be cut short runs (renaming a set of outputs
-    into place, removing a study's outputs); one that arrived meanwhile is delivered when the block ends."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    into place, removing a study's outputs); one that arrived meanwhile is acted on when the block ends.
+
+    Deferred at the level of Python's handlers, not with the thread's signal mask: the kernel may hand a
+    process-directed signal to any thread (numpy's and ITK's workers included), and Python runs the handler in
+    the main thread whichever received it."""
+    if not _in_main_thread():
+        yield
+        return
+    pending: list[int] = []
+    saved = {s: signal.signal(s, lambda signum, frame: pending.append(signum)) for s in SIGNALS}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        if pending:
+            handler = saved[pending[0]]
+            if callable(handler):
+                handler(pending[0], None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(pending[0])

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from brainmets.config import read_text, schema_path
@@ -142,6 +143,12 @@ def study_file(study: str, suffix: str) -> str:
 
 def all_study_files(suffix: str) -> list[str]:
     return [study_file(s, suffix) for s in STUDIES.index]
+
+
+#: A study's features, written beside its status document (see features.smk): the features document, the
+#: lesion table and its dictionary, the instance map, its label table and sidecar.
+FEATURE_SUFFIXES = ("desc-brainmets_features.json", "desc-lesions_features.tsv", "desc-lesions_features.json",
+                    "desc-lesions_dseg.nii.gz", "desc-lesions_dseg.tsv", "desc-lesions_dseg.json")
 
 
 def study_batches(size: int) -> dict[str, list[str]]:
@@ -379,6 +386,8 @@ def run_summary() -> tuple[str, int]:
 
 def report_run(succeeded: bool) -> None:
     """Print the run's summary line last; with `fail_on_failed_studies`, failed studies fail the run."""
+    if not succeeded:
+        remove_unsupported_features()
     line, failed = run_summary()
     print(line, file=sys.stderr)
     if succeeded and failed and config["fail_on_failed_studies"]:
@@ -387,22 +396,56 @@ def report_run(succeeded: bool) -> None:
         raise SystemExit(1)
 
 
+def remove_unsupported_features() -> None:
+    """Remove the features of every study whose status document is gone: Snakemake discards all declared
+    outputs of a failed job group, so an indications job cancelled or killed after its batch's features job
+    finished takes that job's status documents with it, and the features beside them no longer count."""
+    studies = []
+    for study in STUDIES.index:
+        if os.path.exists(study_file(study, "desc-brainmets_status.json")):
+            continue
+        present = [path for path in (study_file(study, s) for s in FEATURE_SUFFIXES) if os.path.isfile(path)]
+        for path in present:
+            os.unlink(path)
+        studies += [study] if present else []
+    if studies:
+        print(f"brainmets: removed the features of {len(studies)} studies that have no status document (their "
+              f"job did not finish): {', '.join(studies[:5])}" + (" ..." if len(studies) > 5 else ""), file=sys.stderr)
+
+
 def prepare_run() -> None:
-    """Before the first job: remove the temporary outputs a killed job (SIGKILL, out of memory) left in the
-    results folder (safe: Snakemake's lock keeps other runs out of this folder), and on a SLURM cluster
-    without job accounting read job states with squeue, since sacct there never reports a job."""
+    """Before the first job: remove the temporary outputs of killed jobs (SIGKILL, out of memory) and the
+    features no status document supports, and on a SLURM cluster without job accounting read job states with
+    squeue, since sacct there never reports a job."""
     from brainmets.io.writers import sweep_temporary_files
 
     swept = sweep_temporary_files(RESULTS) if os.path.isdir(RESULTS) else []
     if swept:
         print(f"brainmets: removed {len(swept)} temporary files of killed jobs under {RESULTS}/: "
               + ", ".join(str(p) for p in swept[:5]) + (" ..." if len(swept) > 5 else ""), file=sys.stderr)
+    remove_unsupported_features()
     settings = getattr(workflow, "executor_settings", None)
     if getattr(settings, "status_command", None) == "sacct" and (reason := accounting_disabled()):
         settings.status_command = "squeue"
         print(f"brainmets: this SLURM cluster keeps no job accounting ({reason}): job states are read with squeue "
               "instead, which sees a job until MinJobAge after it ends (see README, Running on a cluster)",
               file=sys.stderr)
+        check_min_job_age(settings)
+
+
+def check_min_job_age(settings) -> None:
+    """The SLURM plugin goes back to sacct when MinJobAge is below 3 x its first status-check delay, which
+    without accounting would wait forever: stop with what to change instead."""
+    from snakemake_executor_plugin_slurm.job_status_query import get_min_job_age
+
+    delay = getattr(settings, "init_seconds_before_status_checks", 40)
+    min_job_age = get_min_job_age()
+    if min_job_age is None or min_job_age < 3 * delay:
+        raise WorkflowError(
+            f"brainmets: SLURM's MinJobAge is {min_job_age} s, below 3 x the first status check's delay "
+            f"({delay} s): squeue would miss finished jobs and sacct cannot see them (no accounting). Pass "
+            "--slurm-init-seconds-before-status-checks with at most a third of MinJobAge, or raise MinJobAge"
+        )
 
 
 def accounting_disabled() -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..errors import ConfigError
 from ..interrupts import Terminated, signals_deferred
 from .common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
-from .runner import run
+from .runner import remove_outputs, run
 
 
 def add_parser(sub) -> None:
@@ -92,8 +92,9 @@ def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
             if code:
                 incomplete.append(study.get("log") or " ".join(study["args"]))
     except Terminated:
-        removed = _roll_back(parser, command, common, studies, started)
-        print(f"brainmets batch: {command}: terminated after {started - 1} of {len(studies)} studies; removed "
+        with signals_deferred():  # a second signal must not cut the clean-up short
+            removed = _roll_back(parser, command, common, studies, started)
+        print(f"brainmets batch: {command}: terminated after {max(started - 1, 0)} of {len(studies)} studies; removed "
               f"{len(removed)} outputs of this batch's studies, which a rerun of the batch makes again",
               file=sys.stderr)  # fmt: skip
         raise
@@ -151,20 +152,17 @@ def _roll_back(parser: argparse.ArgumentParser, command: str, common: list[str],
     """After a termination signal: remove every output of the studies this run started (the batch is one
     workflow job; Snakemake discards its status documents, so their features must go too), and the outputs
     of the studies not reached whose status document is already gone. Returns the paths removed."""
-    from .runner import remove_outputs
-
     removed = []
-    with signals_deferred():
-        for index, study in enumerate(studies):
-            args = _parse_study(parser, [command, *study["args"], *common])[0]
-            if args is None:
-                continue
-            status = Path(args.status_json) if getattr(args, "status_json", None) else None
-            if index < started:
-                removed += remove_outputs(args)
-                if status is not None and status.is_file():
-                    status.unlink()
-                    removed.append(str(status))
-            elif status is not None and not status.exists():
-                removed += remove_outputs(args)
+    for index, study in enumerate(studies):
+        args = _parse_study(parser, [command, *study["args"], *common])[0]
+        if args is None:
+            continue
+        status = Path(args.status_json) if getattr(args, "status_json", None) else None
+        if index < started:
+            removed += remove_outputs(args)
+            if status is not None and status.is_file():
+                status.unlink()
+                removed.append(str(status))
+        elif status is not None and not status.exists():
+            removed += remove_outputs(args)
     return removed

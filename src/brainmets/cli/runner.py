@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from .. import __version__
 from ..errors import BrainmetsError, ConfigError
+from ..interrupts import signals_deferred
 from .common import EXIT_DATA_ERROR, EXIT_USAGE, command_inputs, flat
 
 
@@ -47,8 +49,6 @@ def remove_outputs(args: argparse.Namespace, keep: tuple[str, ...] = ()) -> list
     """Remove the files a successful run of this command would have written (an earlier run's features,
     tables, instance map, ...) except those in `keep`; returns the paths removed. Where the outputs cannot even
     be named safely (an output that is an input, a bad name), nothing is removed."""
-    from ..interrupts import signals_deferred
-
     planned = getattr(args, "outputs", None)
     if planned is None:
         return []
@@ -96,7 +96,9 @@ def _run_with_status(args: argparse.Namespace) -> int:
             import traceback
 
             traceback.print_exc(file=sys.stderr)
-        removed = remove_outputs(args, keep=("figure",))
+        with signals_deferred():  # and no stale "ok" status document while the failure is recorded
+            removed = remove_outputs(args, keep=("figure",))
+            Path(args.status_json).unlink(missing_ok=True)
         if removed:
             print(f"brainmets: removed the earlier outputs this failure no longer supports: {', '.join(removed)}",
                   file=sys.stderr)  # fmt: skip

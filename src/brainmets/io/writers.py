@@ -69,14 +69,18 @@ def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
                     raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
 
 
-def sweep_temporary_files(folder: str | Path) -> list[Path]:
-    """Remove the temporary outputs a killed process (SIGKILL, out of memory) left under `folder`. Only safe
-    where nothing else is writing there (the workflow calls it at start, under Snakemake's lock)."""
+def sweep_temporary_files(folder: str | Path, older_than_s: float = 900) -> list[Path]:
+    """Remove the temporary outputs a killed process (SIGKILL, out of memory) left under `folder`: those not
+    modified for `older_than_s` seconds. A temporary file lives only while its output is written (results are
+    computed first), so an older one belongs to no running process, even of another run writing there."""
+    import time
+
     removed = []
     for path in sorted(Path(folder).rglob(TEMPORARY_GLOB)):
-        if path.is_file() or path.is_symlink():
-            path.unlink()
-            removed.append(path)
+        with contextlib.suppress(FileNotFoundError):  # renamed or removed meanwhile by its writer
+            if path.lstat().st_mtime < time.time() - older_than_s:
+                path.unlink()
+                removed.append(path)
     return removed
 
 
