@@ -31,8 +31,8 @@ rule all:
         rules.cohort.output,
         rules.cohort_figures.output,
         rules.dataset_description.output,
-        all_study_files("desc-lesions_overlay.png"),
-        [subject_file(s, "desc-followup_spider.png") for s in FOLLOWED],
+        all_study_files("desc-lesions_overlay.png") if STUDY_FIGURES else [],
+        [subject_file(s, "desc-followup_spider.png") for s in FOLLOWED] if STUDY_FIGURES else [],
     default_target: True
 
 

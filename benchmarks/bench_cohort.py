@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Cohort scale: the whole workflow on N generated BraTS-size studies, and the dry run (DAG) of M studies.
 
-Usage: python benchmarks/bench_cohort.py [--studies 1000] [--dag-studies 10000] [--cores 2]
+Usage: python benchmarks/bench_cohort.py [--studies 1000] [--dag-studies 10000] [--cores 2] [--lesions small|12]
                                          [--work benchmarks/scratch/cohort] [--out benchmarks/results/cohort.json]
 
-Each study is a 240 x 240 x 155 uint8 label map (BraTS-METS 2023 labels) with 3-8 lesions with edema, drawn
-from 16 distinct maps (written by SimpleITK, as segmentation tools write them) and copied, one file per
-study; every study is located against the toy parcellation and evaluated against a clinical row. The run is
+Each study is a 240 x 240 x 155 uint8 label map (BraTS-METS 2023 labels) drawn from 16 distinct maps (written
+by SimpleITK, as segmentation tools write them) and copied, one file per study: with `--lesions small` 3-8
+lesions with edema each, with `--lesions 12` the 12 metastases of bench_features.py (each map painted with
+its own seed; results in benchmarks/results/cohort_12.json unless --out says otherwise); every study is located against the toy parcellation and evaluated against a clinical row. The run is
 `snakemake --cores N` in a fresh folder (features, indications, cohort tables, figures, dataset
 description), timed from the command line; the DAG is timed with `snakemake --dry-run --quiet`.
 """
@@ -37,8 +38,8 @@ def _generator():
     return gen
 
 
-def make_maps(folder: Path) -> list[Path]:
-    """16 distinct BraTS-size maps with 3-8 lesions each (seeded)."""
+def make_maps(folder: Path, lesions: str = "small") -> list[Path]:
+    """16 distinct BraTS-size maps (seeded): 3-8 lesions each, or the 12 of bench_features.py."""
     gen = _generator()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -49,7 +50,13 @@ def make_maps(folder: Path) -> list[Path]:
             continue
         rng = np.random.default_rng(1000 + n)
         labels = np.zeros(gen.BRATS_SHAPE, np.uint8)
-        for _ in range(int(rng.integers(3, 9))):
+        if lesions == "12":
+            sys.path.insert(0, str(ROOT / "benchmarks"))
+            from bench_features import LESIONS
+
+            for offset, core_r, edema_r, necrotic_r in LESIONS:
+                gen.paint(labels, offset, core_r, rng, edema_r=edema_r, necrotic_r=necrotic_r)
+        for _ in range(int(rng.integers(3, 9)) if lesions == "small" else 0):
             offset = rng.uniform([-50, -60, -35], [50, 50, 40])
             core = float(rng.uniform(2.5, 12))
             gen.paint(labels, offset, core, rng, edema_r=core * float(rng.uniform(1.6, 2.6)))
@@ -101,12 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--studies", type=int, default=1000)
     parser.add_argument("--dag-studies", type=int, default=10000)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--lesions", choices=("small", "12"), default="small")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "scratch" / "cohort")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "cohort.json")
+    parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    out = args.out or ROOT / "benchmarks" / "results" / ("cohort.json" if args.lesions == "small" else "cohort_12.json")
 
-    maps = make_maps(args.work / "maps")
-    result: dict = {"cores": args.cores, "distinct_maps": len(maps)}
+    maps = make_maps(args.work / f"maps-{args.lesions}", args.lesions)
+    result: dict = {"cores": args.cores, "distinct_maps": len(maps), "lesions_per_map": args.lesions}
 
     if args.dag_studies:
         dag = args.work / "dag"
@@ -139,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             f"full run, {args.studies} studies, --cores {args.cores}: {seconds:.0f} s "
             f"({seconds / args.studies:.2f} s per study; target <= 900 s)"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 

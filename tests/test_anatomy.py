@@ -428,3 +428,28 @@ def test_registration_on_a_real_image(tmp_path, shared):
     reference = build_reference(choice, seg)
     recovered = (reference.images["tissues"].labels > 0) & (reference.images["suptent"].labels == 0)
     assert _dice(recovered, truth) >= 0.85
+
+
+def test_a_reference_shared_by_studies_is_read_once_and_reread_when_it_changes(tmp_path, toy_parcellation):
+    """A batch whose studies share a parcellation reads it (and finds its 4th-ventricle points) once; each
+    study's answer is what a fresh read gives, and a changed file is read again."""
+    seg, _, _ = seg_with_balls(tmp_path / "seg.nii.gz", [((0, 10, -8), 3), ((-15, -15, 12), 4)])
+    parcellation = tmp_path / "aseg.nii.gz"
+    parcellation.write_bytes(toy_parcellation.read_bytes())
+    choice = ReferenceChoice(parcellation=str(parcellation))
+    segmentation = load_segmentation(seg)
+    first, second = build_reference(choice, segmentation), build_reference(choice, segmentation)
+    assert first.images["labels"] is second.images["labels"]
+    assert first.region_tree("fourth_ventricle") is second.region_tree("fourth_ventricle")
+    first.provenance["images"]["labels"]["shape"] = "changed by one study"
+    assert second.provenance["images"]["labels"]["shape"] == [120, 120, 120]  # each study's own
+    cached = locate_with(seg, choice).lesions
+    assert cached == locate_with(seg, ReferenceChoice(parcellation=str(toy_parcellation))).lesions
+
+    image = nib.load(str(parcellation))
+    labels = np.asarray(image.dataobj).copy()
+    labels[labels == 15] = 8  # the 4th ventricle gone: the distances must change
+    save(parcellation, labels, image.affine)
+    assert build_reference(choice, segmentation).images["labels"] is not first.images["labels"]
+    assert all(row["distance_to_fourth_ventricle_mm"] is None for row in locate_with(seg, choice).lesions)
+    assert any(row["distance_to_fourth_ventricle_mm"] is not None for row in cached)

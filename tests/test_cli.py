@@ -74,6 +74,7 @@ def test_features_writes_json_tsv_dictionary_and_instances(tmp_path, capsys):
     ]
     instances = nib.load(tmp_path / "i_dseg.nii.gz")
     data = np.asanyarray(instances.dataobj)
+    assert instances.get_data_dtype() == np.uint8  # one byte per voxel for fewer than 256 lesions
     assert np.allclose(instances.affine, nib.load(seg).affine)
     for lesion in document["lesions"]:
         assert int((data == lesion["lesion_id"]).sum()) == lesion["voxel_count"]

@@ -361,6 +361,15 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_features(workflow_run, 
     assert "sub-01" not in {r["participant_id"] for r in _tsv(work / "results/group/lesions.tsv")}
 
 
+def test_study_figures_can_be_turned_off(workflow_run):
+    """`study_figures: false`: no study picture or spider plot is asked for, drawn or put in the report."""
+    shown = snakemake(workflow_run, "--dry-run", "--forceall", "--printshellcmds")
+    assert shown.returncode == 0 and "desc-lesions_overlay.png" in shown.stdout and "_spider.png" in shown.stdout
+    run = snakemake(workflow_run, "--dry-run", "--forceall", "--printshellcmds", "--config", "study_figures=False")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "overlay.png" not in run.stdout and "spider.png" not in run.stdout and "--out-figure" not in run.stdout
+
+
 def test_lint_is_clean():
     run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -372,6 +372,7 @@ def indications_document(
         if subject is None:
             raise ConfigError("give the subject: the features document names no subject")
         row = find_row(rows, subject, session, source)
+        row = copy.deepcopy(row)  # the table's rows are shared by the studies of a batch
         if row is None and source == "clinical row":  # the one row given is another study's
             raise ConfigError(
                 f"clinical row: it is for subject {rows[0]['subject']!r}, session {rows[0].get('session')!r}; "

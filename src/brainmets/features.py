@@ -6,7 +6,7 @@ import logging
 import platform
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from functools import partial
+from functools import cache, cached_property, partial
 from importlib.metadata import version
 from typing import Any
 
@@ -342,9 +342,10 @@ class StudyFeatures:
     box: tuple[slice, ...]  # where the non-zero labels are
     lesion_map: Lesions  # on the crop ``box``
 
-    @property
+    @cached_property
     def instances(self) -> np.ndarray:
-        """Lesion instance map of the whole image: core voxels carry their lesion_id, everything else 0."""
+        """Lesion instance map of the whole image: core voxels carry their lesion_id, everything else 0 (built
+        once: the outputs and the picture share it)."""
         crop = self.lesion_map.instances()
         out = np.zeros(self.shape, dtype=crop.dtype)
         out[self.box] = crop
@@ -719,8 +720,10 @@ def _summary(rows, edema_only, cavities, counts, lesions, assignment, scheme, vo
     return summary
 
 
+@cache
 def _software_versions() -> dict[str, str]:
-    """Versions of the packages whose code computed the features (from their metadata, no import)."""
+    """Versions of the packages whose code computed the features (from their metadata, no import; read once
+    per process: 8 ms, a tenth of a study's measurement)."""
     packages = ("numpy", "scipy", "scikit-image", "nibabel", "SimpleITK", "connected-components-3d")
     return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
@@ -742,7 +745,7 @@ def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, m
         )
     return {
         "brainmets_version": __version__,
-        "software": _software_versions(),
+        "software": dict(_software_versions()),
         **label_map.provenance,
         "affine_ras": affine.tolist(),
         "orientation": "".join(nib.orientations.aff2axcodes(affine)),

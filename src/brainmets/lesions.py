@@ -180,8 +180,9 @@ def _nearest_lesion_counts(
     index = ndimage.distance_transform_edt(
         canonical == 0, sampling=canon_spacing, return_distances=False, return_indices=True
     )
-    nearest = canonical[tuple(index)]
-    return np.bincount(nearest[nib.orientations.apply_orientation(targets, ornt)], minlength=minlength)
+    at = nib.orientations.apply_orientation(targets, ornt)  # read the nearest core only where it counts
+    nearest = canonical[index[0][at], index[1][at], index[2][at]]
+    return np.bincount(nearest, minlength=minlength)
 
 
 @dataclass

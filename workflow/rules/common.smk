@@ -29,6 +29,7 @@ def brainmets_command() -> str:
 
 BRAINMETS = brainmets_command()
 RESULTS = config["results_dir"]
+STUDY_FIGURES = config["study_figures"]  # each study's picture and each follow-up's spider plot
 
 
 #: Optional columns of the studies sheet that name files (resolved against the sheet's folder).
@@ -216,7 +217,7 @@ def feature_jobs(members: list[str], threads: int) -> str:
             ("--out-json", "desc-brainmets_features.json"),
             ("--out-tsv", "desc-lesions_features.tsv"),
             ("--out-instances", "desc-lesions_dseg.nii.gz"),
-            ("--out-figure", "desc-lesions_overlay.png"),
+            *([("--out-figure", "desc-lesions_overlay.png")] if STUDY_FIGURES else []),
             ("--status-json", "desc-brainmets_status.json"),
         ):
             args += [option, study_file(study, suffix)]
@@ -306,7 +307,7 @@ def followup_jobs(subjects: list[str], threads: int) -> str:
             "args": [
                 "--timeline", config["studies"], "--subject", subject,
                 "--out-json", subject_file(subject, "desc-followup.json"),
-                "--out-figure", subject_file(subject, "desc-followup_spider.png"),
+                *(["--out-figure", subject_file(subject, "desc-followup_spider.png")] if STUDY_FIGURES else []),
                 "--status-json", subject_file(subject, "desc-followup_status.json"),
             ],
             "log": f"{RESULTS}/logs/followup/sub-{subject}.log",

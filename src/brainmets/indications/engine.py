@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -85,10 +86,7 @@ class RuleSet:
             text, origin = _data("rules.yaml"), "built-in"
         else:
             text, origin = read_text(path), str(path)
-        try:
-            table = validate_with("rules.schema.yaml", load_yaml(text), origin)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{origin}: not valid YAML ({exc})") from None
+        table = copy.deepcopy(_validated_table(text, origin))
         ids = [r["id"] for r in table["rules"] + table["text_rules"]]
         if len(ids) != len(set(ids)):
             raise ConfigError(f"{origin}: duplicate rule ids")
@@ -114,6 +112,16 @@ class RuleSet:
             _check_value("indications.thresholds", name, table["thresholds"][name], value)
         thresholds.update(overrides or {})
         return cls(table, thresholds, hashlib.sha256(text.encode()).hexdigest(), origin)
+
+
+@lru_cache(maxsize=4)
+def _validated_table(text: str, origin: str) -> dict[str, Any]:
+    """The rule table parsed and checked against its schema, once per text in a process (45 ms: a batch of
+    studies shares one table)."""
+    try:
+        return validate_with("rules.schema.yaml", load_yaml(text), origin)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML ({exc})") from None
 
 
 def _status(criteria: list[dict[str, Any]]) -> str:

@@ -66,7 +66,7 @@ def study_figure(
     ``image`` (same grid) when given, else on the label map. Drawn with Pillow (fast to import and render)."""
     from PIL import Image, ImageDraw
 
-    background = _canonical(image if image is not None else labels, affine).astype(np.float32)
+    background = _canonical(image if image is not None else labels, affine)  # as float per panel, not whole
     canon = {name: _canonical(mask, affine) for name, mask in masks.items()}
     ids = _canonical(instances, affine)
     spacing = _canonical_spacing(affine)
@@ -93,7 +93,7 @@ def study_figure(
     )
     for n, panel in enumerate(panels):
         sheet.paste(panel, ((n % columns) * PANEL_PX, header + (n // columns) * (PANEL_PX + 18)))
-    sheet.save(path, format="PNG", optimize=True)
+    sheet.save(path, format="PNG")  # optimize=True: 0.13 s more per study for a file 6 % smaller
 
 
 def _font(size: int):
@@ -115,7 +115,7 @@ def _panel(background, masks, ids, centre, spacing, is_image, caption, whole=Fal
         lo = np.maximum(np.round(centre[:2]).astype(int) - half, 0)
         hi = np.minimum(np.round(centre[:2]).astype(int) + half + 1, background.shape[:2])
     window = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), k)
-    values = background[window]
+    values = background[window].astype(np.float32)
     if is_image:
         low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
         grey = np.clip((values - low) / max(high - low, 1e-6), 0, 1)
