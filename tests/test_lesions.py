@@ -171,3 +171,18 @@ def test_discarded_specks_do_not_disturb_shared_edema_or_the_instance_map():
     assert sorted(np.unique(instances).tolist()) == [0, 1, 2]
     edema_total = int((labels == 2).sum())
     assert sum(r["edema_volume_ml"] for r in result.lesions) * 1000 == pytest.approx(edema_total)
+
+
+def test_label_arrays_are_two_bytes_a_voxel_and_widen_past_65535_components():
+    """Regions and core components take uint16 (half cc3d's uint32) while they fit; 72,000 single-voxel
+    lesions (the 65,536th overflows uint16) are all kept, numbered and mapped."""
+    core = np.zeros((20, 20, 20), bool)
+    core[2:6, 2:6, 2:6] = core[10:14, 10:14, 10:14] = True
+    few = find_lesions(core, np.zeros_like(core), np.eye(4))
+    assert few.regions.dtype == few.components.dtype == np.uint16 and few.count == 2
+    many = np.zeros((120, 120, 40), bool)
+    many[::2, ::2, ::2] = True
+    lesions = find_lesions(many, np.zeros_like(many), np.eye(4), connectivity=26)
+    assert lesions.count == lesions.component_count == 72000
+    instances = lesions.instances()
+    assert instances.max() == 72000 and np.array_equal(np.sort(instances[many]), np.arange(1, 72001))
