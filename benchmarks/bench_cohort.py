@@ -40,6 +40,9 @@ def _generator():
 
 def make_maps(folder: Path, lesions: str = "small") -> list[Path]:
     """16 distinct BraTS-size maps (seeded): 3-8 lesions each, or the 12 of bench_features.py."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_features import LESIONS
+
     gen = _generator()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -51,9 +54,6 @@ def make_maps(folder: Path, lesions: str = "small") -> list[Path]:
         rng = np.random.default_rng(1000 + n)
         labels = np.zeros(gen.BRATS_SHAPE, np.uint8)
         if lesions == "12":
-            sys.path.insert(0, str(ROOT / "benchmarks"))
-            from bench_features import LESIONS
-
             for offset, core_r, edema_r, necrotic_r in LESIONS:
                 gen.paint(labels, offset, core_r, rng, edema_r=edema_r, necrotic_r=necrotic_r)
         for _ in range(int(rng.integers(3, 9)) if lesions == "small" else 0):

@@ -1,6 +1,7 @@
 """Location of lesions against a parcellation, an atlas or a registered template."""
 
 import math
+from importlib import resources
 
 import nibabel as nib
 import numpy as np
@@ -453,3 +454,20 @@ def test_a_reference_shared_by_studies_is_read_once_and_reread_when_it_changes(t
     assert build_reference(choice, segmentation).images["labels"] is not first.images["labels"]
     assert all(row["distance_to_fourth_ventricle_mm"] is None for row in locate_with(seg, choice).lesions)
     assert any(row["distance_to_fourth_ventricle_mm"] is not None for row in cached)
+
+
+def test_the_shared_reference_follows_its_definition(tmp_path, toy_parcellation):
+    """Two definitions of one name in one folder (an edited copy): each study gets its own's regions."""
+    seg, _, _ = seg_with_balls(tmp_path / "seg.nii.gz", [((22, -15, 10), 4)])
+    builtin = (resources.files("brainmets") / "data" / "references" / "freesurfer.yaml").read_text()
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "left.yaml").write_text(builtin)
+    (folder / "right.yaml").write_text(builtin.replace("[1024, 2024]", "[1025, 2025]"))  # another motor label
+    located = {}
+    for name in ("left", "right", "left"):
+        choice = ReferenceChoice(
+            parcellation=str(toy_parcellation), parcellation_definition=str(folder / f"{name}.yaml")
+        )
+        located.setdefault(name, []).append(locate_with(seg, choice).lesions[0]["eloquent_regions"])
+    assert located["left"][0] == located["left"][1] and located["left"][0] != located["right"][0]

@@ -836,3 +836,22 @@ def test_readme_explains_every_rule_threshold_fact_and_column():
     names += list(RULES.table["thresholds"]) + list(IMAGING_FACTS) + list(DERIVED_FACTS)
     names += list(load_schema("clinical.schema.yaml")["properties"])
     assert [n for n in names if f"`{n}`" not in readme] == []
+
+
+def test_a_clinical_table_read_once_per_batch_is_read_again_when_its_content_changes(tmp_path):
+    """The table is shared by the studies of a batch; one rewritten in place, even with its old modification
+    time (cp -p, rsync -t), is read again."""
+    import os
+
+    from brainmets.indications.clinical import read_clinical
+    from brainmets.indications.engine import histologies
+
+    names = set(histologies())
+    table = tmp_path / "clinical.tsv"
+    table.write_text("subject\tkps\n01\t65\n")
+    first = read_clinical(table, names)
+    assert read_clinical(table, names) is first and first[0]["kps"] == 65
+    stat = table.stat()
+    table.write_text("subject\tkps\n01\t70\n")
+    os.utime(table, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert read_clinical(table, names)[0]["kps"] == 70

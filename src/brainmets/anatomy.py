@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections import OrderedDict
+import threading
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -439,23 +439,26 @@ def build_reference(
         definition, files = ReferenceDefinition.load(choice.atlas, folder=choice.atlas_dir), {}
     else:
         return _registered_template(choice, segmentation, registration, max_voxels)
-    if choice.alignment != "world":  # the images take each segmentation's affine: not shared
+    identities = _file_identities(definition, files)
+    if choice.alignment != "world" or identities is None:  # per-segmentation affines, or folders: not shared
         return load_reference(kind, segmentation, definition, files, choice.alignment, max_voxels)
-    key = (kind, definition.name, str(definition.folder), max_voxels, *_file_identities(definition, files))
-    if key not in _LOADED:
-        _LOADED[key] = load_reference(kind, segmentation, definition, files, choice.alignment, max_voxels)
-        while len(_LOADED) > _LOADED_SIZE:
-            _LOADED.popitem(last=False)
-    _LOADED.move_to_end(key)
-    shared = _LOADED[key]  # images, region points and trees shared; the provenance each study's own
-    return replace(shared, provenance=copy.deepcopy(shared.provenance), _points=shared._points, _trees=shared._trees)
+    key = (kind, repr(definition), max_voxels, *identities)  # the definition's every region, not only its name
+    with _LOADED_LOCK:
+        shared = _LOADED.get(key)
+        if shared is None:
+            _LOADED.clear()  # one at a time: a batch either shares one reference or gains nothing from keeping it
+            shared = _LOADED[key] = load_reference(kind, segmentation, definition, files, "world", max_voxels)
+            for image in shared.images.values():
+                image.labels.flags.writeable = False  # shared by the studies of a batch
+    # the images, region points and trees shared; the provenance and the dict of images each study's own
+    return replace(shared, images=dict(shared.images), provenance=copy.deepcopy(shared.provenance))
 
 
-#: References read from files, by the files' identity (path, size, modification time): a batch whose studies
-#: share one parcellation or atlas reads it, and finds its region points, once. Few: a 0.5 mm reference
-#: holds about 100 MB.
-_LOADED: OrderedDict[tuple, Reference] = OrderedDict()
-_LOADED_SIZE = 2
+#: The reference last read from files, by the files' identity (path, inode, size, modification and change
+#: times) and its definition: a batch whose studies share one parcellation or atlas reads it, and finds its
+#: region points, once.
+_LOADED: dict[tuple, Reference] = {}
+_LOADED_LOCK = threading.Lock()
 
 
 def _image_paths(definition: ReferenceDefinition, files: dict[str, str | Path] | None) -> dict[str, Path]:
@@ -464,14 +467,19 @@ def _image_paths(definition: ReferenceDefinition, files: dict[str, str | Path] |
     return {name: Path(files[name]) if name in files else definition.image_path(name) for name in definition.images}
 
 
-def _file_identities(definition: ReferenceDefinition, files: dict[str, str | Path]) -> list[tuple]:
+def _file_identities(definition: ReferenceDefinition, files: dict[str, str | Path]) -> list[tuple] | None:
+    """What identifies each image file's content without reading it; None when one is a folder (a DICOM
+    series, whose files may change without the folder's times) or cannot be read (loading reports it)."""
     identities = []
     for name, path in _image_paths(definition, files).items():
         try:
             stat = os.stat(path)
         except OSError:
-            return [("unreadable", name, str(path), object())]  # never cached: loading reports the error
-        identities.append((name, str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+            return None
+        if not os.path.isfile(path):
+            return None
+        identities.append((name, str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                           stat.st_ctime_ns))  # fmt: skip
     return identities
 
 

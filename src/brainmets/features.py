@@ -349,6 +349,7 @@ class StudyFeatures:
         crop = self.lesion_map.instances()
         out = np.zeros(self.shape, dtype=crop.dtype)
         out[self.box] = crop
+        out.flags.writeable = False  # the same array for every caller
         return out
 
     @property

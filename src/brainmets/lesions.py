@@ -94,7 +94,7 @@ def find_lesions(
             continue
         first = len(comp_boxes)
         if first - 1 + k > np.iinfo(components.dtype).max:
-            components = components.astype(np.int64)
+            components = components.astype(np.int32)
         components[rbox][local_core] = local[local_core].astype(components.dtype) + (first - 1)
         comp_counts.extend(np.bincount(local[local_core], minlength=k + 1)[1:].tolist())
         comp_boxes.extend(_offset_box(b, rbox) for b in ndimage.find_objects(local))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import re
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +59,10 @@ def _parse(column: str, text: str, spec: dict) -> Any:
     return text.lower() if "enum" in spec else text
 
 
-#: Tables already read in this process, by the file's identity (path, size, modification time): a batch of
-#: studies sharing one clinical table of N rows reads and validates it once, not N times per N studies.
+#: The table last read in this process, by its content's SHA-256: a batch of studies sharing one clinical
+#: table of N rows reads and validates it once, not once per study.
 _READ: dict[tuple, list[dict[str, Any]]] = {}
+_READ_LOCK = threading.Lock()
 
 
 def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any]]:
@@ -67,14 +70,15 @@ def read_clinical(path: str | Path, histologies: set[str]) -> list[dict[str, Any
     The rows are shared by every caller in the process: read them, do not change them."""
     path = Path(path)
     try:
-        stat = path.stat()
+        key = (hashlib.sha256(path.read_bytes()).hexdigest(), frozenset(histologies))
     except OSError:
         return _read_clinical(path, histologies)  # its error names the file
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, frozenset(histologies))
-    if key not in _READ:
-        _READ.clear()  # one table at a time: the workflow's batches share one
-        _READ[key] = _read_clinical(path, histologies)
-    return _READ[key]
+    with _READ_LOCK:
+        rows = _READ.get(key)
+        if rows is None:
+            _READ.clear()  # one at a time: the workflow's batches share one
+            rows = _READ[key] = _read_clinical(path, histologies)
+    return rows
 
 
 def _read_clinical(path: Path, histologies: set[str]) -> list[dict[str, Any]]:
