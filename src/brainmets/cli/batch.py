@@ -1,5 +1,5 @@
-"""``brainmets batch``: one command (features, indicate or followup) for many studies in one process, each study's
-messages in its own log."""
+"""``brainmets batch``: one command (features, indicate, followup or compare) for many studies in one process,
+each study's messages in its own log."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     batch = sub.add_parser(
         "batch",
         help="run one command for many studies in one process (what the workflow's jobs do)",
-        description="Run `features`, `indicate` or `followup` for many studies (or subjects) in one process, so the cost of starting "
+        description="Run `features`, `indicate`, `followup` or `compare` for many studies (or subjects) in one process, so the cost of starting "
         "Python and importing the scientific stack is paid once per batch, not once per study. Each study's "
         "messages go to its own log; a study that fails does not stop the others.",
     )
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
         "--jobs-json",
         required=True,
         metavar="JSON",
-        help='{"command": "features"|"indicate"|"followup", "common": [options of every study], '
+        help='{"command": "features"|"indicate"|"followup"|"compare", "common": [options of every study], '
         '"studies": [{"args": [options of one study], "log": path}, ...]}',
     )
     batch.set_defaults(func=None)
