@@ -49,16 +49,10 @@ from brainmets.lesions import find_lesions
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_cohort import _generator  # noqa: E402
 from bench_features import LESIONS, run_simpleitk  # noqa: E402
 
 MAPS = ("brats12", "small200", "fine12")
-
-
-def _generator():
-    spec = importlib.util.spec_from_file_location("generate", ROOT / "test_data" / "generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    return gen
 
 
 def make_map(name: str, folder: Path) -> Path:

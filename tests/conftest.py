@@ -18,6 +18,18 @@ PHANTOMS = TEST_DATA / "phantoms"
 SHARED = ROOT.parent / "shared"
 
 
+def workflow_copy(where: Path) -> Path:
+    """What a fresh clone holds to run the workflow: Snakefile, workflow/, config/, profiles/, the demo cohort."""
+    import shutil
+
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "Snakefile", where)
+    for folder in ("workflow", "config", "profiles"):
+        shutil.copytree(ROOT / folder, where / folder)
+    shutil.copytree(TEST_DATA / "cohort", where / "test_data" / "cohort")
+    return where
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     """The ../shared data folder; tests that need it are skipped where it is absent (a user's clone)."""

@@ -15,7 +15,7 @@ import pytest
 
 from brainmets.cli import main
 
-from .conftest import ROOT
+from .conftest import ROOT, workflow_copy
 
 pytestmark = pytest.mark.packaging
 COHORT = ROOT / "test_data" / "cohort"
@@ -108,23 +108,14 @@ def test_every_command_of_the_installed_wheel_gives_the_editable_answers(install
     assert version.stdout.strip() == f"brainmets {__import__('brainmets').__version__}"
 
 
-def _workflow_copy(where: Path) -> Path:
-    where.mkdir()
-    shutil.copy(ROOT / "Snakefile", where)
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, where / folder)
-    shutil.copytree(COHORT, where / "test_data" / "cohort")
-    return where
-
-
 def _rows(path: Path) -> list[dict]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
 def test_the_workflow_and_its_report_run_from_the_installed_wheel(installed, tmp_path):
-    user = _workflow_copy(tmp_path / "clone")
-    here = _workflow_copy(tmp_path / "editable")
+    user = workflow_copy(tmp_path / "clone")
+    here = workflow_copy(tmp_path / "editable")
     run = _run([str(installed / "snakemake"), "--cores", "2"], user)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "brainmets: 15 studies: 15 ok, 0 failed; follow-up of 3 subjects: 3 ok, 0 failed" in run.stderr

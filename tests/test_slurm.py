@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import workflow_copy
 from .slurm_cluster import SlurmCluster, install_with_apt
 
 pytestmark = pytest.mark.slurm
@@ -45,10 +45,7 @@ def cluster(tmp_path_factory):
 
 def project(work: Path) -> Path:
     """A fresh copy of the workflow and the demo cohort, in batches of BATCH_SIZE, plus one corrupt study."""
-    shutil.copy(ROOT / "Snakefile", work)
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, work / folder)
-    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")
+    workflow_copy(work)
     (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
     with open(work / "config" / "studies.tsv", "a") as fh:
         fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")

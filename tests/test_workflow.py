@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, workflow_copy
 from .hostile import bomb
 
 pytestmark = pytest.mark.workflow
@@ -43,11 +43,7 @@ def workflow_run(tmp_path_factory):
     """A fresh copy of the workflow, its config and the bundled cohort, with a corrupt 7th study, a bomb 8th,
     and a 13th subject whose two sessions are dated out of order (its follow-up fails), run once with
     --keep-going (as the default profile does)."""
-    work = tmp_path_factory.mktemp("workflow")
-    shutil.copy(ROOT / "Snakefile", work)
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, work / folder)
-    shutil.copytree(ROOT / "test_data" / "cohort", work / "test_data" / "cohort")
+    work = workflow_copy(tmp_path_factory.mktemp("workflow"))
     (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
     bomb(work / "test_data" / "cohort" / "sub-08_ses-01_dseg.nii.gz")  # claims 2048^3 voxels in 100 bytes
     with open(work / "config" / "studies.tsv", "a") as fh:
