@@ -55,6 +55,56 @@ def test_a_signal_is_held_back_even_with_other_threads_running():
     assert done == ["renamed all"]
 
 
+class _SignalsInItsDestructor:
+    """Python runs a signal handler wherever the main thread is; inside a destructor its exception is only
+    printed ("Exception ignored in ...") and lost. Some library's object may be collected just then."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), self.signum)
+        sum(range(100))  # a few bytecodes, where the handler runs
+
+
+def _swallow_a_signal(signum: int = signal.SIGTERM) -> None:
+    swallowed, hook = [], sys.unraisablehook
+    sys.unraisablehook = swallowed.append
+    try:
+        _SignalsInItsDestructor(signum)  # collected at once: the handler's Terminated is swallowed
+    finally:
+        sys.unraisablehook = hook
+    assert [type(u.exc_value) for u in swallowed] == [Terminated]
+
+
+def test_a_signal_whose_exception_was_swallowed_still_abandons_the_outputs(tmp_path):
+    with pytest.raises(Terminated) as caught, terminating_on_signals():
+        with atomic_outputs(tmp_path / "a.json") as (a,):
+            write_json(a, {"x": 1})
+            _swallow_a_signal()
+            done = "wrote everything"  # the swallowed exception did not stop the block ...
+    assert done and caught.value.exit_code == 143
+    assert list(tmp_path.iterdir()) == []  # ... but nothing was committed
+
+
+def test_a_batch_stops_after_the_study_during_which_a_swallowed_signal_arrived(tmp_path, monkeypatch):
+    from brainmets.cli import batch, build_parser
+
+    ran = []
+
+    def run(args):
+        ran.append(args.subject)
+        if args.subject == "01":
+            _swallow_a_signal(signal.SIGINT)
+        return 0
+
+    monkeypatch.setattr(batch, "run", run)
+    jobs = {"command": "features", "studies": [_study(tmp_path, i) for i in range(4)]}
+    with pytest.raises(Terminated) as caught, terminating_on_signals():
+        batch.run_batch(build_parser(), json.dumps(jobs))
+    assert ran == ["00", "01"] and caught.value.exit_code == 130
+
+
 def test_sweeping_removes_only_temporary_outputs_nobody_is_writing(tmp_path):
     (tmp_path / "sub-01").mkdir()
     kept = [tmp_path / "sub-01" / "sub-01_desc-brainmets_status.json", tmp_path / "notes.tmp"]

@@ -25,8 +25,21 @@ class Terminated(BaseException):
         return 128 + self.signum
 
 
+_received: list[int] = []  # the signals that arrived while terminating_on_signals was active
+
+
 def _raise_terminated(signum: int, frame) -> None:
+    _received.append(signum)
     raise Terminated(signum)
+
+
+def raise_if_terminated() -> None:
+    """Raise Terminated if a termination signal arrived but its exception was swallowed. Python runs a handler
+    wherever the main thread happens to be, and an exception raised inside a destructor or a garbage-collector
+    callback is only printed ("Exception ignored in ..."), and a library's bare `except:` drops it silently; so
+    the points where outputs are committed, a study ends or the command returns check here too."""
+    if _received:
+        raise Terminated(_received[0])
 
 
 def _in_main_thread() -> bool:
@@ -39,12 +52,14 @@ def terminating_on_signals() -> Iterator[None]:
     if not _in_main_thread():
         yield
         return
+    _received.clear()
     saved = {s: signal.signal(s, _raise_terminated) for s in SIGNALS}
     try:
         yield
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+        _received.clear()
 
 
 @contextlib.contextmanager

@@ -44,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainmets`` console script; returns the exit code. SIGTERM and SIGINT end it
     cleanly: the outputs being written are abandoned, their temporary files removed, and the exit code is 128 +
     the signal's number (143, 130)."""
-    from ..interrupts import Terminated, terminating_on_signals
+    from ..interrupts import Terminated, raise_if_terminated, terminating_on_signals
 
     with terminating_on_signals():
         try:
-            return _main(argv)
+            code = _main(argv)
+            raise_if_terminated()
+            return code
         except Terminated as exc:
             print(f"brainmets: terminated by {exc}: the outputs it was writing are not complete and their "
                   "temporary files were removed; run it again", file=sys.stderr)  # fmt: skip

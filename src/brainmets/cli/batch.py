@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..interrupts import Terminated, signals_deferred
+from ..interrupts import Terminated, raise_if_terminated, signals_deferred
 from .common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
 from .runner import remove_outputs, run
 
@@ -91,6 +91,7 @@ def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
             code = _run_study(parser, [command, *study["args"], *common], study.get("log"))
             if code:
                 incomplete.append(study.get("log") or " ".join(study["args"]))
+            raise_if_terminated()
     except Terminated:
         with signals_deferred():  # a second signal must not cut the clean-up short
             removed = _roll_back(parser, command, common, studies, started)

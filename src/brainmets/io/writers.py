@@ -54,12 +54,13 @@ def _temporary_beside(target: Path) -> Iterator[Path]:
 def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
     """Temporary paths for several outputs: all are renamed into place if the block succeeds, none otherwise.
     A termination signal is held back while they are renamed, so it never leaves a set half replaced."""
-    from ..interrupts import signals_deferred
+    from ..interrupts import raise_if_terminated, signals_deferred
 
     paths = [Path(t) for t in targets]
     with contextlib.ExitStack() as stack:
         tmp_paths = [stack.enter_context(_temporary_beside(t)) for t in paths]
         yield tmp_paths
+        raise_if_terminated()  # a signal whose exception something swallowed while they were written
         with signals_deferred():
             for tmp_path, target in zip(tmp_paths, paths):
                 try:
