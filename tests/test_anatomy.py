@@ -71,6 +71,43 @@ def seg_with_balls(path, balls, shape=(60, 60, 60), affine=None):
     return save(path, labels, affine), labels, affine
 
 
+@pytest.mark.parametrize("spacing", [(1.0, 1.0, 1.0), (0.7, 1.1, 2.5)])
+def test_the_ventricle_distance_from_a_lesions_candidate_voxels_is_that_from_all_of_them(toy_parcellation, spacing):
+    """Boundary voxels, and interior voxels whose cell holds a ventricle point, are the only ones that can
+    be nearest: random blobs around and inside the 4th ventricle, on an anisotropic, flipped grid."""
+    from brainmets.anatomy import ventricle_candidates
+    from brainmets.geometry import apply_affine
+
+    reference = build_reference(ReferenceChoice(parcellation=str(toy_parcellation)), None)
+    tree = reference.region_tree("fourth_ventricle")
+    rng = np.random.default_rng(7)
+    affine = np.diag([-spacing[0], spacing[1], spacing[2], 1.0])
+    for trial in range(12):
+        shape = tuple(int(n) for n in rng.integers(6, 16, size=3))
+        mask = ndimage_blob(rng, shape)
+        centre = [0, 10, -8] if trial % 3 == 0 else rng.uniform(-25, 25, size=3)  # a third hold the ventricle
+        affine[:3, 3] = centre - affine[:3, :3] @ (np.asarray(shape) / 2)
+        points = apply_affine(affine, np.argwhere(mask).astype(float))
+        candidates = ventricle_candidates(mask, affine, reference)
+        assert candidates is not None and not (candidates & ~mask).any()
+        nearer = apply_affine(affine, np.argwhere(candidates).astype(float))
+        assert tree.query(nearer)[0].min() == tree.query(points)[0].min(), trial
+        assert candidates.sum() < mask.sum() or mask.sum() < 30  # the point: fewer voxels searched
+    assert (
+        ventricle_candidates(mask, np.array([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]), reference)
+        is None
+    )
+
+
+def ndimage_blob(rng, shape) -> np.ndarray:
+    """A random solid blob: smoothed noise above a threshold, never empty."""
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.normal(size=shape), 1.5)
+    mask = field > np.quantile(field, 0.4)
+    return ndimage.binary_fill_holes(mask)
+
+
 def test_known_regions_of_a_synthetic_parcellation(tmp_path, toy_parcellation):
     balls = [((-15, -15, -15), 4), ((0, 0, -18), 3), ((-15, -15, 12), 4), ((-15, 10, 0), 5), ((22, -15, 10), 4)]
     seg, labels, affine = seg_with_balls(tmp_path / "seg.nii.gz", balls)

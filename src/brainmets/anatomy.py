@@ -260,8 +260,10 @@ def locate(
     reference: Reference,
     params: LocationParameters,
     sources: str,
+    distance_points: list[np.ndarray | None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Location fields of each lesion, given the world coordinates of its core voxel centres.
+    """Location fields of each lesion, given the world coordinates of its core voxel centres (and those of
+    them that can be its nearest to the 4th ventricle, when known: see ``ventricle_candidates``).
 
     Raises :class:`InputDataError` (naming ``sources``) when lesion voxels fall outside the reference's
     field of view, or when too many of them fall outside its brain (the two do not line up).
@@ -286,13 +288,35 @@ def locate(
             )
     ventricle = _ventricle_tree(reference)
     return [
-        _location_row(points, sample, None, reference, params, ventricle)
-        for points, sample in zip(lesion_points, samples)
+        _location_row(points, sample, None, reference, params, ventricle, nearer)
+        for points, sample, nearer in zip(lesion_points, samples, distance_points or [None] * len(lesion_points))
     ]
 
 
 def _ventricle_tree(reference: Reference) -> cKDTree | None:
     return reference.region_tree("fourth_ventricle") if reference.has("fourth_ventricle") else None
+
+
+def ventricle_candidates(mask: np.ndarray, affine: np.ndarray, reference: Reference) -> np.ndarray | None:
+    """The voxels of ``mask`` (a lesion's crop, ``affine`` its grid) that can be the lesion's nearest to the
+    4th ventricle: its boundary voxels (a face neighbour outside the lesion) and the interior voxels whose
+    own cell holds a ventricle point. On a grid with orthogonal axes a step to a face neighbour brings an
+    interior voxel nearer to any point outside its cell, so no other voxel can be the nearest. None where
+    that does not hold (a sheared grid) or there is no 4th ventricle: then every voxel counts."""
+    from .geometry import axis_shear_deg
+
+    tree = _ventricle_tree(reference)
+    if tree is None or axis_shear_deg(affine) > 1e-6:
+        return None
+    p = np.pad(mask, 1)  # six shifted views: several times faster than ndimage.binary_erosion on such crops
+    interior = mask & p[:-2, 1:-1, 1:-1] & p[2:, 1:-1, 1:-1] & p[1:-1, :-2, 1:-1] & p[1:-1, 2:, 1:-1]
+    interior &= p[1:-1, 1:-1, :-2] & p[1:-1, 1:-1, 2:]
+    candidates = mask & ~interior
+    ijk = np.rint(apply_affine(np.linalg.inv(affine), tree.data)).astype(np.int64)
+    ijk = ijk[np.all((ijk >= 0) & (ijk < mask.shape), axis=1)]
+    held = tuple(ijk[interior[tuple(ijk.T)]].T)
+    candidates[held] = True
+    return candidates
 
 
 def _location_row(

@@ -16,7 +16,15 @@ import numpy as np
 from scipy import ndimage
 
 from . import __version__
-from .anatomy import LocationParameters, Reference, empty_location, locate, locate_cavity, missing_notes
+from .anatomy import (
+    LocationParameters,
+    Reference,
+    empty_location,
+    locate,
+    locate_cavity,
+    missing_notes,
+    ventricle_candidates,
+)
 from .config import FeatureParameters
 from .errors import InputDataError, LabelSchemeError
 from .fields import BOOLEAN, Field
@@ -555,12 +563,18 @@ def _add_location(rows, lesions, affine, reference, location, source) -> None:
         for row in rows:
             row.update(empty_location())
         return
-    points = []
+    points, nearer = [], []
     for lesion_id, box in enumerate(lesions.boxes, start=1):
-        ijk = np.argwhere(lesions.mask(lesion_id)) + [s.start for s in box]
-        points.append(apply_affine(affine, ijk.astype(float)))
+        mask, offset = lesions.mask(lesion_id), [s.start for s in box]
+        points.append(apply_affine(affine, (np.argwhere(mask) + offset).astype(float)))
+        box_affine = affine.copy()
+        box_affine[:3, 3] = apply_affine(affine, np.asarray(offset, dtype=float))
+        candidates = ventricle_candidates(mask, box_affine, reference)
+        nearer.append(
+            None if candidates is None else apply_affine(affine, (np.argwhere(candidates) + offset).astype(float))
+        )
     names = ", ".join([source, *(image.source for image in reference.images.values())])
-    for row, located in zip(rows, locate(points, reference, location, names)):
+    for row, located in zip(rows, locate(points, reference, location, names, nearer)):
         row.update(located)
 
 

@@ -137,25 +137,28 @@ def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     return float(np.sqrt(d2[i, j])), candidates[i], candidates[j]
 
 
-def plane_sections(mesh: Mesh, origin_z: float, spacing: float, offset: float = 0.0) -> dict[int, np.ndarray]:
+def plane_sections(
+    mesh: Mesh, origin_z: float, spacing: float, offset: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Intersections of the mesh with the planes z = origin_z + (n + offset) * spacing.
 
-    Returns ``{n: segments}`` for the planes that cut the mesh, segments of shape (M, 2, 2) in (x, y).
-    A vertex exactly on a plane counts as above it, so every crossing triangle gives one segment.
+    Returns ``(planes, bounds, segments)``: the numbers n of the planes that cut the mesh (ascending), and the
+    segments in (x, y), shape (M, 2, 2), grouped by plane: plane ``planes[k]`` holds
+    ``segments[bounds[k]:bounds[k + 1]]``. A vertex exactly on a plane counts as above it, so every crossing
+    triangle gives one segment.
     """
-    tri = mesh.vertices[mesh.faces]  # (F, 3, 3)
-    tz = tri[:, :, 2]
+    tz = mesh.vertices[:, 2][mesh.faces]  # (F, 3)
     # plane n cuts triangle t when zmin < z_n <= zmax
     lo = np.floor((tz.min(axis=1) - origin_z) / spacing - offset).astype(np.int64) + 1
     hi = np.floor((tz.max(axis=1) - origin_z) / spacing - offset).astype(np.int64)
     count = np.maximum(hi - lo + 1, 0)
-    t_idx = np.repeat(np.arange(len(tri)), count)
+    t_idx = np.repeat(np.arange(len(tz)), count)
     if t_idx.size == 0:
-        return {}
+        return np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros((0, 2, 2))
     starts = np.cumsum(count) - count
     plane = lo[t_idx] + (np.arange(t_idx.size) - starts[t_idx])
     z = origin_z + (plane + offset) * spacing
-    t3, z3 = tri[t_idx], tz[t_idx]
+    t3, z3 = mesh.vertices[mesh.faces[t_idx]], tz[t_idx]  # only the triangles that cross a plane
     above = z3 >= z[:, None]
     points, crossing = [], []
     for a, b in ((0, 1), (1, 2), (2, 0)):
@@ -167,8 +170,21 @@ def plane_sections(mesh: Mesh, origin_z: float, spacing: float, offset: float = 
     segments = np.stack(points, axis=1)[np.stack(crossing, axis=1)].reshape(-1, 2, 2)
     order = np.argsort(plane, kind="stable")
     plane, segments = plane[order], segments[order]
-    cuts = np.flatnonzero(np.diff(plane)) + 1
-    return {int(p[0]): seg for p, seg in zip(np.split(plane, cuts), np.split(segments, cuts))}
+    first = np.flatnonzero(np.r_[True, np.diff(plane) != 0])
+    return plane[first], np.r_[first, len(plane)], segments
+
+
+def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The farthest pair among 2D points, with its length (hull first only when there are many points)."""
+    candidates = points
+    if len(points) > 64:
+        try:
+            candidates = points[ConvexHull(points).vertices]
+        except (QhullError, ValueError):
+            candidates = np.unique(points, axis=0)
+    d2 = cdist(candidates, candidates, "sqeuclidean")
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    return float(np.sqrt(d2[i, j])), candidates[i], candidates[j]
 
 
 def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
@@ -176,7 +192,9 @@ def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     (even-odd rule), e.g. the RANO-BM perpendicular diameter when ``direction`` is the longest diameter.
 
     The inside length along a line is piecewise linear in the line's offset, so its maximum is reached next
-    to a vertex: the offsets tried are every vertex offset, nudged to either side.
+    to a vertex: the offsets tried are every vertex offset, nudged to either side. Each segment is crossed
+    by the lines whose offsets lie strictly within its span (a range of the sorted offsets), so only the
+    crossings that exist are computed; each line's crossings, sorted, pair up into its chords.
     """
     d = direction / np.linalg.norm(direction)
     across = np.array([-d[1], d[0]])  # the chords run along this axis
@@ -188,25 +206,25 @@ def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     nudge = span * 1e-9
     verts = np.unique(a)
     offsets = np.concatenate([verts - nudge, verts + nudge])
-    offsets = offsets[(offsets > a.min()) & (offsets < a.max())]
+    offsets = np.sort(offsets[(offsets > a.min()) & (offsets < a.max())])
     a0, a1, b0, b1 = a[:, 0], a[:, 1], b[:, 0], b[:, 1]
-    denom = np.where(a1 != a0, a1 - a0, 1.0)
-    best = 0.0
-    for start in range(0, len(offsets), 256):
-        t = offsets[start : start + 256, None]
-        crosses = (a0 - t) * (a1 - t) < 0
-        pos = np.where(crosses, b0 + (t - a0) / denom * (b1 - b0), np.inf)
-        pos.sort(axis=1)
-        n = crosses.sum(axis=1)
-        pairs = pos.shape[1] // 2
-        if pairs == 0:
-            continue
-        with np.errstate(invalid="ignore"):  # inf - inf where a line crosses fewer segments
-            lengths = pos[:, 1 : 2 * pairs : 2] - pos[:, 0 : 2 * pairs : 2]
-        valid = np.arange(pairs)[None, :] < (n // 2)[:, None]
-        lengths = np.where(valid & np.isfinite(lengths), lengths, 0.0)
-        best = max(best, float(lengths.max()))
-    return best
+    first = np.searchsorted(offsets, np.minimum(a0, a1), side="right")  # lines strictly inside each span
+    stop = np.searchsorted(offsets, np.maximum(a0, a1), side="left")
+    count = np.maximum(stop - first, 0)
+    if not count.any():
+        return 0.0
+    seg = np.repeat(np.arange(len(a)), count)  # one row per (segment, line) crossing
+    line = first[seg] + (np.arange(seg.size) - (np.cumsum(count) - count)[seg])
+    t = offsets[line]
+    denom = np.where(a1 != a0, a1 - a0, 1.0)[seg]
+    pos = b0[seg] + (t - a0[seg]) / denom * (b1[seg] - b0[seg])
+    order = np.lexsort((pos, line))
+    line, pos = line[order], pos[order]
+    starts = np.flatnonzero(np.r_[True, line[1:] != line[:-1]])
+    crossings = np.diff(np.r_[starts, line.size])  # per line
+    rank = np.arange(line.size) - np.repeat(starts, crossings)
+    opens = (rank % 2 == 0) & (rank + 1 < np.repeat(crossings // 2 * 2, crossings))  # even-odd pairs
+    return float((pos[1:][opens[:-1]] - pos[:-1][opens[:-1]]).max()) if opens.any() else 0.0
 
 
 @dataclass(frozen=True)
@@ -228,22 +246,23 @@ def axial_diameters(mesh: Mesh, grid: AxialGrid) -> AxialDiameters:
     0.5) of the slices that hold the lesion; for oblique or sagittal acquisitions they are axial reformats
     of the same surface, taken at the image's resolution along z.
     """
-    sections = plane_sections(mesh, grid.origin_z_mm, grid.spacing_mm, PLANE_OFFSET_FRACTION)
-    cut = [(grid.origin_z_mm + n * grid.spacing_mm, sections[n]) for n in sorted(sections)]
-    if not cut:
+    planes, bounds, segments = plane_sections(mesh, grid.origin_z_mm, grid.spacing_mm, PLANE_OFFSET_FRACTION)
+    if not len(planes):
         return AxialDiameters(0.0, 0.0, 0, None)
     # The longest diameter is the largest width over all directions; widths sampled every 180/16 degrees
     # bound it from below (their maximum) and above (that maximum / cos(180/32 degrees)). Measure sections
     # in decreasing order of the upper bound; stop when none left can reach (or tie) the longest so far.
     angles = np.arange(WIDTH_DIRECTIONS) * np.pi / WIDTH_DIRECTIONS
     directions = np.stack([np.cos(angles), np.sin(angles)])
-    widths = np.array([np.ptp(seg.reshape(-1, 2) @ directions, axis=0).max() for _, seg in cut])
+    projections = segments.reshape(-1, 2) @ directions  # every endpoint, every direction
+    first = 2 * bounds[:-1]
+    widths = (np.maximum.reduceat(projections, first) - np.minimum.reduceat(projections, first)).max(axis=1)
     upper = widths / np.cos(np.pi / (2 * WIDTH_DIRECTIONS))
     results, longest = [], float(widths.max())
     for k in np.argsort(upper)[::-1]:
         if upper[k] < longest * (1 - 1e-9):
             break
-        zc, seg = cut[k]
+        zc, seg = grid.origin_z_mm + planes[k] * grid.spacing_mm, segments[bounds[k] : bounds[k + 1]]
         length, p, q = _farthest_pair(seg.reshape(-1, 2))
         longest = max(longest, length)
         results.append((length, zc, seg, q - p))
@@ -256,6 +275,6 @@ def axial_diameters(mesh: Mesh, grid: AxialGrid) -> AxialDiameters:
     return AxialDiameters(
         longest_mm=float(longest),
         perpendicular_mm=float(max(best_perp, 0.0)),
-        slice_count=len(cut),
+        slice_count=len(planes),
         plane_z_mm=None if best_z is None else float(best_z),
     )

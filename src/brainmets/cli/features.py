@@ -344,15 +344,9 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
-    from ..labels import CORE_ROLES, Role, role_mask
     from ..report.figures import image_on_grid, study_figure
 
     label_map, result, params = measurement.label_map, measurement.features, measurement.parameters
-    masks = {
-        "core": role_mask(label_map.labels, params.scheme, *CORE_ROLES),
-        "enhancing": role_mask(label_map.labels, params.scheme, Role.ENHANCING),
-        "edema": role_mask(label_map.labels, params.scheme, Role.EDEMA),
-    }
     image = image_on_grid(args.image, label_map.affine, label_map.shape, params.max_voxels) if args.image else None
     name = " ".join(
         x for x in (f"sub-{args.subject}" if args.subject else "", f"ses-{args.session}" if args.session else "") if x
@@ -361,7 +355,7 @@ def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
         path,
         label_map.labels,
         label_map.affine,
-        masks,
+        params.scheme,
         result.lesions,
         result.instances,
         image,
