@@ -52,8 +52,11 @@ ANISO = np.diag([0.9, 1.1, 2.5, 1.0])
 
 
 def test_max_pairwise_distance_matches_brute_force():
-    pts = np.random.default_rng(0).normal(size=(400, 3)) * (3, 2, 1)
-    assert max_pairwise_distance(pts) == pytest.approx(pdist(pts).max(), rel=1e-12)
+    for n in (400, 5000):  # every pair compared; only the hull's vertices
+        pts = np.random.default_rng(0).normal(size=(n, 3)) * (3, 2, 1)
+        assert max_pairwise_distance(pts) == pytest.approx(pdist(pts).max(), rel=1e-12)
+    flat = np.c_[np.random.default_rng(1).normal(size=(2000, 2)), np.zeros(2000)]  # no hull: all pairs, in blocks
+    assert max_pairwise_distance(flat, chunk=300) == pytest.approx(pdist(flat).max(), rel=1e-12)
     assert max_pairwise_distance(np.zeros((1, 3))) == 0.0
     flat = np.c_[np.random.default_rng(1).normal(size=(50, 2)), np.zeros(50)]
     assert max_pairwise_distance(flat) == pytest.approx(pdist(flat).max(), rel=1e-12)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial import ConvexHull, QhullError
-from scipy.spatial.distance import cdist
+from scipy.spatial.distance import cdist, pdist
 from skimage.measure import marching_cubes
 
 #: Offset of each axial cutting plane from its nominal position, as a fraction of the plane spacing, so that
@@ -108,11 +108,18 @@ def mesh_volume_and_area(mesh: Mesh) -> tuple[float, float]:
     return volume, area
 
 
+#: Up to this many points every pair is compared (quicker than building their convex hull).
+ALL_PAIRS_MAX_POINTS = 512
+
+
 def max_pairwise_distance(points: np.ndarray, chunk: int = 1024) -> float:
-    """Largest distance between any two points; only convex-hull vertices can realise it."""
+    """Largest distance between any two points; only convex-hull vertices can realise it, so beyond
+    ``ALL_PAIRS_MAX_POINTS`` points only those are compared."""
     points = np.asarray(points, dtype=np.float64)
     if len(points) < 2:
         return 0.0
+    if len(points) <= ALL_PAIRS_MAX_POINTS:
+        return float(np.sqrt(pdist(points, "sqeuclidean").max()))
     try:
         candidates = points[ConvexHull(points).vertices]
     except (QhullError, ValueError):  # flat or collinear sets: no hull, compare them all
