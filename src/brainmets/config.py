@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -82,10 +83,32 @@ def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
             stack.extend(((*where, i), v, depth + 1) for i, v in enumerate(value))
 
 
+#: Valid configurations and reference definitions remembered (by schema, source and ``repr``): a batch's
+#: studies share them, so each is validated once; every caller gets its own deep copy.
+_SHARED_SCHEMAS = (SCHEMA_FILE, "reference.schema.yaml")
+_VALIDATED: dict[tuple[str, str, str], Any] = {}
+_VALIDATED_MAX_ENTRIES, _VALIDATED_MAX_CHARS = 32, 100_000
+
+
 def validate_with(schema: str, data: Any, source: str) -> Any:
     """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
     Unusable numbers (NaN, infinities, integers beyond 2^53) and structures too large or deep to be meant are
     refused first: JSON schema's bounds let NaN through."""
+    key = None
+    if schema in _SHARED_SCHEMAS:
+        with contextlib.suppress(RecursionError):  # nested too deeply: refused by _validate
+            key = (schema, source, repr(data))
+    if key is not None and key in _VALIDATED:
+        return copy.deepcopy(_VALIDATED[key])
+    valid = _validate(schema, data, source)
+    if key is not None and len(key[2]) <= _VALIDATED_MAX_CHARS:
+        if len(_VALIDATED) >= _VALIDATED_MAX_ENTRIES:
+            _VALIDATED.clear()
+        _VALIDATED[key] = copy.deepcopy(valid)
+    return valid
+
+
+def _validate(schema: str, data: Any, source: str) -> Any:
     for where, problem in _bad_values(data):
         key = ".".join(map(str, where)) or "(top level)"
         raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
-import functools
 import json
 import logging
 import math
@@ -47,19 +45,7 @@ def command_config(args: argparse.Namespace) -> dict:
         for key, value in extra.items():
             before = config.get(key)
             config[key] = {**before, **value} if isinstance(before, dict) and isinstance(value, dict) else value
-    try:
-        text = json.dumps(config)
-    except (TypeError, ValueError):  # a YAML value JSON cannot hold (a date): validated as it is
-        return validate_config(config, "--config/--config-json")
-    return copy.deepcopy(_validated_config(text))
-
-
-@functools.lru_cache(maxsize=4)
-def _validated_config(text: str) -> dict:
-    """A batch's studies share one configuration: it is validated once (each study gets a deep copy)."""
-    from ..config import validate_config
-
-    return validate_config(json.loads(text), "--config/--config-json")
+    return validate_config(config, "--config/--config-json")
 
 
 #: Options (of any command) that name files or folders the command reads.
