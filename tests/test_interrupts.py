@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from brainmets.interrupts import Terminated, signals_deferred, terminating_on_signals
+from brainmets.interrupts import Terminated, raise_if_terminated, signals_deferred, terminating_on_signals
 from brainmets.io.writers import TEMPORARY_GLOB, atomic_outputs, sweep_temporary_files, write_json
 
 from .conftest import TEST_DATA
@@ -103,6 +103,28 @@ def test_a_batch_stops_after_the_study_during_which_a_swallowed_signal_arrived(t
     with pytest.raises(Terminated) as caught, terminating_on_signals():
         batch.run_batch(build_parser(), json.dumps(jobs))
     assert ran == ["00", "01"] and caught.value.exit_code == 130
+
+
+def test_an_inner_block_keeps_a_swallowed_signal_of_the_enclosing_one():
+    with pytest.raises(Terminated), terminating_on_signals():
+        _swallow_a_signal()
+        with terminating_on_signals():  # e.g. main() called by a harness that handles signals itself
+            pass
+        raise_if_terminated()
+    raise_if_terminated()  # and after the outer block nothing is left over
+
+
+def test_a_command_whose_signal_was_swallowed_after_its_outputs_exits_as_terminated(tmp_path, monkeypatch, capsys):
+    from brainmets import cli
+
+    def command(argv):
+        write_json(tmp_path / "done.json", {"x": 1})
+        _swallow_a_signal()
+        return 0
+
+    monkeypatch.setattr(cli, "_main", command)
+    assert cli.main([]) == 143
+    assert (tmp_path / "done.json").is_file() and "its outputs are complete" in capsys.readouterr().err
 
 
 def test_sweeping_removes_only_temporary_outputs_nobody_is_writing(tmp_path):

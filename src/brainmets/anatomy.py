@@ -289,7 +289,9 @@ def locate(
     ventricle = _ventricle_tree(reference)
     return [
         _location_row(points, sample, None, reference, params, ventricle, nearer)
-        for points, sample, nearer in zip(lesion_points, samples, distance_points or [None] * len(lesion_points))
+        for points, sample, nearer in zip(
+            lesion_points, samples, distance_points or [None] * len(lesion_points), strict=True
+        )
     ]
 
 
@@ -297,25 +299,36 @@ def _ventricle_tree(reference: Reference) -> cKDTree | None:
     return reference.region_tree("fourth_ventricle") if reference.has("fourth_ventricle") else None
 
 
+#: An interior voxel is kept as a candidate when a ventricle point lies within its cell widened by this
+#: fraction of a voxel: far more than rounding, or the cross terms of an affine sheared by up to
+#: ``MAX_CANDIDATE_SHEAR_DEG``, can move a distance (see ``ventricle_candidates``).
+CELL_MARGIN = 0.01
+MAX_CANDIDATE_SHEAR_DEG = 1e-6
+
+
 def ventricle_candidates(mask: np.ndarray, affine: np.ndarray, reference: Reference) -> np.ndarray | None:
     """The voxels of ``mask`` (a lesion's crop, ``affine`` its grid) that can be the lesion's nearest to the
     4th ventricle: its boundary voxels (a face neighbour outside the lesion) and the interior voxels whose
-    own cell holds a ventricle point. On a grid with orthogonal axes a step to a face neighbour brings an
-    interior voxel nearer to any point outside its cell, so no other voxel can be the nearest. None where
-    that does not hold (a sheared grid) or there is no 4th ventricle: then every voxel counts."""
+    own cell (widened by ``CELL_MARGIN``) holds a ventricle point. On a grid with orthogonal axes a step to
+    the face neighbour towards a point outside an interior voxel's widened cell shortens the distance to it
+    by at least 2 x CELL_MARGIN x that axis's spacing squared, so no other voxel can be the nearest. None
+    where that does not hold (a sheared grid) or there is no 4th ventricle: then every voxel counts."""
     from .geometry import axis_shear_deg
 
     tree = _ventricle_tree(reference)
-    if tree is None or axis_shear_deg(affine) > 1e-6:
+    if tree is None or axis_shear_deg(affine) > MAX_CANDIDATE_SHEAR_DEG:
         return None
     p = np.pad(mask, 1)  # six shifted views: several times faster than ndimage.binary_erosion on such crops
     interior = mask & p[:-2, 1:-1, 1:-1] & p[2:, 1:-1, 1:-1] & p[1:-1, :-2, 1:-1] & p[1:-1, 2:, 1:-1]
     interior &= p[1:-1, 1:-1, :-2] & p[1:-1, 1:-1, 2:]
     candidates = mask & ~interior
-    ijk = np.rint(apply_affine(np.linalg.inv(affine), tree.data)).astype(np.int64)
-    ijk = ijk[np.all((ijk >= 0) & (ijk < mask.shape), axis=1)]
-    held = tuple(ijk[interior[tuple(ijk.T)]].T)
-    candidates[held] = True
+    index = apply_affine(np.linalg.inv(affine), tree.data)  # ventricle points in the crop's voxel indices
+    low, high = (np.floor(index + 0.5 + m).astype(np.int64) for m in (-CELL_MARGIN, CELL_MARGIN))
+    for corner in np.ndindex(2, 2, 2):  # every cell the widened cells around a point reach (mostly one)
+        ijk = np.where(np.array(corner, bool), high, low)
+        ijk = ijk[np.all((ijk >= 0) & (ijk < mask.shape), axis=1)]
+        held = tuple(ijk[interior[tuple(ijk.T)]].T)
+        candidates[held] = True
     return candidates
 
 

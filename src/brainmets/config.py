@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import math
@@ -94,12 +93,13 @@ def validate_with(schema: str, data: Any, source: str) -> Any:
     """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
     Unusable numbers (NaN, infinities, integers beyond 2^53) and structures too large or deep to be meant are
     refused first: JSON schema's bounds let NaN through."""
-    key = None
-    if schema in _SHARED_SCHEMAS:
-        with contextlib.suppress(RecursionError):  # nested too deeply: refused by _validate
-            key = (schema, source, repr(data))
-    if key is not None and key in _VALIDATED:
-        return copy.deepcopy(_VALIDATED[key])
+    for where, problem in _bad_values(data):  # first: an exploding alias must never be expanded (by repr)
+        key = ".".join(map(str, where)) or "(top level)"
+        raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")
+    key = (schema, source, repr(data)) if schema in _SHARED_SCHEMAS else None
+    cached = _VALIDATED.get(key) if key is not None else None
+    if cached is not None:
+        return copy.deepcopy(cached)
     valid = _validate(schema, data, source)
     if key is not None and len(key[2]) <= _VALIDATED_MAX_CHARS:
         if len(_VALIDATED) >= _VALIDATED_MAX_ENTRIES:
@@ -109,9 +109,6 @@ def validate_with(schema: str, data: Any, source: str) -> Any:
 
 
 def _validate(schema: str, data: Any, source: str) -> Any:
-    for where, problem in _bad_values(data):
-        key = ".".join(map(str, where)) or "(top level)"
-        raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")
     data = copy.deepcopy(data)
     errors = sorted(_Validator(load_schema(schema)).iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

@@ -570,9 +570,7 @@ def _add_location(rows, lesions, affine, reference, location, source) -> None:
         box_affine = affine.copy()
         box_affine[:3, 3] = apply_affine(affine, np.asarray(offset, dtype=float))
         candidates = ventricle_candidates(mask, box_affine, reference)
-        nearer.append(
-            None if candidates is None else apply_affine(affine, (np.argwhere(candidates) + offset).astype(float))
-        )
+        nearer.append(None if candidates is None else points[-1][candidates[mask]])  # rows in argwhere's order
     names = ", ".join([source, *(image.source for image in reference.images.values())])
     for row, located in zip(rows, locate(points, reference, location, names, nearer)):
         row.update(located)

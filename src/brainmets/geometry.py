@@ -181,19 +181,6 @@ def plane_sections(
     return plane[first], np.r_[first, len(plane)], segments
 
 
-def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The farthest pair among 2D points, with its length (hull first only when there are many points)."""
-    candidates = points
-    if len(points) > 64:
-        try:
-            candidates = points[ConvexHull(points).vertices]
-        except (QhullError, ValueError):
-            candidates = np.unique(points, axis=0)
-    d2 = cdist(candidates, candidates, "sqeuclidean")
-    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-    return float(np.sqrt(d2[i, j])), candidates[i], candidates[j]
-
-
 def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     """Longest segment perpendicular to ``direction`` lying inside the closed polygons made of ``segments``
     (even-odd rule), e.g. the RANO-BM perpendicular diameter when ``direction`` is the longest diameter.

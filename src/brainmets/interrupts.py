@@ -48,18 +48,20 @@ def _in_main_thread() -> bool:
 
 @contextlib.contextmanager
 def terminating_on_signals() -> Iterator[None]:
-    """SIGTERM and SIGINT raise Terminated for the duration (main thread only; elsewhere nothing changes)."""
+    """SIGTERM and SIGINT raise Terminated for the duration (main thread only; elsewhere nothing changes).
+    The signals received meanwhile (see ``raise_if_terminated``) are forgotten at the end, and an enclosing
+    block's are kept."""
     if not _in_main_thread():
         yield
         return
-    _received.clear()
+    outer = _received[:]
     saved = {s: signal.signal(s, _raise_terminated) for s in SIGNALS}
     try:
         yield
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
-        _received.clear()
+        _received[:] = outer
 
 
 @contextlib.contextmanager

@@ -49,12 +49,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with terminating_on_signals():
         try:
             code = _main(argv)
-            raise_if_terminated()
-            return code
         except Terminated as exc:
             print(f"brainmets: terminated by {exc}: the outputs it was writing are not complete and their "
                   "temporary files were removed; run it again", file=sys.stderr)  # fmt: skip
             return exc.exit_code
+        try:
+            raise_if_terminated()  # a signal whose exception was swallowed after the last output was written
+        except Terminated as exc:
+            print(f"brainmets: terminated by {exc} as it finished: its outputs are complete, but it exits as a "
+                  "terminated command does", file=sys.stderr)  # fmt: skip
+            return exc.exit_code
+        return code
 
 
 def _main(argv: Sequence[str] | None) -> int:
