@@ -421,6 +421,13 @@ def _label_counts(crop: np.ndarray, nonzero: np.ndarray, scheme) -> dict[int, in
     return {v: c for v, c in counts.items() if c}
 
 
+def _crop_affine(affine: np.ndarray, origin) -> np.ndarray:
+    """The affine of a crop whose first voxel is voxel ``origin`` of the image."""
+    shifted = affine.copy()
+    shifted[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
+    return shifted
+
+
 def _shift(box: tuple[slice, ...], origin: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice(s.start + o, s.stop + o) for s, o in zip(box, origin))
 
@@ -465,8 +472,7 @@ def compute_features(
     mismatch = scheme_mismatch(crop, counts, scheme)
     if mismatch:
         log.warning("%s: %s", label_map.source, mismatch)
-    crop_affine = affine.copy()
-    crop_affine[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
+    crop_affine = _crop_affine(affine, origin)
 
     core = role_mask(crop, scheme, *CORE_ROLES)
     edema = role_mask(crop, scheme, Role.EDEMA)
@@ -567,9 +573,7 @@ def _add_location(rows, lesions, affine, reference, location, source) -> None:
     for lesion_id, box in enumerate(lesions.boxes, start=1):
         mask, offset = lesions.mask(lesion_id), [s.start for s in box]
         points.append(apply_affine(affine, (np.argwhere(mask) + offset).astype(float)))
-        box_affine = affine.copy()
-        box_affine[:3, 3] = apply_affine(affine, np.asarray(offset, dtype=float))
-        candidates = ventricle_candidates(mask, box_affine, reference)
+        candidates = ventricle_candidates(mask, _crop_affine(affine, offset), reference)
         nearer.append(None if candidates is None else points[-1][candidates[mask]])  # rows in argwhere's order
     names = ", ".join([source, *(image.source for image in reference.images.values())])
     for row, located in zip(rows, locate(points, reference, location, names, nearer)):
