@@ -382,7 +382,7 @@ ANISO_AFFINE = affine_from(np.diag([-1.0, -1.0, 2.5]), BRATS_CENTRE, ANISO_SHAPE
 #: lesions as (offset from the grid centre in mm, core r)). Answers (README, Follow-up): sub-10 shrinks (PR),
 #: regrows +24 % with every target under 5 mm (SD), then past its nadir (PD); sub-11's lesion splits, a small
 #: one resolves and returns, a new one appears, and its second scan is shifted 6 mm (corrected by the
-#: transform); sub-12's two lesions merge.
+#: transform); sub-12's two lesions merge (NE: nothing measurable at baseline, 9 + 9 mm -> 19 mm no progression).
 LONGITUDINAL = [
     ("10", "01", "2024-01-10", "brats", 0, "srs", [((-30, 20, 15), 9), ((25, 30, 20), 6)]),
     ("10", "02", "2024-03-20", "aniso", 0, "", [((-30, 20, 15), 5), ((25, 30, 20), 3.5)]),

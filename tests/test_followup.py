@@ -34,8 +34,9 @@ def session_map(path, lesions, affine=ONE_MM, shape=(120, 120, 80), cavities=())
 
 def timeline(tmp_path, sessions, subject="01", name="timeline.tsv"):
     """A timeline TSV from (date, lesions, options) with options among affine, shape, cavities, transform,
-    treatment, steroids, clinical_status."""
-    columns = ["subject", "session", "date", "segmentation", "transform", "treatment", "steroids", "clinical_status"]
+    treatment, treated_lesions, steroids, clinical_status."""
+    columns = ["subject", "session", "date", "segmentation", "transform", "treatment", "steroids", "clinical_status",
+               "treated_lesions"]  # fmt: skip
     lines = ["\t".join(columns)]
     for k, (date, lesions, options) in enumerate(sessions, start=1):
         options = dict(options)
@@ -46,7 +47,8 @@ def timeline(tmp_path, sessions, subject="01", name="timeline.tsv"):
             transform = f"{name}-{k}.txt"
             np.savetxt(tmp_path / transform, options.pop("transform"))
         cells = [subject, str(k), date, seg.name, transform, options.get("treatment", ""),
-                 options.get("steroids", ""), options.get("clinical_status", "")]  # fmt: skip
+                 options.get("steroids", ""), options.get("clinical_status", ""),
+                 options.get("treated_lesions", "")]  # fmt: skip
         lines.append("\t".join(cells))
     path = tmp_path / name
     path.write_text("\n".join(lines) + "\n")
@@ -139,7 +141,8 @@ def test_partial_response_confirmed_four_weeks_later_and_complete_response(tmp_p
     )
     doc = brainmets.follow_up(path)
     assert responses(doc) == ["baseline", "PR", "PR", "PR", "CR", "CR"]
-    assert [r["confirmed"] for r in doc["rano_bm"]] == [None, True, True, True, True, None]
+    # the last CR confirms the CR of two months before, so it is confirmed too (issue 21: it was null)
+    assert [r["confirmed"] for r in doc["rano_bm"]] == [None, True, True, True, True, True]
     assert doc["rano_bm"][1]["radiographic_only"] is False and doc["rano_bm"][2]["radiographic_only"] is True
     assert events(doc)[-1] == ("6", 1, "resolved")
     assert doc["tracks"][0]["volumes_ml"][-1]["volume_ml"] == 0.0
@@ -298,22 +301,32 @@ def test_thick_slices_or_no_measurable_disease_are_not_evaluable(tmp_path):
 
 
 def test_table1_facts_from_time(tmp_path):
-    """Rapid growth, CNS progression, recurrence after SRS (with the necrosis caveat) and local recurrence
-    at a resection cavity's margin after surgery; unknown when the timeline records no such treatment."""
+    """Surgery of lesion 1 and SRS of both: the SRS-treated lesion 2 doubling its diameter a month later may be
+    recurrence or radiation necrosis (undetermined, with the doubt as a warning), so rapid growth is undetermined
+    too; the rim nodule reaching the measurable 10 mm is a local recurrence, equally undetermined; the resection
+    made the first follow-up a new baseline, against which lesion 2's growth is PD. Unknown when the timeline
+    records no such treatment. (Issue 21: this timeline gave rapid growth and both recurrences true.)"""
     path = timeline(
         tmp_path,
         [
-            ("2024-01-01", [(A, 10), (B, 6)], {"treatment": "surgery,srs"}),
+            ("2024-01-01", [(A, 10), (B, 6)], {"treatment": "surgery,srs", "treated_lesions": "surgery:1;srs:1;srs:2"}),
             ("2024-03-01", [(B, 5), ((-20, -20, 14), 3)], {"cavities": [(A, 11)]}),
-            ("2024-04-01", [(B, 9), ((-20, -20, 14), 5)], {"cavities": [(A, 11)]}),
+            ("2024-04-01", [(B, 9), ((-20, -20, 14), 6)], {"cavities": [(A, 11)]}),
         ],
     )
-    facts = brainmets.follow_up(path)["facts"]
-    assert facts["rapid_growth"]["value"] is True and "per month" in facts["rapid_growth"]["evidence"]
-    assert facts["cns_progression"]["value"] is True
-    assert facts["recurrence_after_srs"]["value"] is True
-    assert "radiation necrosis undetermined" in facts["recurrence_after_srs"]["evidence"]
-    assert facts["local_recurrence_after_resection"]["value"] is True
+    doc = brainmets.follow_up(path)
+    facts = doc["facts"]
+    assert doc["sessions"][0]["treated_track_ids"] == {"surgery": [1], "srs": [1, 2]}  # lesion k is track k
+    for name in ("rapid_growth", "recurrence_after_srs", "local_recurrence_after_resection"):
+        assert facts[name]["value"] is None and facts[name]["if_recurrence_confirmed"] == {"yes": True, "no": False}
+        assert facts[name]["doubt"] in doc["warnings"]
+    assert "radiation necrosis: confirm by follow-up, perfusion/PET or tissue" in facts["recurrence_after_srs"]["doubt"]
+    assert "track 2 grew" in facts["rapid_growth"]["evidence"] and "per month" in facts["rapid_growth"]["evidence"]
+    assert "post-operative change" in facts["local_recurrence_after_resection"]["doubt"]
+    assert responses(doc) == ["baseline", "baseline", "PD"]  # the post-operative scan is a new baseline
+    assert doc["rano_bm"][2]["treatment_effect_possible"] is True  # the PD rests on the irradiated lesion 2 ...
+    assert facts["cns_progression"]["value"] is None and facts["cns_progression"]["doubt"] in doc["warnings"]
+    assert facts["solitary_metastasis_at_resection"]["value"] is False  # two lesions at the session of surgery
     assert facts["recurrence_after_wbrt"]["value"] is None  # no WBRT in the timeline: unknown, not false
     quiet = brainmets.follow_up(
         timeline(
@@ -321,6 +334,7 @@ def test_table1_facts_from_time(tmp_path):
         )
     )["facts"]
     assert quiet["recurrence_after_wbrt"]["value"] is False and quiet["rapid_growth"]["value"] is False
+    assert quiet["distant_intracranial_progression_after_wbrt"]["value"] is False
     assert quiet["local_recurrence_after_resection"]["value"] is None
 
 

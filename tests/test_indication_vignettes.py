@@ -494,3 +494,99 @@ def test_real_multiple_metastases(tmp_path, shared):
     assert rules["text.wbrt.multifocal"]["met"] is True  # 27 to 34 lesions: > 15 either way
     assert [f["rule"]["id"] for f in many["first_line"]] == ["text.wbrt.multifocal"]
     assert "conflict.wbrt_lesion_count" not in conflict_ids(many)
+
+
+# ---- issue 21: ranking, solitary, contradictions, ECOG ------------------------------------------------------
+def first_line(result: dict) -> list[str]:
+    return [f["rule"]["id"] for f in result["first_line"]]
+
+
+def test_surgery_ranks_first_for_decompression_only_when_there_is_something_to_decompress():
+    """A 15 mm symptomatic brainstem lesion and two 8 mm symptomatic lesions have nothing to decompress:
+    surgery is listed after SRS, with its reason; a 45 mm lesion with mass effect keeps surgery first."""
+    brainstem = features_document([lesion_row(max_diameter_3d_mm=15.0, brainstem_involved=True, eloquent_regions=[])])
+    result = evaluate_study(brainstem, CONTROLLED | {"symptomatic": True}, RULES)
+    assert by_id(result)["text.surgery.decompression"]["met"] is True  # the text's condition holds ...
+    assert first_line(result)[:2] == ["text.srs.limited", "text.surgery.decompression"]  # ... but not first
+    ranking = result["first_line"][1]["ranking"]
+    assert ranking["first"] is False and "largest_lesion_brainstem_involved is yes" in ranking["why"]
+    assert "conflict.surgery_brainstem" in conflict_ids(result)
+    small = features_document([lesion_row(max_diameter_3d_mm=8.0) for _ in range(2)])
+    result = evaluate_study(small, CONTROLLED | {"symptomatic": True}, RULES)
+    assert first_line(result)[:2] == ["text.srs.limited", "text.surgery.decompression"]
+    assert "is not known to hold" in result["first_line"][1]["ranking"]["why"]  # mass effect unknown, 8 mm
+    assert evaluate_study(small, CONTROLLED | {"symptomatic": True, "mass_effect": True}, RULES)["first_line"][0][
+        "ranking"
+    ]["first"]
+    large = features_document([lesion_row(max_diameter_3d_mm=45.0)])
+    result = evaluate_study(large, CONTROLLED | {"symptomatic": True, "mass_effect": True}, RULES)
+    assert first_line(result)[0] == "text.surgery.decompression"
+    assert result["first_line"][0]["ranking"]["evidence"]["mass_effect"] is True
+
+
+def test_contradictory_clinical_columns_and_hand_entries_against_imaging_are_flagged():
+    clinical = CONTROLLED | {"extracranial_disease": "none", "extracranial_metastases": True, "mass_effect": False}
+    document = features_document([lesion_row(volume_ml=20.0, edema_volume_ml=20.0)])
+    warnings = evaluate_study(document, clinical, RULES)["warnings"]
+    assert any("extracranial_disease is none but extracranial_metastases is yes" in w for w in warnings)
+    assert any("mass_effect is no" in w and "mass_effect_on_imaging yes" in w for w in warnings)
+    disagree = evaluate_study(features_document([lesion_row()]), {"kps": 90, "ecog": 2}, RULES)["warnings"]
+    assert any("kps (90) and ecog (2, KPS 50-60" in w for w in disagree)
+    assert evaluate_study(features_document([lesion_row()]), CONTROLLED, RULES)["warnings"] == []
+
+
+def test_a_hand_entry_against_the_follow_up_is_flagged_and_wins():
+    followup = {
+        "subject": "x",
+        "sessions": [{"session": "1"}, {"session": "2"}],
+        "facts": {
+            "rapid_growth": {"value": True, "evidence": "track 1 grew ..., 49 ± 12 % per month"},
+            "distant_intracranial_progression_after_srs": {"value": None, "evidence": "no SRS recorded"},
+        },
+        "assumptions": ["rapid_growth_percent_per_month = 25 %: ..."],
+    }
+    result = evaluate_study(features_document([lesion_row()]), {"rapid_growth": False}, RULES, followup=followup)
+    assert result["facts"]["rapid_growth"] is False
+    assert any("rapid_growth is no, but the follow-up measured yes" in w and "49 ± 12" in w for w in result["warnings"])
+    used = evaluate_study(features_document([lesion_row()]), {}, RULES, followup=followup)
+    assert used["facts"]["rapid_growth"] is True
+    assert "follow-up: rapid_growth_percent_per_month = 25 %: ..." in used["assumptions"]
+    assert summary_row(used)["facts_from_followup"] == ["rapid_growth=yes"]
+    # a document of an earlier brainmets (facts that ignore treatment and noise) is not used, and says so
+    old = {**followup, "facts": {"rapid_growth": followup["facts"]["rapid_growth"]}}
+    stale = evaluate_study(features_document([lesion_row()]), {}, RULES, followup=old)
+    assert stale["facts"]["rapid_growth"] is None and any("earlier brainmets" in w for w in stale["warnings"])
+
+
+@pytest.mark.parametrize(
+    "ecog, rpa, poor, gpa_kps",
+    [(0, "I", False, 1.0), (1, "I", False, 0.5), (2, "III", True, 0.0), (4, "III", True, 0.0)],
+)
+def test_ecog_stands_for_a_kps_range(ecog, rpa, poor, gpa_kps):
+    clinical = {k: v for k, v in CONTROLLED.items() if k != "kps"} | {"ecog": ecog, "primary_controlled": True}
+    result = evaluate_study(features_document([lesion_row()]), clinical, RULES)
+    assert result["scores"]["rpa"]["class"] == rpa and result["facts"]["poor_performance_status"] is poor
+    assert result["scores"]["gpa_original"]["points"]["kps"] == gpa_kps
+    assert (
+        result["facts"]["kps"] is None
+        and result["facts"]["kps_range"] == {0: [90, 100], 1: [70, 80], 2: [50, 60], 4: [10, 20]}[ecog]
+    )
+    assert "kps" not in result["missing_inputs"]
+
+
+def test_a_kps_range_across_a_cut_leaves_the_verdict_undetermined():
+    strict = RuleSet.load(overrides={"poor_performance_kps_below": 75, "ecog_to_kps": "conventional"})
+    clinical = {"ecog": 1, "extracranial_disease": "progressive", "systemic_options": "none"}
+    result = evaluate_study(features_document([lesion_row()]), clinical, strict)
+    none1 = by_id(result)["table1.none.1"]
+    assert none1["met"] is None and result["facts"]["poor_performance_status"] is None
+    assert any("ECOG 1 is KPS 70-80" in a for a in result["assumptions"])
+    profile = by_id(evaluate_study(features_document([lesion_row()]), CONTROLLED | {"kps": None, "ecog": 1},
+                                   RuleSet.load(overrides={"favourable_kps_min": 75})))["text.favourable_profile"]  # fmt: skip
+    assert profile["met"] is None and "between 70 and 80: ECOG 1" in profile["uncertain"]["kps"]
+    assert profile["evidence"]["kps"] == "70-80" and profile["evidence"]["ecog"] == 1
+    ma = evaluate_study(
+        features_document([lesion_row()]), {"ecog": 2}, RuleSet.load(overrides={"ecog_to_kps": "ma_2010"})
+    )
+    assert ma["facts"]["kps_range"] == [60, 70] and ma["scores"]["rpa"]["class"] is None
+    assert "kps uncertain (ECOG 2 is KPS 60-70" in ma["scores"]["rpa"]["reason"]

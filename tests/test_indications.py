@@ -97,18 +97,28 @@ CASES = [
         {"post_operative": True, "gross_total_resection": False, "lesion_count": 5},
         "gross_total_resection",
     ),
-    (
-        "table1.wbrt.5",
-        {"recurrence_after_srs": True},
-        {"recurrence_after_srs": False, "recurrence_after_wbrt": False},
-        "recurrence_after_srs",
-    ),
-    (
-        "table1.wbrt.5",
-        {"recurrence_after_wbrt": True},
-        {"recurrence_after_srs": False, "recurrence_after_wbrt": False},
-        "recurrence_after_wbrt",
-    ),
+    *[
+        (
+            "table1.wbrt.5",
+            {fact: True},
+            dict.fromkeys(
+                [
+                    "recurrence_after_srs",
+                    "recurrence_after_wbrt",
+                    "distant_intracranial_progression_after_srs",
+                    "distant_intracranial_progression_after_wbrt",
+                ],
+                False,
+            ),
+            fact,
+        )
+        for fact in (
+            "recurrence_after_srs",
+            "recurrence_after_wbrt",
+            "distant_intracranial_progression_after_srs",
+            "distant_intracranial_progression_after_wbrt",
+        )
+    ],
     (
         "table1.srs.1",
         {"histology_radioresistant": True},
@@ -129,9 +139,15 @@ CASES = [
     ),
     (
         "table1.srs.3",
-        {"local_recurrence_after_resection": True},
-        {"local_recurrence_after_resection": False},
+        {"local_recurrence_after_resection": True, "solitary_metastasis_at_resection": True},
+        {"local_recurrence_after_resection": False, "solitary_metastasis_at_resection": True},
         "local_recurrence_after_resection",
+    ),
+    (
+        "table1.srs.3",
+        {"local_recurrence_after_resection": True, "solitary_metastasis_at_resection": True},
+        {"local_recurrence_after_resection": True, "solitary_metastasis_at_resection": False},  # two resected
+        "solitary_metastasis_at_resection",
     ),
     ("table1.srs.4", {"recurrence_after_wbrt": True}, {"recurrence_after_wbrt": False}, "recurrence_after_wbrt"),
     (
@@ -439,7 +455,12 @@ def test_missing_inputs_name_only_what_was_not_given():
     assert "primary_controlled" in result["missing_inputs"]  # needed by RPA class I and the favourable profile
     assert "extracranial_disease" not in result["missing_inputs"], "given, although it did not decide"
     wbrt5 = next(c for c in result["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.5")
-    assert wbrt5["met"] is None and wbrt5["missing"] == ["recurrence_after_srs", "recurrence_after_wbrt"]
+    assert wbrt5["met"] is None and wbrt5["missing"] == [
+        "recurrence_after_srs",
+        "recurrence_after_wbrt",
+        "distant_intracranial_progression_after_srs",
+        "distant_intracranial_progression_after_wbrt",
+    ]
     decided = evaluate_study(features_document([lesion_row()]), clinical | {"recurrence_after_srs": True}, RULES)
     wbrt5 = next(c for c in decided["modalities"]["wbrt"]["criteria"] if c["id"] == "table1.wbrt.5")
     assert wbrt5["met"] is True and wbrt5["missing"] == [], "an unknown part that cannot change the verdict"

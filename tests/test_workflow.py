@@ -205,6 +205,14 @@ def test_dated_sessions_are_followed_up_with_their_known_answers(workflow_run):
         "sub-11": [("baseline", "n/a"), ("SD", "n/a"), ("PD", "n/a")],  # a new lesion
         "sub-12": [("baseline", "n/a"), ("NE", "n/a")],  # no measurable lesion at baseline
     }
+    merged = [r for r in _tsv(group / "responses.tsv") if r["participant_id"] == "sub-12"][-1]
+    assert merged["progression_by"] == "none" and merged["baseline_session"] == "01"  # 9 + 9 mm merged into 19 mm
+    tracks = _tsv(group / "lesion_tracks.tsv")
+    assert {"rano_bm_role", "treated_with", "growth_beyond_noise", "growth_percent_per_month_uncertainty"} <= set(
+        tracks[0]
+    )
+    srs = [r for r in tracks if r["participant_id"] == "sub-10" and r["session_id"] == "ses-01"]
+    assert [r["treated_with"] for r in srs] == ["srs", "srs"]  # no treated_lesions: every lesion present
     sd = next(r for r in _tsv(group / "responses.tsv") if r["participant_id"] == "sub-10" and r["response"] == "SD")
     assert float(sd["percent_change_from_nadir"]) > 20 and "no target grew >= 5 mm" in sd["reasons"]
     events = {}
@@ -219,7 +227,12 @@ def test_dated_sessions_are_followed_up_with_their_known_answers(workflow_run):
     latest = json.loads(
         (workflow_run / "results/sub-11/ses-03/anat/sub-11_ses-03_desc-brainmets_indications.json").read_text()
     )
-    assert latest["followup"]["facts"]["recurrence_after_wbrt"]["used"] is True
+    # after WBRT a lesion new elsewhere is distant progression, not recurrence (issue 21: recurrence was true);
+    # the treated lesion that resolved and came back at 7 mm is under the measurable size: equivocal, re-scan
+    recurrence = latest["followup"]["facts"]["recurrence_after_wbrt"]
+    assert recurrence["used"] is None and "equivocal, re-scan" in recurrence["evidence"]
+    assert latest["followup"]["facts"]["distant_intracranial_progression_after_wbrt"]["used"] is True
+    assert latest["modalities"]["wbrt"]["status"] == "indicated"  # WBRT (vi): recurrent metastases after WBRT
     assert latest["followup"]["facts"]["cns_progression"]["source"] == "follow-up"
     earlier = json.loads(
         (workflow_run / "results/sub-11/ses-01/anat/sub-11_ses-01_desc-brainmets_indications.json").read_text()

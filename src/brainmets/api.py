@@ -388,39 +388,22 @@ def indications_document(
         "clinical_sha256": file_sha256(Path(clinical_path)) if clinical_path else None,
         "clinical_row_found": row is not None,
     }
-    used = None
-    if followup is not None:
-        row, used = _with_followup(row, followup, subject)
-    result = evaluate_study(document, row, ruleset, provenance)
-    result["subject"], result["session"], result["status"] = subject, session, "evaluated"
-    if used is not None:
-        result["followup"] = used
-        if session is not None and used["session"] != session:
-            result["warnings"].append(
-                f"the follow-up's facts are as of its last session {used['session']}, not this study's session {session}"
-            )
-    return result
-
-
-def _with_followup(row: dict[str, Any] | None, followup: Mapping[str, Any], subject: str | None):
-    """The clinical row completed with the follow-up's derived facts (a value given by hand wins), and what
-    was used for each fact, with its evidence."""
-    from .followup import FACTS
-
-    if followup.get("subject") not in (None, subject):
+    if followup is not None and followup.get("subject") not in (None, subject):
         raise ConfigError(f"the follow-up is of subject {followup.get('subject')!r}, the study of {subject!r}")
-    completed = dict(row or {"subject": subject})
-    used = {"session": followup["sessions"][-1]["session"], "facts": {}}
-    for name in FACTS:
-        derived = followup["facts"][name]
-        if completed.get(name) is not None:
-            source = "clinical table (given by hand; the follow-up's value is shown, not used)"
-        elif derived["value"] is not None:
-            completed[name], source = derived["value"], "follow-up"
-        else:
-            source = "unknown (neither the clinical table nor the follow-up decides it)"
-        used["facts"][name] = {"used": completed.get(name), "source": source, **derived}
-    return completed, used
+    result = evaluate_study(
+        {**document, "study": {**document["study"], "subject": subject}},
+        row,
+        ruleset,
+        provenance,
+        None if followup is None else dict(followup),
+    )
+    result["subject"], result["session"], result["status"] = subject, session, "evaluated"
+    used = result.get("followup")
+    if used is not None and session is not None and used["session"] != session:
+        result["warnings"].append(
+            f"the follow-up's facts are as of its last session {used['session']}, not this study's session {session}"
+        )
+    return result
 
 
 def _clinical_rows(clinical: Any, subject: str | None) -> tuple[list[dict[str, Any]] | None, str, PathLike | None]:
@@ -550,9 +533,19 @@ def follow_up(
             )
         )
         affines.append(measured.affine)
-    return build(
+    document = build(
         sessions, documents, data, affines, FollowupParameters.from_config(settings["followup"]), registrations
     )
+    rano = settings["features"]["rano_bm"]
+    document["assumptions"].insert(
+        0,
+        f"targets: up to features.rano_bm.max_target_lesions = {rano['max_target_lesions']} measurable lesions, "
+        f"largest first; measurable: axial longest diameter >= features.rano_bm.min_longest_diameter_mm = "
+        f"{rano['min_longest_diameter_mm']:g} mm, perpendicular >= min_perpendicular_diameter_mm = "
+        f"{rano['min_perpendicular_diameter_mm']:g} mm, on >= min_axial_slices = {rano['min_axial_slices']} axial "
+        "slices (RANO-BM, Lin NU et al., Lancet Oncol 2015)",
+    )
+    return document
 
 
 def _registered(sessions: list, settings: dict[str, Any]) -> tuple[list, list[dict[str, Any] | None]]:

@@ -16,10 +16,13 @@ from .errors import ConfigError, InputDataError
 from .identifiers import check_label
 
 TREATMENTS = ("srs", "wbrt", "surgery", "systemic", "immunotherapy")
-STEROIDS = ("increased", "stable", "decreased")
+#: Corticosteroids at the scan: none or a physiological (replacement) dose allow a complete response (RANO-BM).
+STEROIDS = ("none", "physiological", "decreased", "stable", "increased")
 CLINICAL_STATUS = ("improved", "stable", "worse")
 REQUIRED = ("subject", "session", "date", "segmentation")
-OPTIONAL = ("label_scheme", "transform", "treatment", "steroids", "clinical_status")
+OPTIONAL = ("label_scheme", "transform", "treatment", "treated_lesions", "steroids", "clinical_status")
+#: Treatments given to chosen lesions (the others treat every lesion present: WBRT, systemic therapy).
+FOCAL_TREATMENTS = ("srs", "surgery")
 #: Optional columns of the workflow's studies sheet that a timeline row may carry too (the study's reference).
 SHEET_COLUMNS = ("parcellation", "posterior_fossa_mask", "subject_image", "atlas", "atlas_dir", "template",
                  "reference_alignment", "reference_series", "dicom_options")  # fmt: skip
@@ -36,6 +39,9 @@ class Session:
     label_scheme: str | None = None
     transform: np.ndarray | None = None  # 4x4: this session's RAS world (mm) -> the baseline's
     treatment: tuple[str, ...] = ()  # given after this scan
+    treated_lesions: dict[str, tuple[int, ...]] | None = (
+        None  # SRS / surgery -> the lesion ids of this session it treated
+    )
     steroids: str | None = None
     clinical_status: str | None = None
     reference: tuple[tuple[str, str], ...] = ()  # the sheet's reference columns that were given
@@ -81,6 +87,39 @@ def _choices(text: str, allowed: tuple[str, ...], column: str, where: str, sourc
     return values
 
 
+def _lesion_ids(text: str, treatment: tuple[str, ...], where: str, source: str) -> dict[str, tuple[int, ...]] | None:
+    """The ``treated_lesions`` cell, by focal treatment of the row: lesion ids of the session's lesion table,
+    ``;``-separated, each for every SRS / surgery of the row, or for one as ``srs:2`` / ``surgery:1`` (None: empty,
+    every lesion present was treated)."""
+    cells = [v.strip() for v in text.replace(",", ";").split(";") if v.strip()]
+    if not cells:
+        return None
+    focal = [t for t in treatment if t in FOCAL_TREATMENTS]
+    if not focal:
+        raise InputDataError(
+            source,
+            f"{where}, column treated_lesions: given, but the row's treatment has no {' or '.join(FOCAL_TREATMENTS)} "
+            "(WBRT treats every lesion present)",
+        )
+    out: dict[str, list[int]] = {kind: [] for kind in focal}
+    for cell in cells:
+        kind, _, number = cell.rpartition(":")
+        kind = kind.strip().lower()
+        if kind and kind not in focal:
+            raise InputDataError(
+                source,
+                f"{where}, column treated_lesions: {cell!r} names {kind!r}, not a treatment of the row ({', '.join(focal)})",
+            )
+        number = number.strip()
+        if not number.isdigit() or int(number) < 1:
+            raise InputDataError(source, f"{where}, column treated_lesions: {cell!r} is not a lesion id (1, 2, ...)")
+        for name in [kind] if kind else focal:
+            if int(number) in out[name]:
+                raise InputDataError(source, f"{where}, column treated_lesions: lesion {number} is listed twice")
+            out[name].append(int(number))
+    return {kind: tuple(ids) for kind, ids in out.items() if ids} or None
+
+
 def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | None = None) -> list[Session]:
     """The sessions of one subject's timeline rows, checked: one subject, every date given, no date or session
     twice, dates in order. File paths are resolved against ``base`` (the table's folder) when given."""
@@ -106,6 +145,7 @@ def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | Non
         transform = read_transform(path("transform")) if path("transform") else None
         steroids = _choices(row.get("steroids") or "", STEROIDS, "steroids", where, source)
         status = _choices(row.get("clinical_status") or "", CLINICAL_STATUS, "clinical_status", where, source)
+        treatment = _choices(row.get("treatment") or "", TREATMENTS, "treatment", where, source)
         sessions.append(
             Session(
                 subject=subject,
@@ -114,7 +154,8 @@ def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | Non
                 segmentation=path("segmentation"),
                 label_scheme=(row.get("label_scheme") or "").strip() or None,
                 transform=transform,
-                treatment=_choices(row.get("treatment") or "", TREATMENTS, "treatment", where, source),
+                treatment=treatment,
+                treated_lesions=_lesion_ids(row.get("treated_lesions") or "", treatment, where, source),
                 steroids=steroids[0] if steroids else None,
                 clinical_status=status[0] if status else None,
                 reference=tuple((c, path(c)) for c in SHEET_COLUMNS if (row.get(c) or "").strip()),
@@ -142,7 +183,7 @@ def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | Non
 
 def read_timeline(path: str | Path, subject: str | None = None) -> list[Session]:
     """A timeline TSV (columns: subject, session, date, segmentation; optionally label_scheme, transform,
-    treatment, steroids, clinical_status), paths relative to its folder. With ``subject``, the file may be the
+    treatment, treated_lesions, steroids, clinical_status), paths relative to its folder. With ``subject``, the file may be the
     workflow's studies sheet: that subject's rows are its timeline (other columns are passed over)."""
     path = Path(path)
     text = read_text(path, InputDataError)

@@ -22,7 +22,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         required=True,
         metavar="TSV",
         help="one row per session: subject, session, date, segmentation; optionally label_scheme, transform, "
-        "treatment, steroids, clinical_status (and the studies sheet's reference columns)",
+        "treatment, treated_lesions, steroids, clinical_status (and the studies sheet's reference columns)",
     )
     fol.add_argument(
         "--subject",

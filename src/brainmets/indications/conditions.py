@@ -8,8 +8,9 @@ A condition is a mapping:
   ``not_met`` or ``undetermined`` (a verdict is always known, so an undetermined rule can be tested for;
   conflicts only, evaluated after the rules).
 A VALUE written ``"$name"`` is the threshold ``name``. A fact whose value is unknown (None) makes its
-comparison unknown, and so does a :class:`CountRange` (a count known only to lie in a range) on which the
-comparison does not give one answer for the whole range; ``all`` is false if any part is false, else unknown
+comparison unknown, and so does a :class:`CountRange` (a count known only to lie in a range) or a
+:class:`ScoreRange` (a score known only as a range, e.g. a KPS from an ECOG grade) on which the comparison does
+not give one answer for the whole range; ``all`` is false if any part is false, else unknown
 if any part is unknown; ``any`` is true if any part is true, else unknown if any part is unknown (Kleene
 logic). Nothing is ever ``eval``-ed.
 """
@@ -36,6 +37,39 @@ class CountRange:
     def values(self) -> range:
         return range(self.counted, self.counted + self.uncounted + 1)
 
+    @property
+    def shown(self) -> int:
+        return self.counted
+
+
+@dataclass(frozen=True)
+class ScoreRange:
+    """A whole-number score known only to lie between ``low`` and ``high`` (both inclusive), and why."""
+
+    low: int
+    high: int
+    why: str
+
+    def values(self) -> range:
+        return range(self.low, self.high + 1)
+
+    @property
+    def shown(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+RANGES = (CountRange, ScoreRange)
+
+
+def compare_range(op: str, value: CountRange | ScoreRange | int | float | None, expected: Any) -> bool | None:
+    """A comparison that holds for every value of a range (True), for none (False), or is undecided (None)."""
+    if value is None:
+        return None
+    if not isinstance(value, RANGES):
+        return _compare(op, value, expected)
+    answers = {_compare(op, v, expected) for v in value.values()}
+    return answers.pop() if len(answers) == 1 else None
+
 
 @dataclass
 class Trace:
@@ -48,7 +82,7 @@ class Trace:
     thresholds: dict[str, Any] = field(default_factory=dict)
 
     def record(self, name: str, value: Any) -> None:
-        self.evidence[name] = value.counted if isinstance(value, CountRange) else value
+        self.evidence[name] = value.shown if isinstance(value, RANGES) else value
         if value is None and name not in self.missing:
             self.missing.append(name)
 
@@ -105,16 +139,10 @@ def evaluate(condition: Mapping[str, Any], facts: Mapping[str, Any], thresholds:
     value = facts[name]
     trace.record(name, value)
     expected = _resolve(condition[ops[0]], thresholds, trace)
-    if value is None:
-        return None
-    if isinstance(value, CountRange):
-        answers = {_compare(ops[0], v, expected) for v in value.values()}
-        if len(answers) > 1:
-            if name not in trace.uncertain:
-                trace.uncertain.append(name)
-            return None
-        return answers.pop()
-    return _compare(ops[0], value, expected)
+    result = compare_range(ops[0], value, expected)
+    if result is None and value is not None and name not in trace.uncertain:
+        trace.uncertain.append(name)
+    return result
 
 
 def _leaf_name(condition: Mapping[str, Any]) -> str:

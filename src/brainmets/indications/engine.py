@@ -19,6 +19,7 @@ from ..errors import ConfigError
 from ..fields import BOOLEAN, Field
 from .conditions import CountRange, Trace, describe, evaluate, facts_used, kleene_all, rules_used
 from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
+from .from_followup import merge
 from .scores import all_scores
 
 MODALITIES = ("systemic_therapy", "wbrt", "srs", "surgery", "no_intervention")
@@ -41,6 +42,12 @@ def histologies() -> dict[str, Any]:
 @cache
 def score_tables() -> dict[str, Any]:
     return load_yaml(_data("scores.yaml"))
+
+
+@cache
+def performance_tables() -> dict[str, Any]:
+    """ECOG -> KPS range conversion tables (``ecog_to_kps``)."""
+    return load_yaml(_data("performance.yaml"))
 
 
 def clinical_columns() -> list[str]:
@@ -96,10 +103,21 @@ class RuleSet:
                 unknown = facts_used(entry[key]) - facts if key in entry else set()
                 if unknown:
                     raise ConfigError(f"{origin}: {entry['id']} uses unknown fact(s) {sorted(unknown)}")
+            ranking = entry.get("rank_first", {})
+            for key in ("when", "unless"):
+                unknown = facts_used(ranking[key]) - facts if key in ranking else set()
+                if unknown:
+                    raise ConfigError(f"{origin}: {entry['id']}: rank_first uses unknown fact(s) {sorted(unknown)}")
             verdicts = rules_used(entry["when"])
             if verdicts and entry not in table["conflicts"]:  # rules are evaluated in one pass, conflicts after
                 raise ConfigError(f"{origin}: {entry['id']}: only conflicts may read other rules' verdicts")
             unknown = (verdicts | set(entry.get("requires", [])) | set(entry.get("supported_by", []))) - set(ids)
+            suggestions = {r["id"] for r in table["text_rules"] if r["role"] == "suggestion"}
+            if ranking and ranking["otherwise_after"] not in suggestions:
+                raise ConfigError(
+                    f"{origin}: {entry['id']}: rank_first.otherwise_after must name a suggestion, not "
+                    f"{ranking['otherwise_after']!r}"
+                )
             if unknown:
                 raise ConfigError(f"{origin}: {entry['id']} names unknown rule(s) {sorted(unknown)}")
         for name, spec in table["thresholds"].items():
@@ -161,6 +179,31 @@ class _Study:
             out["uncertain"] = {name: self.uncertainty[name] for name in trace.uncertain}
         return out
 
+    def ranking(self, rule: dict[str, Any], ranks: dict[str, int]) -> tuple[float, dict[str, Any]]:
+        """A suggestion's rank by its ``rank_first``: its own when ``when`` holds and ``unless`` does not (an
+        unknown ``unless`` does not demote it), else right after ``otherwise_after``; and why, with evidence."""
+        spec = rule["rank_first"]
+        first, unless = Trace(), Trace()
+        holds = evaluate(spec["when"], self.evaluation, self.thresholds, first)
+        barred = evaluate(spec["unless"], self.evaluation, self.thresholds, unless) if "unless" in spec else False
+        kept = holds is True and barred is not True
+        reason = spec["reason"]
+        for name, value in {**first.thresholds, **unless.thresholds}.items():
+            reason = reason.replace(f"${name}", str(value))
+        if kept:
+            why = f"ranked first: {describe(spec['when'])} holds"
+        elif barred:
+            why = f"listed after {spec['otherwise_after']}: {describe(spec['unless'])}"
+        else:
+            known = "does not hold" if holds is False else "is not known to hold"
+            why = f"listed after {spec['otherwise_after']}: {describe(spec['when'])} {known}"
+        return (ranks[rule["id"]] if kept else ranks[spec["otherwise_after"]] + 0.5), {
+            "first": kept,
+            "why": f"{why} ({reason})",
+            "evidence": {**first.evidence, **unless.evidence},
+            "thresholds": {**first.thresholds, **unless.thresholds},
+        }
+
     def criterion(self, rule: dict[str, Any]) -> dict[str, Any]:
         trace = Trace()
         met = evaluate(rule["when"], self.evaluation, self.thresholds, trace)
@@ -184,6 +227,16 @@ class _Study:
             if rule.get(key):
                 entry[key] = rule[key]
         return entry
+
+
+def _ranges(facts: Facts, thresholds: dict[str, Any], document: dict[str, Any]) -> tuple[dict, dict, list]:
+    """The fact values to evaluate: the lesion count as a range when discarded core components might be lesions,
+    a KPS as a range when only an ECOG grade is given; why each is a range; and the warnings that say so."""
+    evaluation, uncertainty, warnings = _counts(facts.values, thresholds, document)
+    for name, value in facts.ranges.items():
+        evaluation = {**evaluation, name: value}
+        uncertainty[name] = f"between {value.low} and {value.high}: {value.why}"
+    return evaluation, uncertainty, warnings
 
 
 def _counts(values: dict[str, Any], thresholds: dict[str, Any], document: dict[str, Any]) -> tuple[dict, dict, list]:
@@ -215,13 +268,20 @@ def evaluate_study(
     clinical: dict[str, Any] | None,
     rules: RuleSet,
     provenance: dict[str, Any] | None = None,
+    followup: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The indication document of one study (``document``: a ``brainmets features`` output)."""
+    """The indication document of one study (``document``: a ``brainmets features`` output; ``followup``: a
+    ``brainmets followup`` document of the subject, whose facts fill the clinical columns left empty)."""
     table, thresholds = rules.table, rules.thresholds
     columns = clinical_columns()
-    facts = build_facts(document, clinical, histologies(), thresholds, columns)
-    evaluation, uncertainty, warnings = _counts(facts.values, thresholds, document)
-    study = _Study(facts, evaluation, thresholds, clinical or {}, columns, uncertainty)
+    from_time = None
+    if followup is not None:
+        from_time = merge(clinical, followup, document["study"].get("subject"), columns)
+    row = clinical if from_time is None else from_time.row
+    doubt = bool(from_time and from_time.treatment_effect_doubt)
+    facts = build_facts(document, row, histologies(), thresholds, columns, performance_tables(), doubt, clinical or {})
+    evaluation, uncertainty, warnings = _ranges(facts, thresholds, document)
+    study = _Study(facts, evaluation, thresholds, row or {}, columns, uncertainty)
 
     modalities = {m: {"criteria": []} for m in MODALITIES}
     for rule in table["rules"]:
@@ -233,8 +293,11 @@ def evaluate_study(
         {**study.criterion(rule), "role": rule["role"], "modality": rule["modality"]} for rule in table["text_rules"]
     ]
     by_id = {entry["id"]: entry for entry in text_rules}
+    suggestions = [r for r in table["text_rules"] if r["role"] == "suggestion"]
+    ranks = {r["id"]: r.get("rank", 99) for r in suggestions}
+    ranking = {r["id"]: study.ranking(r, ranks) for r in suggestions if "rank_first" in r}
     first_line, excluded, undecided = [], [], []
-    for rule in sorted((r for r in table["text_rules"] if r["role"] == "suggestion"), key=lambda r: r.get("rank", 99)):
+    for rule in sorted(suggestions, key=lambda r: ranking.get(r["id"], (ranks[r["id"]],))[0]):
         if by_id[rule["id"]]["met"] is None:
             undecided.append({"modality": rule["modality"], "rule": by_id[rule["id"]]})
         if not by_id[rule["id"]]["met"]:
@@ -247,6 +310,8 @@ def evaluate_study(
             "supported_by": [by_id[r] for r in rule.get("supported_by", [])],
             "table1_status": modalities[rule["modality"]]["status"],
         }
+        if rule["id"] in ranking:
+            suggestion["ranking"] = ranking[rule["id"]][1]
         failed = [r["id"] for r in requirements if r["met"] is False]
         if failed:
             excluded.append({**suggestion, "failed_requirements": failed})
@@ -254,6 +319,7 @@ def evaluate_study(
             met = kleene_all([r["met"] for r in requirements])
             first_line.append({"rank": len(first_line) + 1, **suggestion, "requirements_met": met})
 
+    undecided.sort(key=lambda f: ranks[f["rule"]["id"]])  # listed in the text's order
     criteria = [c for m in modalities.values() for c in m["criteria"]]
     verdicts = {f"rule:{c['id']}": VERDICTS[c["met"]] for c in criteria + text_rules}
     conflicts, conflict_thresholds = [], set()
@@ -267,7 +333,7 @@ def evaluate_study(
     histology = histologies().get(facts.values["primary_histology"]) if facts.values["primary_histology"] else None
     scores = all_scores(score_tables(), evaluation, histology)
 
-    warnings += facts.warnings
+    warnings += facts.warnings + (from_time.warnings if from_time else [])
     if modalities["no_intervention"]["status"] == "indicated" and first_line:
         offered = ", ".join(f"{f['modality']} ({f['rule']['id']})" for f in first_line)
         warnings.append(
@@ -290,6 +356,12 @@ def evaluate_study(
     assumptions += [facts.derivations[name] for name in sorted(facts.derivations)]
     if clinical is None:
         assumptions.append("no clinical row for this study: every clinical input is unknown")
+    if "table1.srs.3" in {c["id"] for c in criteria}:
+        assumptions.append(
+            "solitary (SRS (iv)): exactly one brain metastasis at the session of surgery (a follow-up's lesion count "
+            "there, or the clinical solitary_metastasis_at_resection)"
+        )
+    assumptions += from_time.assumptions if from_time else []
 
     return {
         "research_use_only": True,
@@ -307,6 +379,7 @@ def evaluate_study(
         "warnings": warnings,
         "missing_inputs": sorted(missing),
         "facts": facts.values,
+        **({"followup": from_time.used} if from_time else {}),
         "provenance": {
             "brainmets_version": __version__,
             "rules": {
@@ -373,6 +446,18 @@ SUMMARY_FIELDS = [  # after participant_id and session_id (fields.KEY_FIELDS), a
     ),
     Field("gpa_updated", None, "updated (molecular) GPA total; n/a when unknown or not defined for the histology"),
     Field("conflicts", None, "review-versus-guideline conflicts that apply to the patient"),
+    Field(
+        "facts_from_followup",
+        None,
+        "facts taken from the subject's follow-up, with their values (fact=yes/no); none when none",
+    ),
+    Field(
+        "treatment_effect_doubt",
+        None,
+        "a treated lesion's growth may be treatment effect rather than tumour, with recurrence_confirmed empty "
+        "(the fact recurrence_treatment_effect_possible)",
+        BOOLEAN,
+    ),
     Field("missing_inputs", None, "inputs that were unknown and left a verdict or score undetermined"),
     Field(
         "warning_count",
@@ -406,6 +491,12 @@ def summary_row(result: dict[str, Any]) -> dict[str, Any]:
         "gpa_ds_2012": scores["gpa_ds_2012"].get("total"),
         "gpa_updated": scores["gpa_updated"].get("total"),
         "conflicts": [c["id"] for c in result["conflicts"]],
+        "facts_from_followup": [
+            f"{name}={'yes' if fact['used'] else 'no'}"
+            for name, fact in result.get("followup", {}).get("facts", {}).items()
+            if fact["source"].startswith("follow-up")
+        ],
+        "treatment_effect_doubt": result["facts"].get("recurrence_treatment_effect_possible"),
         "missing_inputs": result["missing_inputs"],
         "warning_count": len(result.get("warnings", [])),
         "research_use_only": True,

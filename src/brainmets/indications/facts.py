@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import kleene_all, kleene_any
+from .conditions import ScoreRange, compare_range, kleene_all, kleene_any
 
 #: Facts read from the imaging features (``brainmets features`` output), with their definitions.
 IMAGING_FACTS = {
@@ -21,6 +21,7 @@ IMAGING_FACTS = {
     "eloquent_involved": "some lesion lies in an eloquent region of the reference other than the brainstem (eloquent cortex, deep nuclei), or involves the brainstem when $brainstem_is_functionally_critical (unknown without a reference)",
     "eloquent_regions_involved": "the eloquent regions (reference definition names) the lesions lie in",
     "brainstem_involved": "some lesion involves the brainstem (unknown without a reference that has one)",
+    "largest_lesion_brainstem_involved": "the largest lesion (by $size_diameter) involves the brainstem (unknown without a reference that has one; no when there is no lesion)",
     "mass_effect_on_imaging": "yes when some lesion's core + edema volume >= $mass_effect_lesion_volume_ml, otherwise unknown (an imaging surrogate that cannot rule mass effect out)",
     "resection_cavity_present": "the segmentation holds resection-cavity voxels (unknown when its scheme has no cavity label)",
     "resection_cavity_count": "connected resection-cavity components (study.resection_cavity_count)",
@@ -49,11 +50,14 @@ DERIVED_FACTS = {
     "resected_lesion_posterior_fossa": "cavity_posterior_fossa when the cavity could be located, else the clinical resected_lesion_location is infratentorial or mixed",
     "resected_lesion_location_source": "where resected_lesion_posterior_fossa comes from",
     "brain_metastasis_count": "the metastases the prognostic scores count: lesion_count, plus resected_lesion_count when post-operative (unknown when that is empty)",
+    "kps_range": "the KPS the rules and scores read, as [low, high]: [kps, kps] when kps is given, else the KPS range of ecog ($ecog_to_kps); a comparison is decided only when the whole range lies on one side",
+    "recurrence_treatment_effect_possible": "a treated lesion's growth may be treatment effect rather than tumour: a follow-up's recurrence or rapid growth of a treated lesion is undetermined for that reason, or recurrence_after_srs / recurrence_after_wbrt is yes by hand, while recurrence_confirmed is empty",
 }
 
 #: What a user must supply for a fact that is unknown: clinical columns, or what the imaging lacked.
 FACT_INPUTS = {
     "poor_performance_status": ("kps",),
+    "kps_range": ("kps",),
     "systemic_progression": ("extracranial_disease",),
     "systemic_disease_controlled": ("extracranial_disease",),
     "histology_chemosensitive": ("primary_histology",),
@@ -67,6 +71,7 @@ FACT_INPUTS = {
     "posterior_fossa_involved": ("anatomical reference (location of the lesions)",),
     "eloquent_involved": ("anatomical reference (location of the lesions)",),
     "brainstem_involved": ("anatomical reference (location of the lesions)",),
+    "largest_lesion_brainstem_involved": ("anatomical reference (location of the lesions)",),
     "marked_edema_lesion_count": ("edema labels in the segmentation",),
     "mass_effect_on_imaging": ("mass_effect",),
     "resection_cavity_present": ("resection-cavity label in the segmentation",),
@@ -78,6 +83,8 @@ FACT_INPUTS = {
 #: Facts shown beside a fact in the evidence, so a reader sees what it was made of.
 FACT_COMPANIONS = {
     "lesion_count": ("discarded_core_component_count",),
+    "kps": ("ecog",),
+    "poor_performance_status": ("kps", "ecog"),
     "largest_diameter_mm": ("largest_diameter_measure",),
     "eloquent_involved": ("eloquent_regions_involved", "brainstem_involved"),
     "gross_total_resection": ("cavity_rim_enhancing_volume_ml",),
@@ -89,6 +96,7 @@ FACT_COMPANIONS = {
 #: dependence varies from study to study are added when the facts are built.
 FACT_THRESHOLDS = {
     "largest_diameter_mm": ("size_diameter",),
+    "largest_lesion_brainstem_involved": ("size_diameter",),
     "cavity_diameter_mm": ("size_diameter",),
     "eloquent_involved": ("brainstem_is_functionally_critical",),
     "marked_edema_lesion_count": ("marked_edema_ratio",),
@@ -106,6 +114,7 @@ class Facts:
     clinical entries that the imaging contradicts."""
 
     values: dict[str, Any]
+    ranges: dict[str, ScoreRange] = field(default_factory=dict)  # facts known only as a range: what rules read
     derivations: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, tuple[str, ...]] = field(default_factory=dict)
     inputs: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -170,6 +179,7 @@ def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[
         if lesions and all(r is None for r in regions)
         else sorted({name for r in regions if r for name in r}),
         "brainstem_involved": kleene_any([_brainstem(lesion) for lesion in lesions]),
+        "largest_lesion_brainstem_involved": _brainstem(max(lesions, key=lambda x: x[measure])) if lesions else False,
         "mass_effect_on_imaging": True if any(v >= thresholds["mass_effect_lesion_volume_ml"] for v in whole) else None,
         "resection_cavity_present": None if cavity_volume is None else cavity_volume > 0,
         "resection_cavity_count": study.get("resection_cavity_count"),
@@ -187,9 +197,15 @@ def build_facts(
     histologies: dict[str, Any],
     thresholds: dict[str, Any],
     clinical_columns: list[str],
+    performance: dict[str, Any] | None = None,
+    treatment_effect_doubt: bool = False,
+    given: dict[str, Any] | None = None,
 ) -> Facts:
-    """Every fact for one study."""
+    """Every fact for one study. ``performance``: the ECOG-to-KPS tables (performance.yaml);
+    ``treatment_effect_doubt``: a follow-up left a treated lesion's growth undetermined (tumour or treatment
+    effect); ``given``: the clinical row as given, when ``clinical`` was completed from a follow-up."""
     clinical = clinical or {}
+    given = clinical if given is None else given
     values: dict[str, Any] = {c: clinical.get(c) for c in clinical_columns if c not in ("subject", "session")}
     values.update(imaging_facts(document, thresholds))
     facts = Facts(values=values, thresholds=dict(FACT_THRESHOLDS))
@@ -197,8 +213,14 @@ def build_facts(
     if values["discarded_core_component_count"]:
         facts.thresholds["lesion_count"] = ("discarded_core_components",)
 
-    kps, disease = values["kps"], values["extracranial_disease"]
-    values["poor_performance_status"] = None if kps is None else kps < thresholds["poor_performance_kps_below"]
+    disease = values["extracranial_disease"]
+    kps = _performance(values, facts, thresholds, performance)
+    values["poor_performance_status"] = compare_range("lt", kps, thresholds["poor_performance_kps_below"])
+    if isinstance(kps, ScoreRange) and values["poor_performance_status"] is None:
+        notes["poor_performance_status"] = (
+            f"poor_performance_status unknown: {kps.why}, on both sides of poor_performance_kps_below "
+            f"({thresholds['poor_performance_kps_below']})"
+        )
     values["systemic_progression"] = None if disease is None else disease == "progressive"
     values["systemic_disease_controlled"] = None if disease is None else disease in ("none", "controlled")
 
@@ -212,6 +234,11 @@ def build_facts(
     _surrogates(values, facts, thresholds, document.get("provenance", {}).get("parameters", {}).get("cavity_rim_mm"))
     _resected_lesion(values, facts, thresholds)
     _contradictions(values, clinical, facts.warnings)
+    _clinical_contradictions(given, facts.warnings)
+    by_hand = given.get("recurrence_after_srs") or given.get("recurrence_after_wbrt")
+    values["recurrence_treatment_effect_possible"] = clinical.get("recurrence_confirmed") is None and bool(
+        treatment_effect_doubt or by_hand
+    )
     values["brain_metastasis_count"] = values["lesion_count"]
     if values["post_operative"]:
         resected = values["resected_lesion_count"]
@@ -236,6 +263,31 @@ def build_facts(
                 f"derived from extracranial_disease ({disease})"
             )
     return facts
+
+
+def _performance(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any], performance: dict[str, Any] | None):
+    """The KPS the rules read: the clinical kps, else the KPS range of the clinical ecog (by ecog_to_kps), which
+    rules and scores compare as a whole; sets kps_range."""
+    kps, ecog = values["kps"], values.get("ecog")
+    table = thresholds["ecog_to_kps"]
+    if kps is not None and ecog is not None and performance:
+        low, high = performance["tables"][table]["kps"][ecog]
+        if not low <= kps <= high:
+            facts.warnings.append(
+                f"the clinical kps ({kps}) and ecog ({ecog}, KPS {low}-{high} by ecog_to_kps = {table}) disagree: "
+                "kps is used; check the clinical row"
+            )
+    if kps is not None or ecog is None or not performance:
+        values["kps_range"] = None if kps is None else [kps, kps]
+        return kps
+    low, high = performance["tables"][table]["kps"][ecog]
+    values["kps_range"] = [low, high]
+    why = f"ECOG {ecog} is KPS {low}-{high} (ecog_to_kps = {table})"
+    facts.ranges["kps"] = ScoreRange(low, high, why)
+    facts.thresholds["kps"] = ("ecog_to_kps",)
+    facts.thresholds["poor_performance_status"] = ("poor_performance_kps_below", "ecog_to_kps")
+    facts.derivations["kps_range"] = f"kps_range = {low}-{high}: kps empty; {why}"
+    return facts.ranges["kps"]
 
 
 def _yes(value: bool | None) -> str:
@@ -385,3 +437,63 @@ def _contradictions(values: dict[str, Any], clinical: dict[str, Any], warnings: 
             f"the clinical gross_total_resection is yes, but {rim:.3g} mL of enhancing tissue lies in the rim of "
             "the resection cavity (residual tumour, or post-operative enhancement?)"
         )
+    imaging = values["mass_effect_on_imaging"]
+    if clinical.get("mass_effect") is False and imaging:
+        warnings.append(
+            "the clinical mass_effect is no, but a lesion's core + edema reaches mass_effect_lesion_volume_ml on "
+            "imaging (mass_effect_on_imaging yes): the clinical value is used; check the row"
+        )
+
+
+#: Clinical columns that cannot both hold: (column, value, other column, other value, why).
+_EXCLUSIVE = [
+    (
+        "extracranial_disease",
+        "none",
+        "extracranial_metastases",
+        True,
+        "no extracranial disease, yet extracranial metastases",
+    ),
+    ("post_operative", False, "resected_lesion_count", "> 0", "not post-operative, yet metastases were resected"),
+    ("post_operative", False, "gross_total_resection", "given", "not post-operative, yet a resection is graded"),
+    (
+        "post_operative",
+        False,
+        "local_recurrence_after_resection",
+        True,
+        "not post-operative, yet a recurrence after resection",
+    ),
+    ("symptomatic", False, "refractory_epilepsy", True, "asymptomatic, yet refractory epilepsy"),
+    (
+        "primary_controlled",
+        True,
+        "extracranial_disease",
+        "progressive",
+        "a controlled primary and progressive extracranial disease, with no extracranial metastases",
+    ),
+]
+
+
+def _clinical_contradictions(clinical: dict[str, Any], warnings: list[str]) -> None:
+    """Clinical entries that contradict each other: both are kept as given, and ``warnings`` names both values."""
+
+    def holds(column: str, value: Any) -> bool:
+        cell = clinical.get(column)
+        if value == "given":
+            return cell is not None
+        if value == "> 0":
+            return cell is not None and cell > 0
+        return cell is not None and cell == value and type(cell) is type(value)
+
+    for column, value, other, other_value, why in _EXCLUSIVE:
+        if column == "primary_controlled" and clinical.get("extracranial_metastases") is not False:
+            continue  # with extracranial metastases, the progressive disease may lie outside the primary
+        if holds(column, value) and holds(other, other_value):
+            warnings.append(
+                f"the clinical {column} is {_cell(clinical[column])} but {other} is {_cell(clinical[other])} "
+                f"({why}): check the clinical row (both are used as given)"
+            )
+
+
+def _cell(value: Any) -> str:
+    return _yes(value) if isinstance(value, bool) else str(value)

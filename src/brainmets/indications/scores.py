@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conditions import Trace, evaluate
+from .conditions import ScoreRange, Trace, evaluate
 
 
 def rpa(table: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
@@ -22,16 +22,18 @@ def rpa(table: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:
     decided = result["class"] is not None
     result.update({"inputs": trace.evidence, "missing": [] if decided else trace.missing})
     if not decided:
-        result.update({"median_survival_months": None, "reason": _reason(trace)})
+        result.update({"median_survival_months": None, "reason": _reason(trace, facts)})
     return result
 
 
-def _reason(trace: Trace, unscored: list[str] = ()) -> str:
-    """Why a score could not be computed: unknown inputs, counts known only as a range, and factors whose
-    value no row of the table covers (no brain metastasis at all, for instance)."""
+def _reason(trace: Trace, facts: dict[str, Any], unscored: list[str] = ()) -> str:
+    """Why a score could not be computed: unknown inputs, counts or scores known only as a range, and factors
+    whose value no row of the table covers (no brain metastasis at all, for instance)."""
     parts = [f"{', '.join(trace.missing)} unknown"] if trace.missing else []
-    if trace.uncertain:
-        parts.append(f"{', '.join(trace.uncertain)} uncertain (core components too small to count: see warnings)")
+    for name in trace.uncertain:
+        value = facts.get(name)
+        why = value.why if isinstance(value, ScoreRange) else "core components too small to count: see warnings"
+        parts.append(f"{name} uncertain ({why})")
     parts += [f"no row of the table for {name}" for name in unscored]
     return "cannot be computed: " + "; ".join(parts)
 
@@ -78,7 +80,7 @@ def gpa(table: dict[str, Any], factors: list[dict[str, Any]], facts: dict[str, A
         "notes": [n for n in (*notes, survival_note, table.get("note")) if n],
     }
     if total is None:
-        result["reason"] = _reason(trace, unscored)
+        result["reason"] = _reason(trace, facts, unscored)
     return result
 
 

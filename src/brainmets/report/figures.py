@@ -353,41 +353,53 @@ RESPONSE_COLOURS = {"baseline": "#888888", "CR": "#2e7d32", "PR": "#7cb342", "SD
 
 def spider_plot(path, document: dict[str, Any]) -> None:
     """One subject's targets over time: the percent change of each target's longest diameter and of their
-    sum from baseline, with the RANO-BM -30 % (PR) and +20 % (PD, from the nadir) lines."""
+    sum from its baseline (a new one after a resection, marked), with the RANO-BM -30 % (PR) and +20 % (PD,
+    from the nadir) lines."""
     responses = document["rano_bm"]
     days = [r["days_from_baseline"] for r in responses]
     figure = _figure(6, 3.5)
     axis = figure.add_subplot(1, 1, 1)
-    targets = responses[0]["target_track_ids"] if responses else []
-    by_track: dict[int, dict[str, float]] = {}
+    first = responses[0]["session"] if responses else None
+    segments: dict[str, list[int]] = {}  # baseline session -> the indices of its scans
+    for k, r in enumerate(responses):
+        segments.setdefault(r.get("baseline_session") or first, []).append(k)
+    lengths: dict[tuple[str, int], float] = {}
     for row in document["lesions"]:
-        if row["track_id"] in targets and row["axial_longest_diameter_mm"] is not None:
-            by_track.setdefault(row["track_id"], {})[row["session"]] = row["axial_longest_diameter_mm"]
-    for track in targets:
-        series = by_track.get(track, {})
-        base = series.get(responses[0]["session"])
-        if base:
-            values = [100 * (series.get(r["session"], 0.0) / base - 1) for r in responses]
-            axis.plot(days, values, color="#9e9e9e", linewidth=1, marker=".", label=f"target {track}")
-    sums = [
-        r["percent_change_from_baseline"] if r["percent_change_from_baseline"] is not None else 0.0 for r in responses
-    ]
-    if targets:
-        axis.plot(days, sums, color="#222222", linewidth=2, marker="o", label="sum")
-        for x, y, r in zip(days, sums, responses):
-            axis.annotate(r["response"], (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7,
-                          color=RESPONSE_COLOURS.get(r["response"], "#222222"))  # fmt: skip
-    else:
+        if row["axial_longest_diameter_mm"] is not None:
+            lengths[row["session"], row["track_id"]] = row["axial_longest_diameter_mm"]
+    any_targets = False
+    for n, (baseline, scans) in enumerate(segments.items()):
+        targets = responses[scans[0]]["target_track_ids"]
+        any_targets |= bool(targets)
+        x = [days[k] for k in scans]
+        if n:
+            axis.axvline(x[0], color="#888888", linestyle="--", linewidth=1)
+            axis.text(x[0], 0.98, f" new baseline (session {baseline})", transform=axis.get_xaxis_transform(),
+                      fontsize=7, va="top", color="#555555")  # fmt: skip
+        for track in targets:
+            base = lengths.get((baseline, track))
+            if base:
+                values = [100 * (lengths.get((responses[k]["session"], track), 0.0) / base - 1) for k in scans]
+                axis.plot(
+                    x, values, color="#9e9e9e", linewidth=1, marker=".", label=f"target {track}" if not n else None
+                )
+        if targets:
+            sums = [responses[k]["percent_change_from_baseline"] or 0.0 for k in scans]
+            axis.plot(x, sums, color="#222222", linewidth=2, marker="o", label="sum" if not n else None)
+            for day, y, k in zip(x, sums, scans):
+                axis.annotate(responses[k]["response"], (day, y), textcoords="offset points", xytext=(0, 6),
+                              ha="center", fontsize=7, color=RESPONSE_COLOURS.get(responses[k]["response"], "#222222"))  # fmt: skip
+    if not any_targets:
         axis.text(0.5, 0.5, "no measurable target at baseline", transform=axis.transAxes, ha="center")
     axis.axhline(-30, color="#7cb342", linestyle=":", linewidth=1)
     axis.axhline(20, color="#c62828", linestyle=":", linewidth=1)
     axis.text(days[-1] if days else 0, -29, "-30 %: PR (from baseline)", color="#558b2f", fontsize=7, ha="right")
     axis.text(days[-1] if days else 0, 21, "+20 %: PD (from the nadir)", color="#c62828", fontsize=7, ha="right")
     axis.axhline(0, color="#cccccc", linewidth=0.8)
-    axis.set_xlabel("days from baseline")
+    axis.set_xlabel("days from the first session")
     axis.set_ylabel("change from baseline (%)")
     axis.set_title(f"sub-{document['subject']}: target lesions (RANO-BM)")
-    if targets:
+    if any_targets:
         axis.legend(fontsize=7, loc="best")
     figure.tight_layout()
     _save(figure, path)
