@@ -4,7 +4,7 @@ format: NIfTI, NRRD, MHA, DICOM label series, DICOM SEG (empty frames omitted) a
 
 Usage: python benchmarks/bench_formats.py [--out benchmarks/results/formats.json]
 Writes the files with the tests' writers (tests/dicom_fixtures.py) into a temporary folder; times
-`load_segmentation` (best of 3) and checks every format holds the NIfTI's count of labelled voxels.
+`load_segmentation` (best of 5) and checks every format holds the NIfTI's count of labelled voxels.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         expected = int((labels > 0).sum())
         for fmt, path in paths.items():
             times = []
-            for _ in range(3):
+            for _ in range(5):
                 start = time.perf_counter()
                 label_map = load_segmentation(path)
                 times.append(time.perf_counter() - start)
             assert int((label_map.labels > 0).sum()) == expected, fmt
-            result["seconds"][fmt] = round(min(times), 3)
+            result["seconds"][fmt] = round(min(times), 4)
             print(f"{fmt:15s} {min(times):6.2f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

@@ -17,6 +17,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
+from pydicom.uid import generate_uid
 
 from brainmets.cli import main
 from brainmets.errors import InputDataError
@@ -420,3 +421,33 @@ def test_a_wrong_slice_spacing_tag_is_caught(tmp_path, caplog):
     right = load_segmentation(tmp_path / "alone" / "seg.dcm", DicomOptions(reference_series=str(tmp_path / "mr")))
     assert (right.labels > 0).sum() == (labels > 0).sum()
     assert np.allclose(np.linalg.norm(right.affine[:3, :3], axis=0), [1.0, 1.0, 2.0])
+
+
+def test_an_explicit_reference_series_that_does_not_match_the_seg_is_an_error(tmp_path, capsys):
+    """Given another series, a folder that does not exist, or the SEG's series in another frame of reference,
+    --reference-series is refused with both named; without it the SEG falls back to its own frames (issue 22:
+    the explicit series was silently ignored)."""
+    labels = _labels("sphere.nii.gz")
+    write_series(tmp_path / "mr", labels.astype(np.int16), np.eye(4))
+    write_series(tmp_path / "other", labels.astype(np.int16), np.eye(4))  # another series of the same grid
+    (tmp_path / "alone").mkdir()
+    seg = write_seg(tmp_path / "alone" / "seg.dcm", labels, tmp_path / "mr", masks={"GTV": labels > 0})
+    source = pydicom.dcmread(seg).ReferencedSeriesSequence[0].SeriesInstanceUID
+    shutil.copytree(tmp_path / "mr", tmp_path / "moved")
+    for path in (tmp_path / "moved").glob("*.dcm"):  # the source series, in another frame of reference
+        ds = pydicom.dcmread(path)
+        ds.FrameOfReferenceUID = generate_uid()
+        ds.save_as(path)
+    for folder, message in (
+        ("other", "the SEG's source series uid#"),
+        ("missing", "does not exist"),
+        ("moved", "is in frame of reference uid#"),
+    ):
+        with pytest.raises(InputDataError, match=message) as error:
+            load_segmentation(seg, DicomOptions(reference_series=str(tmp_path / folder)))
+        assert str(tmp_path / folder) in str(error.value) and error.value.path == str(seg)
+        assert str(source) not in str(error.value)  # UIDs appear as digests only
+    out = tmp_path / "f.json"
+    argv = ["features", str(seg), "--out-json", str(out), "--reference-series", str(tmp_path / "other")]
+    assert main(argv) == 1 and "is not in the reference series" in capsys.readouterr().err and not out.exists()
+    assert load_segmentation(seg).provenance["grid"].startswith("the extent of the SEG's frames")  # none given

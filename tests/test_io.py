@@ -164,3 +164,46 @@ def test_tsv_cells():
         "a,b",
         "n/a",
     ]
+
+
+@pytest.mark.parametrize("step", ["mkdir", "mkstemp", "replace"])
+def test_a_write_error_names_the_target_not_the_temporary_file(tmp_path, monkeypatch, capsys, step):
+    """Whatever step of the atomic write fails (a read-only or immutable folder: EPERM on the temporary file),
+    the message names the output the user asked for (issue 22: it named .brainmets-XXXX.tmp.json)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from brainmets.cli import main
+
+    target = tmp_path / "out" / "ro" / "f.json"
+    if step == "mkdir":
+        real = Path.mkdir
+
+        def failing(self, *args, **kwargs):
+            if self == target.parent:
+                raise PermissionError(13, "Permission denied", str(self))
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", failing)
+    elif step == "mkstemp":
+
+        def failing(*args, dir=None, **kwargs):  # noqa: A002
+            raise PermissionError(1, "Operation not permitted", os.path.join(dir, ".brainmets-abcd1234.tmp.json"))
+
+        monkeypatch.setattr(tempfile, "mkstemp", failing)
+    else:
+
+        def failing(src, dst):
+            raise PermissionError(1, "Operation not permitted", str(src), str(dst))
+
+        monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError) as error, atomic_path(target) as tmp:
+        tmp.write_text("{}")
+    assert error.value.filename == str(target) and error.value.strerror
+    seg = tmp_path / "seg.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.uint8), np.eye(4)), seg)
+    assert main(["features", str(seg), "--out-json", str(target)]) != 0
+    err = capsys.readouterr().err
+    assert f"{target}:" in err and ".brainmets-" not in err
+    assert not list(tmp_path.rglob(".brainmets-*"))

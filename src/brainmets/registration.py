@@ -20,6 +20,7 @@ import SimpleITK as sitk
 from .config import RegistrationParameters
 from .errors import InputDataError
 from .io import LabelMap
+from .io.compressed import read_image
 from .io.core import DEFAULT_MAX_VOXELS, LPS_TO_RAS
 from .io.readers import check_image_header
 
@@ -39,7 +40,7 @@ class Registration:
 def _read_intensity(path: Path, max_voxels: int) -> sitk.Image:
     check_image_header(path, max_voxels)
     try:
-        image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+        image = read_image(path, sitk.sitkFloat32)
     except RuntimeError as exc:
         lines = str(exc).strip().splitlines()
         raise InputDataError(path, f"not a readable image ({lines[-1] if lines else exc})") from None

@@ -402,18 +402,42 @@ def _read_seg(header: Header, images: list[Header], options: DicomOptions, redac
 
 def _seg_source_series(seg, header: Header, images: list[Header], options: DicomOptions, redactor: Redactor):
     """(sorted headers, LPS affine, shape) of the SEG's source series if it is at hand and in the SEG's frame
-    of reference, else None."""
+    of reference, else None. A series given explicitly (``reference_series``) must be that: otherwise an
+    error names both, rather than a silent fallback to the SEG's own frames."""
     try:
         series_uid = str(seg.ReferencedSeriesSequence[0].SeriesInstanceUID)
     except (AttributeError, IndexError):
+        series_uid = None
+    given = Path(options.reference_series) if options.reference_series else None
+    if given is not None:
+        if not given.is_dir():
+            raise InputDataError("", f"the reference series folder {given} does not exist")
+        images = read_headers(dicom_files(given), redactor)
+    elif series_uid is None:
         return None
-    if options.reference_series:
-        images = read_headers(dicom_files(Path(options.reference_series)), redactor)
     elif not images:
         images = read_headers(dicom_files(header.path.parent), redactor)
+    if series_uid is None:
+        raise InputDataError(
+            "", f"the SEG names no source series, so the reference series {given} cannot be matched to it"
+        )
     series = [h for h in images if h.series == series_uid]
     frame = str(getattr(seg, "FrameOfReferenceUID", ""))
-    if not series or any(str(getattr(h.dataset, "FrameOfReferenceUID", "")) != frame for h in series):
+    frames = {str(getattr(h.dataset, "FrameOfReferenceUID", "")) for h in series}
+    if given is not None and not series:
+        found = sorted({uid_digest(h.series) for h in images}) or ["none"]
+        raise InputDataError(
+            "",
+            f"the SEG's source series {uid_digest(series_uid)} is not in the reference series {given} (series "
+            f"found there: {', '.join(found)}): give the series the SEG was drawn on, or none",
+        )
+    if given is not None and frames != {frame}:
+        raise InputDataError(
+            "",
+            f"the reference series {given} is in frame of reference {', '.join(uid_digest(f) for f in sorted(frames))}, "
+            f"not the SEG's {uid_digest(frame)}",
+        )
+    if not series or frames != {frame}:
         return None
     return series_geometry(series)
 

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError
+from .compressed import GZIP_MAGIC, check_compressed, damaged, read_image, verified_gzip
 from .core import (
     DEFAULT_MAX_VOXELS,
     as_integer_labels,
@@ -121,9 +122,10 @@ def check_itk_text_header(path: Path) -> tuple[list[Path], bool]:
 
 
 def check_image_header(path: str | Path, max_voxels: int) -> None:
-    """Checks of any image file SimpleITK reads, from its header only: the values it claims (voxels times
-    components), and voxel sizes that are positive and finite (ITK would silently turn a negative spacing
-    into a flipped direction, and a NaN into 1 mm)."""
+    """Checks of any image file SimpleITK reads, before its data are read: the values its header claims (voxels
+    times components), voxel sizes that are positive and finite (ITK would silently turn a negative spacing
+    into a flipped direction, and a NaN into 1 mm). Its compressed data are verified as it is read
+    (:func:`.compressed.read_image`)."""
     import SimpleITK as sitk
 
     path = Path(path)
@@ -211,6 +213,15 @@ def _nibabel_messages(into: list[str]) -> Iterator[None]:
         logger.handlers, logger.propagate = saved
 
 
+def _is_gzip(path: Path) -> bool:
+    """Whether the file starts with the gzip magic number (False when it cannot be read: the reader says why)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(2) == GZIP_MAGIC
+    except OSError:
+        return False
+
+
 def _raw_nifti_header(path: Path, compressed: bool):
     """The header as stored, before nibabel's fixes (which turn a zero voxel size into 1 mm)."""
     import nibabel as nib
@@ -219,19 +230,27 @@ def _raw_nifti_header(path: Path, compressed: bool):
     try:
         with opener(path, "rb") as fh:
             block = fh.read(540)
-    except (OSError, EOFError) as exc:
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        with open(path, "rb") as fh:
+            if fh.read(2) != GZIP_MAGIC:  # not gzip at all, whatever its name says
+                raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
+        raise damaged(path, exc, kind="NIfTI") from None
+    except OSError as exc:
         raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
     for header_class in (nib.Nifti1Header, nib.Nifti2Header):
         size = header_class.sizeof_hdr
         if len(block) >= size and header_class.may_contain_header(block[:size]):
             return header_class(block[:size], check=False)
+    if compressed:
+        check_compressed(path, kind="NIfTI")  # a damaged stream says so, rather than "no header"
     raise InputDataError(path, "not a readable NIfTI file (no NIfTI-1 or NIfTI-2 header)")
 
 
 def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     import nibabel as nib
 
-    compressed = path.name.lower().endswith(".gz")
+    compressed = _is_gzip(path)  # told by content: a name can say .gz of a file that is not, or not say it
+    named_gz = path.name.lower().endswith(".gz")
     raw = _raw_nifti_header(path, compressed)
     try:
         shape, itemsize = tuple(int(s) for s in raw.get_data_shape()), raw.get_data_dtype().itemsize
@@ -258,23 +277,24 @@ def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
             raise InputDataError(path, f"truncated: the header claims {needed:,} bytes, the file holds {held:,}")
 
     messages: list[str] = []
+    image_class = nib.Nifti2Image if isinstance(raw, nib.Nifti2Header) else nib.Nifti1Image
     with _nibabel_messages(messages):
-        try:
-            if path.name.lower().endswith(NIFTI_SUFFIXES):
-                img = nib.load(str(path))
-            else:  # recognised by its magic only: nibabel will not guess the type from the name
-                image_class = nib.Nifti2Image if isinstance(raw, nib.Nifti2Header) else nib.Nifti1Image
-                img = image_class.from_bytes(path.read_bytes())
-        except Exception as exc:  # nibabel raises several types for bad headers
-            raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
-        try:
-            data = np.asanyarray(img.dataobj).reshape(shape[:3])
-        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-            raise InputDataError(path, f"truncated or corrupt compressed data ({exc})") from None
-        except Exception as exc:
-            raise InputDataError(path, f"cannot read the image data ({type(exc).__name__}: {exc})") from None
+        if compressed:  # one pass: nibabel reads what it needs, the rest of the stream for its checksum
+            claimed = max(int(raw.get_data_offset()), 352) + math.prod(shape) * itemsize
+            with verified_gzip(path, claimed, "NIfTI") as stream:
+                img, data = _nifti_data(path, lambda: image_class.from_stream(stream), shape)
+        elif path.name.lower().endswith(".nii"):
+            img, data = _nifti_data(path, lambda: nib.load(str(path)), shape)
+        else:  # recognised by its magic only, or misnamed .gz: nibabel would go by the name
+            img, data = _nifti_data(path, lambda: image_class.from_bytes(path.read_bytes()), shape)
 
     warnings = list(dict.fromkeys(messages))
+    if compressed != named_gz:
+        warnings.append(
+            "gzip-compressed although its name does not end in .gz"
+            if compressed
+            else "not gzip-compressed although its name ends in .gz"
+        )
     sform, _ = img.get_sform(coded=True)
     qform, _ = img.get_qform(coded=True)
     if scode and qcode and not np.allclose(sform, qform, atol=1e-3):
@@ -299,11 +319,29 @@ def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     )
 
 
+def _nifti_data(path: Path, load: Callable[[], Any], shape: tuple[int, ...]) -> tuple[Any, np.ndarray]:
+    """The nibabel image ``load`` gives and its data as a 3D array; a damaged gzip stream's errors pass through
+    (the caller's :func:`verified_gzip` names them), others become the file's InputDataError."""
+    damaged = (EOFError, zlib.error, gzip.BadGzipFile)
+    try:
+        img = load()
+    except damaged:
+        raise
+    except Exception as exc:  # nibabel raises several types for bad headers
+        raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
+    try:
+        return img, np.asanyarray(img.dataobj).reshape(shape[:3])
+    except damaged:
+        raise
+    except Exception as exc:
+        raise InputDataError(path, f"cannot read the image data ({type(exc).__name__}: {exc})") from None
+
+
 def _read_itk(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
     import SimpleITK as sitk
 
     check_image_header(path, max_voxels)
-    img = sitk_read(path, lambda: sitk.ReadImage(str(path)))
+    img = sitk_read(path, lambda: read_image(path))
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise InputDataError(path, f"has {img.GetNumberOfComponentsPerPixel()} components per voxel; expected labels")
     size = img.GetSize()

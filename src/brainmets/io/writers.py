@@ -36,13 +36,17 @@ def _temporary_beside(target: Path) -> Iterator[Path]:
     suffix = "".join(target.suffixes[-2:]) if target.name.endswith(".gz") else target.suffix
     tmp_path = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".brainmets-", suffix=f".tmp{suffix[-16:]}")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".brainmets-", suffix=f".tmp{suffix[-16:]}")
+        except OSError as exc:  # the folder, or the temporary file in it, cannot be made: say which target
+            where = f" (creating {exc.filename})" if exc.filename and Path(exc.filename).parent != target.parent else ""
+            raise OSError(exc.errno, f"{exc.strerror or exc}{where}", str(target)) from None
         os.close(fd)
         tmp_path = Path(tmp)
         yield tmp_path
     except OSError as exc:
-        if exc.filename not in (None, str(tmp_path), str(target.parent)):
+        if exc.filename not in (None, str(tmp_path), str(target.parent), str(target)):
             raise  # about another file (an input read while writing)
         raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from None
     finally:  # also on Terminated (SIGTERM, SIGINT): see brainmets.interrupts

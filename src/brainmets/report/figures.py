@@ -198,8 +198,10 @@ def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...], 
     import nibabel as nib
 
     from ..errors import InputDataError
+    from ..io.compressed import check_compressed
 
     check_background_image(path, max_voxels)
+    check_compressed(path)  # nibabel and SimpleITK verify no checksum
     try:
         img = nib.load(str(path))
         if img.shape[:3] == tuple(shape) and np.allclose(img.affine, affine, atol=1e-3):
@@ -221,7 +223,10 @@ def image_on_grid(path: str | Path, affine: np.ndarray, shape: tuple[int, ...], 
             reader.SetOutputPixelType(sitk.sitkFloat32)
             moving = reader.Execute()
         else:
-            moving = sitk.ReadImage(str(path), sitk.sitkFloat32)
+            from ..io.compressed import itk_readable
+
+            with itk_readable(path) as readable:
+                moving = sitk.ReadImage(str(readable), sitk.sitkFloat32)
     except RuntimeError as exc:
         raise InputDataError(path, f"not a readable image ({str(exc).strip().splitlines()[-1]})") from None
     grid = to_sitk(LabelMap(np.zeros(shape, np.uint8), affine, str(path)))
