@@ -417,7 +417,7 @@ def predictions(out: Path) -> None:
 
 
 def longitudinal(out: Path) -> None:
-    """Write the longitudinal demo (listed in config/studies.tsv with dates) and the transform of its shifted
+    """Write the longitudinal demo (listed in test_data/cohort/studies.tsv with dates) and the transform of its shifted
     scan: that session's world (mm, RAS) to the baseline's."""
     grids = {"brats": (BRATS_AFFINE, BRATS_SHAPE), "aniso": (ANISO_AFFINE, ANISO_SHAPE)}
     for subject, session, _, grid, shift, _, lesions in LONGITUDINAL:
@@ -451,6 +451,25 @@ def toy_parcellation() -> np.ndarray:
     return aseg.astype(np.int16)
 
 
+#: The demo's studies sheet (config/demo.yaml names it): the cohort, its follow-ups and its two predictions.
+STUDIES_TSV = """subject\tsession\tsegmentation\tlabel_scheme\tparcellation\tdate\ttransform\ttreatment\tprediction
+01\t01\tsub-01_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
+02\t01\tsub-02_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-02_ses-01_desc-model_pred.nii.gz
+03\t01\tsub-03_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-03_ses-01_desc-model_pred.nii.gz
+04\t01\tsub-04_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
+05\t02\tsub-05_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
+06\t01\tsub-06_ses-01_dseg.nii.gz\tbrats-2021\ttoy_aseg.nii.gz\t\t\t\t
+10\t01\tsub-10_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-10\t\tsrs\t
+10\t02\tsub-10_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-20\t\t\t
+10\t03\tsub-10_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t
+10\t04\tsub-10_ses-04_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-08-15\t\t\t
+11\t01\tsub-11_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-02-01\t\twbrt\t
+11\t02\tsub-11_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-04-01\tsub-11_ses-02_transform.txt\t\t
+11\t03\tsub-11_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t
+12\t01\tsub-12_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-15\t\t\t
+12\t02\tsub-12_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-15\t\t\t
+"""
+
 #: Synthetic clinical rows of the demo cohort, for the indication module (empty cell = unknown).
 CLINICAL_TSV = """\
 subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\tprimary_controlled\tprimary_histology\tmolecular_markers\tsymptomatic\tmass_effect\thydrocephalus\trefractory_epilepsy\tcns_diagnosis_confirmed\tdetected_on_screening\tsystemic_therapy_planned\tsystemic_options\trefractory_to_other_treatments\tpost_operative\tresected_lesion_count\tlocal_recurrence_after_resection\trecurrence_after_srs\trecurrence_after_wbrt\tcystic\themorrhage\trapid_growth\tcns_progression\themoglobin_g_dl\tsrs_unsuitable\tanticipated_poor_rt_response\tgross_total_resection
@@ -464,10 +483,11 @@ subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\
 
 
 def cohort(out: Path) -> None:
-    """Write the demo cohort on the BraTS grid (config/studies.tsv lists it), its toy parcellation and its
+    """Write the demo cohort on the BraTS grid (test_data/cohort/studies.tsv lists it), its toy parcellation and its
     synthetic clinical table."""
     save(out / "toy_aseg.nii.gz", toy_parcellation(), BRATS_AFFINE)
     (out / "clinical.tsv").write_text(CLINICAL_TSV)
+    (out / "studies.tsv").write_text(STUDIES_TSV)
     for subject, session, scheme, lesions in COHORT:
         rng = np.random.default_rng(int(subject) * 100 + int(session))
         labels = np.zeros(BRATS_SHAPE, np.uint8)

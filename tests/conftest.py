@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,31 @@ def workflow_copy(where: Path) -> Path:
         shutil.copytree(ROOT / folder, where / folder)
     shutil.copytree(TEST_DATA / "cohort", where / "test_data" / "cohort")
     return where
+
+
+#: The environment variable that lets the SLURM test install Debian packages and start daemons (.ci/run sets it).
+SLURM_OPT_IN = "BRAINMETS_TEST_SLURM"
+
+
+#: Markers of tests that run Snakemake, build a wheel or start a cluster: all of them are also ``slow``, left
+#: out of the fast lane ``pytest -m "not slow"``.
+SLOW_KINDS = ("workflow", "packaging", "slurm")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Workflow, packaging and SLURM tests are ``slow``. A plain ``pytest`` never installs system packages or
+    starts daemons: the SLURM test runs only when asked for with BRAINMETS_TEST_SLURM=1."""
+    for item in items:
+        if any(kind in item.keywords for kind in SLOW_KINDS):
+            item.add_marker(pytest.mark.slow)
+    if os.environ.get(SLURM_OPT_IN) == "1":
+        return
+    skip = pytest.mark.skip(
+        reason=f"installs slurm-wlm and munge and starts a cluster: set {SLURM_OPT_IN}=1 to run it (.ci/run does)"
+    )
+    for item in items:
+        if "slurm" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -315,6 +315,7 @@ def _located(labels: np.ndarray, affine: np.ndarray, reference) -> dict:
     return compute_features(seg, params, reference=reference).lesions[0]
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_synthseg_parcellation_on_its_own_grid(synthseg, synthseg_sites):
     """Lesions made on the parcellation's grid: fractions equal the overlap counted directly."""
@@ -331,6 +332,7 @@ def test_synthseg_parcellation_on_its_own_grid(synthseg, synthseg_sites):
         assert row["brainstem_involved"] is (name == "brainstem"), name
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_synthseg_parcellation_on_another_grid(synthseg, synthseg_sites):
     """The same lesions drawn on a BraTS-like 0.9 x 0.9 x 1.2 mm LPS grid: the parcellation is sampled
@@ -358,6 +360,7 @@ def _sri24_pf(shared) -> tuple[np.ndarray, np.ndarray]:
     return (tissues.labels > 0) & (suptent.labels == 0), tissues.affine
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_sri24_atlas_and_the_equivalent_parcellation_agree(tmp_path, shared):
     """A BraTS-space case (BRATS 2015 grid, LPS) located with the SRI24 atlas, and with a parcellation
@@ -416,6 +419,7 @@ def _dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * (a & b).sum() / (a.sum() + b.sum())
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_registration_recovers_a_known_rigid_and_scaling_transform(tmp_path, shared):
     """The SRI24 template moved by a known similarity transform (rotation 10 deg, scale 1.08, shift): the
@@ -442,6 +446,7 @@ def test_registration_recovers_a_known_rigid_and_scaling_transform(tmp_path, sha
     assert quality["brain_mask_dice"] > 0.9 and not quality["poor"] and quality["seconds"] > 0
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_registration_on_a_real_image(tmp_path, shared):
     """A real BRATS T1c (already in SRI24 space) whose header is moved by a known rigid transform: the

@@ -123,6 +123,8 @@ def test_every_api_name_is_the_function_after_any_import():
             importlib.import_module(module.name)
     for name in brainmets.__all__:
         assert not isinstance(getattr(brainmets, name), type(brainmets)), name
+    # the package's lazy list (kept so that `brainmets --version` imports no API) is the API's own
+    assert set(brainmets.__all__) - {"__version__"} == set(brainmets.api.__all__)
 
 
 def test_the_package_has_no_import_cycles():
@@ -163,14 +165,21 @@ def test_the_package_has_no_import_cycles():
     assert cycles == []
 
 
-def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch):
+def readme_python_example() -> str:
+    """The README's Python example, as written."""
     readme = (ROOT / "README.md").read_text()
     section = readme[readme.index("\n## Python\n") :]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    monkeypatch.chdir(ROOT)
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # anywhere: the demo's paths are the package's
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
+    exec(compile(readme_python_example(), "README.md", "exec"), namespace)
     assert isinstance(namespace["lesions"], pd.DataFrame) and len(namespace["lesions"]) == 3
+    printed = capsys.readouterr().out
+    assert printed.startswith("<Measurement sub-02 ses-01: 3 lesions, 1.72 mL, scheme brats-mets-2023>\n")
+    assert "infratentorial" in printed and "PR" in printed
 
 
 def test_project_files_agree_on_version_licence_code_and_review():
@@ -183,7 +192,8 @@ def test_project_files_agree_on_version_licence_code_and_review():
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
-    assert project["license"]["text"] == citation["license"] == "Apache-2.0"
+    assert project["license"] == citation["license"] == "Apache-2.0"  # the SPDX string form (setuptools >= 77)
+    assert not any(c.startswith("License ::") for c in project.get("classifiers", []))
     assert "Apache License" in (ROOT / "LICENSE").read_text() and "Version 2.0" in (ROOT / "LICENSE").read_text()
     assert citation["version"] == brainmets.__version__
     assert f"## [{brainmets.__version__}]" in (ROOT / "CHANGELOG.md").read_text()
@@ -194,3 +204,209 @@ def test_project_files_agree_on_version_licence_code_and_review():
     assert REVIEW in (ROOT / "README.md").read_text().replace("\n", " ").replace("*", "").replace("<", "").replace(
         ">", ""
     )
+
+
+DEMO = brainmets.datasets.demo()
+API_FUNCTIONS = ("measure", "locate", "indicate", "cohort", "follow_up", "compare", "load_config")
+
+
+def _unrounded(value, out):
+    """Every float of ``value`` (nested) that has more than the files' 6 significant digits."""
+    if isinstance(value, dict):
+        for v in value.values():
+            _unrounded(v, out)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _unrounded(v, out)
+    elif isinstance(value, float) and value == value and value != float(f"{value:.6g}"):
+        out.append(value)
+    return out
+
+
+def _frame_floats(frame: pd.DataFrame) -> list:
+    cells = frame.reset_index().to_dict(orient="list")
+    return _unrounded(cells, [])
+
+
+def test_dir_lists_the_api_without_importing_it():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, brainmets; names = dir(brainmets); print(sorted(names)); "
+        "print('brainmets.api' in sys.modules, 'brainmets.datasets' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    names, imported = run.stdout.splitlines()
+    for name in (*brainmets.__all__, "FollowUp", "Comparison", "datasets", "__version__", "__all__"):
+        assert repr(name) in names, name
+    assert imported == "False False"  # dir() alone imports neither (brainmets --version stays fast)
+    assert set(brainmets.__all__) <= set(dir(brainmets)) and "datasets" not in brainmets.__all__
+    assert brainmets.datasets.demo is brainmets.datasets.demo  # the submodule, reached as an attribute
+
+
+def test_result_reprs_are_one_short_line_and_notebooks_show_the_lesions(tmp_path):
+    measurement = brainmets.measure(DEMO.segmentation, subject="02", session="01")
+    anonymous = brainmets.measure(DEMO.segmentation)
+    document = tmp_path / "features.json"
+    document.write_text(json.dumps(measurement.document))
+    tables = brainmets.cohort([document])
+    follow = brainmets.follow_up(DEMO.studies, subject="10")
+    comparison = brainmets.compare(DEMO.segmentation, DEMO.prediction, subject="02", session="01")
+    assert repr(measurement) == "<Measurement sub-02 ses-01: 3 lesions, 1.72 mL, scheme brats-mets-2023>"
+    assert repr(anonymous) == "<Measurement sub-02_ses-01_dseg.nii.gz: 3 lesions, 1.72 mL, scheme brats-mets-2023>"
+    assert repr(tables) == "<Cohort: 1 study of 1 subject, 3 lesions>"
+    assert (
+        repr(follow) == "<FollowUp sub-10: 2 sessions 2024-01-10 to 2024-03-20, 2 lesion tracks, RANO-BM PR at ses-02>"
+    )
+    assert repr(comparison).startswith(
+        "<Comparison sub-02 ses-01: 3 reference vs 3 predicted lesions (2 matched, 1 invented, 1 missed); "
+        "lesion-wise Dice et 0.439"
+    )
+    for result in (measurement, anonymous, tables, follow, comparison):
+        text = repr(result)
+        assert "\n" not in text and len(text) <= 200 and text.endswith(">"), text
+        assert "array" not in text and "DataFrame" not in text
+        page = result._repr_html_()
+        assert page.startswith("<p><code>&lt;") and "<table" in page
+    assert "<th>lesion_id</th>" in measurement._repr_html_() and "0.918" in measurement._repr_html_()
+    assert "<th>track_id</th>" in follow._repr_html_() and "<th>agreement</th>" in comparison._repr_html_()
+    from brainmets.api import _one_line
+
+    long = _one_line("<Measurement " + "x" * 300 + ">")
+    assert len(long) == 200 and long.endswith("...>")
+    custom = brainmets.measure(DEMO.segmentation, label_scheme={"core": [1, 3], "edema": [2], "cavity": [4]})
+    assert len(repr(custom)) <= 200 and "\n" not in repr(custom)
+
+
+def test_indicate_takes_the_subject_from_the_clinical_row():
+    anonymous = brainmets.measure(DEMO.segmentation)  # no subject, no session
+    named = brainmets.measure(DEMO.segmentation, subject="02", session="01")
+    table = pd.read_csv(DEMO.clinical, sep="\t", dtype=str, keep_default_na=False)
+    expected = brainmets.indicate(named, DEMO.clinical)
+    for row in (table.iloc[0], table.iloc[0].to_dict()):
+        result = brainmets.indicate(anonymous, row)
+        assert (result["subject"], result["session"]) == ("02", "01")
+        assert result["provenance"]["clinical_row_found"] is True
+        assert {m: e["status"] for m, e in result["modalities"].items()} == {
+            m: e["status"] for m, e in expected["modalities"].items()
+        }
+        assert result["missing_inputs"] == expected["missing_inputs"] and "kps" not in result["missing_inputs"]
+    with pytest.raises(ConfigError, match="give the subject"):  # a table: which row would be the study's?
+        brainmets.indicate(anonymous, DEMO.clinical)
+    with pytest.raises(ConfigError, match="give the subject"):  # a row naming no subject either
+        brainmets.indicate(anonymous, {k: v for k, v in table.iloc[0].items() if k != "subject"})
+
+
+def test_follow_up_of_a_sheet_of_several_subjects_asks_for_subject(tmp_path):
+    sheet = tmp_path / "studies.tsv"
+    sheet.write_text(DEMO.studies.read_text())  # it has a prediction column, as the workflow's sheet does
+    rows = pd.read_csv(DEMO.studies, sep="\t", dtype=str, keep_default_na=False)
+    rows["segmentation"] = [str(DEMO.folder / name) for name in rows["segmentation"]]  # rows: paths as given
+    for timeline, source in ((DEMO.studies, str(DEMO.studies)), (sheet, str(sheet)), (rows, "timeline")):
+        with pytest.raises(
+            InputDataError, match=r"more than one subject in one timeline: 02, 10; .*subject="
+        ) as caught:
+            brainmets.follow_up(timeline)
+        assert "prediction" not in str(caught.value) and caught.value.path == source
+    assert brainmets.follow_up(rows, subject="10")["subject"] == "10"
+    with pytest.raises(InputDataError, match="no session of subject '99'"):
+        brainmets.follow_up(sheet, subject="99")
+
+
+def test_follow_up_gives_an_object_with_its_document_and_tables():
+    from brainmets.api import FollowUp
+    from brainmets.io.writers import to_jsonable
+
+    follow = brainmets.follow_up(DEMO.studies, subject="10")
+    assert isinstance(follow, FollowUp) and isinstance(follow.document, dict)
+    assert follow["tracks"] is follow.document["tracks"] and follow.get("nothing") is None
+    assert follow == follow.document and dict(follow) == follow.document and "facts" in follow
+    assert to_jsonable(follow) == to_jsonable(follow.document)  # what brainmets followup writes
+    json.dumps(follow.document)
+    lesions, tracks, responses, changes = follow.lesions, follow.tracks, follow.responses, follow.changes
+    assert lesions.index.names == ["session", "track_id"] and len(lesions) == len(follow["lesions"]) == 4
+    assert lesions.loc[("01", 1), "volume_ml"] == follow["lesions"][0]["volume_ml"] == 3.134
+    assert lesions.loc[("02", 1), "event"] == "persisting"
+    assert tracks.index.name == "track_id" and list(tracks.index) == [1, 2]
+    assert tracks.loc[1, ["first_volume_ml", "last_volume_ml", "sessions"]].tolist() == [3.134, 0.5425, 2]
+    assert tracks.loc[1, "volume_change_percent"] == pytest.approx(-82.69, abs=0.01)
+    assert tracks.loc[1, "treatments"] == ["srs after 01"] and not tracks["grew_beyond_noise"].any()
+    assert responses.index.name == "session" and list(responses.index) == ["01", "02"]
+    assert responses["response"].tolist() == ["baseline", "PR"]
+    assert responses["volumetric_response"].tolist() == [v["response"] for v in follow["volumetric_response"]]
+    assert changes.index.names == ["track_id", "from_session", "to_session"] and len(changes) == 2
+    assert changes.loc[(2, "01", "02"), "days"] == 70
+    latest = brainmets.measure(DEMO.segmentations[-1], subject="10", session="02")
+    assert brainmets.indicate(latest, followup=follow)["followup"]["session"] == "02"  # the object, as a document
+    import pickle
+
+    assert pickle.loads(pickle.dumps(follow)) == follow
+
+
+def test_compare_gives_an_object_with_its_document_and_tables():
+    from brainmets.api import Comparison
+
+    result = brainmets.compare(DEMO.segmentation, DEMO.prediction, subject="02", session="01", clinical=DEMO.clinical)
+    assert isinstance(result, Comparison) and result["metrics"]["mode"] == "brats2025"
+    assert result == result.document and result["lesions"] is result.document["lesions"]
+    lesions = result.lesions
+    assert lesions.index.name == "group" and list(lesions.index) == [1, 2, 3, 4]
+    assert lesions["agreement"].tolist() == [e["agreement"] for e in result["lesions"]]
+    assert lesions.loc[4, "reference_lesion_ids"] == [2] and lesions.loc[2, "prediction_lesion_ids"] == [2]
+    studies = result.studies
+    assert studies.index.names == ["subject", "session"] and list(studies.index) == [("02", "01")]
+    assert studies.loc[("02", "01"), "missed_lesion_count"] == 1
+    assert studies.loc[("02", "01"), "verdict_changes"] == len(result["indications"]["changes"])
+    assert studies.loc[("02", "01"), "et_f1"] == pytest.approx(result["metrics"]["regions"]["et"]["rq"])
+    study = result.study
+    assert list(study.columns) == ["reference", "prediction", "difference"]
+    assert study.loc["lesion_count"].tolist() == [3, 3, 0]
+    assert set(result.metrics.index) == set(result["metrics"]["regions"]) >= {"et", "tc", "wt"}
+    assert result.metrics.loc["et", "tp"] == result["metrics"]["regions"]["et"]["tp"]
+
+
+def test_dataframes_are_rounded_as_the_files_are():
+    measurement = brainmets.measure(DEMO.segmentation, subject="02", session="01")
+    follow = brainmets.follow_up(DEMO.studies, subject="10")
+    comparison = brainmets.compare(DEMO.segmentation, DEMO.prediction, subject="02", session="01")
+    # the documents keep full precision (the files round when written) ...
+    assert _unrounded(measurement.document["lesions"], []) and _unrounded(follow.document["lesions"], [])
+    assert _unrounded(comparison.document["study"], [])
+    # ... the tables show what the files hold
+    frames = [measurement.lesions, follow.lesions, follow.tracks, follow.changes, follow.responses]
+    frames += [comparison.lesions, comparison.studies, comparison.study, comparison.metrics]
+    for frame in frames:
+        assert _frame_floats(frame) == [], frame.columns
+    difference = comparison.document["study"]["total_edema_volume_ml"]["difference"]
+    assert difference != -2.732 and comparison.study.loc["total_edema_volume_ml", "difference"] == -2.732
+    assert measurement.lesions.loc[1, "mesh_volume_ml"] == 0.905333  # 0.9053333333333263 in the document
+
+
+def test_cohort_documentation_names_every_table_it_returns():
+    import dataclasses
+
+    from brainmets.api import Cohort
+
+    names = [f.name for f in dataclasses.fields(Cohort)]
+    assert names == ["lesions", "studies", "indications", "status", "lesion_tracks", "responses"]
+    for name in names:
+        assert f"``{name}``" in brainmets.cohort.__doc__ and f"``{name}``" in Cohort.__doc__, name
+    assert "six" in brainmets.cohort.__doc__ and "four" not in brainmets.cohort.__doc__
+    empty = brainmets.cohort()
+    assert all(getattr(empty, n).empty for n in names) and "participant_id" in empty.lesion_tracks.columns
+
+
+def test_every_public_function_documents_what_it_returns_and_raises_with_an_example_that_runs():
+    import doctest
+
+    from brainmets import api, datasets
+
+    for name in API_FUNCTIONS:
+        doc = getattr(api, name).__doc__
+        assert "Returns:" in doc and "Raises:" in doc and "Example::" in doc and ">>> " in doc, name
+    assert "Returns:" in datasets.demo.__doc__ and ">>> " in datasets.demo.__doc__
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    for module in (api, datasets):
+        result = doctest.testmod(module, extraglobs={"brainmets": brainmets}, optionflags=flags, report=True)
+        assert result.failed == 0 and result.attempted >= (20 if module is api else 3), module.__name__

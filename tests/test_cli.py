@@ -1,4 +1,5 @@
 import csv
+import gzip
 import json
 import shutil
 import subprocess
@@ -185,7 +186,10 @@ def test_first_messages_name_what_is_wrong(tmp_path, capsys):
     brats-mets-2023 is measured with a warning naming the scheme that fits (a post-operative map is not)."""
     out = tmp_path / "x.json"
     code, _, err = _run(["features", PHANTOMS / "sphere.nii.gz", "--out-json", out, "--scheme", "brats2021"], capsys)
-    assert code == 2 and "'brats2021' is not one of ['brats-mets-2023', 'brats-2021', 'brats-2015', 'binary']" in err
+    assert (
+        code == 2
+        and "'brats2021' is not one of ['auto', 'brats-mets-2023', 'brats-2021', 'brats-2015', 'binary']" in err
+    )
     code, _, err = _run(["indicate", "--features", tmp_path / "none.json", "--out-json", out], capsys)
     assert code == 1 and err.strip() == f"brainmets: error: {tmp_path / 'none.json'}: no such file"
     code, _, err = _run(["features", PHANTOMS / "brats2021.nii.gz", "--out-json", out], capsys)
@@ -409,7 +413,7 @@ def test_batch_runs_each_study_with_its_own_log_and_outcome(tmp_path, capsys):
     )
     assert json.loads((tmp_path / "good.json").read_text()) == json.loads(alone.read_text())
     assert json.loads((tmp_path / "good_status.json").read_text())["status"] == "ok"
-    assert (tmp_path / "logs" / "good.log").read_text() == ""
+    assert (tmp_path / "logs" / "good.log").read_text().startswith("brainmets: sub-good: 1 lesion, ")  # its summary
 
     failed = json.loads((tmp_path / "bad_status.json").read_text())
     assert failed["status"] == "failed" and "corrupt.nii.gz" in failed["error"]
@@ -458,3 +462,12 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_earlier_outputs(tmp_pat
                        "--status-json", tmp_path / "ind_status.json"], capsys)  # fmt: skip
     assert code == 0 and not indications.exists()
     assert json.loads((tmp_path / "ind_status.json").read_text())["removed_outputs"] == [str(indications)]
+
+
+def test_indicate_given_an_image_as_features_says_what_it_expected(tmp_path, capsys):
+    image = tmp_path / "seg.nii.gz"
+    image.write_bytes(gzip.compress(b"\x5c\x01\x00\x00" + bytes(range(256)) * 4))
+    code, _, err = _run(["indicate", "--features", image, "--out-json", tmp_path / "i.json"], capsys)
+    assert code == 1
+    assert "seg.nii.gz: not a brainmets features document: a JSON document was expected, this is binary data" in err
+    assert not (tmp_path / "i.json").exists()

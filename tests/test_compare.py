@@ -34,6 +34,7 @@ def _same(a, b) -> bool:
     return a == b or (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_brats2025_equals_the_official_evaluator_on_the_real_pairs(shared):
     """brats-evaluation 0.0.10 (panoptica 2.1.7) and its mets parser: every count, mean and global metric of
@@ -157,6 +158,7 @@ def test_a_prediction_on_another_grid_is_compared_in_world_space(tmp_path):
     assert any("field of view" in w for w in brainmets.compare(ref, shifted)["warnings"])
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_brats2023_equals_the_2023_script_on_the_real_pairs(shared):
     """rachitsaluja/BraTS-2023-Metrics eval.py (BraTS-MET settings), run on the same four pairs: every WT, TC

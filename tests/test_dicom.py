@@ -219,6 +219,7 @@ def _oblique_affine(angle: float) -> np.ndarray:
     return affine
 
 
+@pytest.mark.slow
 def test_oblique_and_sagittal_dicom_match_their_nifti(tmp_path):
     labels = _labels("postop.nii.gz")
     # oblique: the same voxels and affine as NIfTI and as a DICOM series / SEG
@@ -327,6 +328,7 @@ def test_broken_dicom_gives_its_own_error_and_no_output(broken, case, tmp_path, 
 # ---- no identifiers leak --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_identifier_reaches_any_output_or_log(formats, broken, tmp_path):
     """An end-to-end run of the workflow on DICOM inputs (SEG, RTSTRUCT folder, label series, and a broken
     RTSTRUCT): every output file and log is searched for the identifiers planted in the headers."""
@@ -366,6 +368,7 @@ def test_no_identifier_reaches_any_output_or_log(formats, broken, tmp_path):
         assert planted not in run.stdout + run.stderr
 
 
+@pytest.mark.slow
 def test_a_real_segmentation_as_seg_and_rtstruct(shared, tmp_path):
     """The AURORA model output (1 edema, 2 enhancing; BraTS-size) as NIfTI, DICOM SEG and
     RTSTRUCT over a DICOM series of its own T1c."""

@@ -46,3 +46,21 @@ def test_the_picture_shows_each_role_and_does_not_depend_on_the_storage_order(tm
     moved[1, 2] = moved[2, 1] = 1.0  # y from the third index, z from the second
     moved[3, 3] = 1.0
     assert np.array_equal(_picture(tmp_path / "b.png", np.ascontiguousarray(stored), moved), picture)
+
+
+def test_cohort_figures_count_each_patient_once_unless_asked():
+    from brainmets.report.figures import chosen_sessions, of_sessions
+
+    studies = [
+        {"participant_id": "sub-10", "session_id": "ses-2"},
+        {"participant_id": "sub-10", "session_id": "ses-10"},  # later than ses-2, though it sorts first as text
+        {"participant_id": "sub-10", "session_id": "ses-1"},
+        {"participant_id": "sub-01", "session_id": "n/a"},
+    ]
+    assert chosen_sessions(studies) == {("sub-10", "ses-10"), ("sub-01", "n/a")}
+    assert chosen_sessions(studies, "baseline") == {("sub-10", "ses-1"), ("sub-01", "n/a")}
+    assert len(chosen_sessions(studies, "all")) == 4
+    lesions = [
+        {"participant_id": "sub-10", "session_id": s, "lesion_id": k} for s in ("ses-1", "ses-10") for k in (1, 2)
+    ]
+    assert [r["session_id"] for r in of_sessions(lesions, chosen_sessions(studies))] == ["ses-10", "ses-10"]

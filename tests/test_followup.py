@@ -260,6 +260,7 @@ def test_register_estimates_the_shift_from_the_sessions_images(tmp_path):
     assert second["transform"][0][3] == pytest.approx(-25, abs=1.0) and second["transform_given"] is False
 
 
+@pytest.mark.slow
 def test_the_same_timeline_on_other_grids_gives_the_same_tracks_and_responses(tmp_path):
     """Follow-up sessions on an anisotropic grid, and on flipped and permuted voxel axes: same tracks, same
     responses (the thick-slice rule aside)."""
@@ -405,6 +406,7 @@ def test_followup_facts_of_another_session_or_subject_are_flagged(tmp_path):
         brainmets.indicate(other, followup=followup)
 
 
+@pytest.mark.slow
 def test_audit_cases_new_small_lesions_broken_confirmation_regrowth_after_cr_and_volumetric_rules(tmp_path):
     """A new lesion first seen under 5 mm is progression when it reaches 5 mm; a PD between a PR and its
     confirming scan means the PR is not confirmed; any lesion after a CR is progression; the volumetric

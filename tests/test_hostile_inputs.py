@@ -2,6 +2,7 @@
 right file and problem; nothing is written after a failure, nothing outside the output folder, inputs are
 never changed; oversized headers are refused fast and small; a killed run leaves no target file."""
 
+import gzip
 import hashlib
 import json
 import os
@@ -16,7 +17,7 @@ import pytest
 
 from brainmets.cli import main
 
-from .hostile import bomb, cases, label_nifti, small_labels
+from .hostile import cases, label_nifti, nifti_bytes, small_labels
 
 CASES = cases()
 
@@ -65,20 +66,23 @@ def test_hostile_input(case, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("name", ["bomb.nii.gz", "huge.nii.gz"])
-def test_an_oversized_header_is_refused_in_under_a_second_and_200_mb(tmp_path, name):
-    seg = bomb(tmp_path / name, 2048 if name == "bomb.nii.gz" else 32767)
+def test_an_oversized_header_is_refused_within_200_mb_before_its_data_are_read(tmp_path, name):
+    """Asserted by memory and by the data never being read, not by wall-clock time: the voxel data after the
+    header's gzip member are a corrupt member, so reading them would fail with "corrupt compressed data"."""
+    side = 2048 if name == "bomb.nii.gz" else 32767
+    seg = tmp_path / name
+    header_member = gzip.compress(nifti_bytes((side,) * 3, data=bytes(1000)), mtime=0)
+    seg.write_bytes(header_member + b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
     probe = (  # the peak resident memory of this process since its exec (getrusage would count the parent's)
-        "import re, time\n"
+        "import re\n"
         "from brainmets.cli import main\n"
-        "start = time.perf_counter()\n"
         f"code = main(['features', {str(seg)!r}, '--out-json', {str(tmp_path / 'f.json')!r}])\n"
         "peak = re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)\n"
-        "print(code, time.perf_counter() - start, peak)\n"
+        "print(code, peak)\n"
     )
-    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    code, seconds, max_rss_kb = run.stdout.split()
-    assert int(code) == 1 and "over the limit" in run.stderr
-    assert float(seconds) < 1.0, seconds
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    code, max_rss_kb = run.stdout.split()
+    assert int(code) == 1 and "over the limit" in run.stderr and "corrupt" not in run.stderr, run.stderr
     assert int(max_rss_kb) < 200 * 1024, max_rss_kb  # the interpreter and its libraries included
     assert not (tmp_path / "f.json").exists()
 
@@ -95,6 +99,7 @@ def _complete(outputs) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_a_killed_run_leaves_no_target_file(tmp_path):
     """SIGKILL at several moments of a run (importing, reading, measuring): no target file; a kill that
     lands after the outputs were renamed into place (while the process exits) finds them whole."""
@@ -128,7 +133,7 @@ def test_a_header_fix_is_reported_once_as_a_warning(tmp_path, capsys, caplog):
     """A negative pixdim beside a valid sform (which gives the geometry): one warning, brainmets' own, not
     nibabel's raw print plus a 'Level 35' copy."""
     seg = label_nifti(tmp_path / "s.nii.gz", small_labels(), sform_code=1, pixdim=[1, -1, 1, 1, 1, 1, 1, 1])
-    assert main(["features", str(seg), "--out-json", str(tmp_path / "f.json")]) == 0
+    assert main(["features", str(seg), "-q", "--out-json", str(tmp_path / "f.json")]) == 0  # -q: no summary line
     records = [r for r in caplog.records if "pixdim" in r.getMessage()]
     assert [(r.name, r.levelname) for r in records] == [("brainmets.io.readers", "WARNING")]
     assert str(seg) in records[0].getMessage() and capsys.readouterr().err == ""  # nothing printed raw

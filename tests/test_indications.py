@@ -776,7 +776,9 @@ def test_a_study_without_a_clinical_row(tmp_path, caplog):
 )
 def test_bad_clinical_tables_are_refused(tmp_path, capsys, content, message):
     features = tmp_path / "features.json"
-    assert _cli(["features", COHORT / "sub-04_ses-01_dseg.nii.gz", "--out-json", features, "--subject", "01"]) == 0
+    assert (
+        _cli(["features", COHORT / "sub-04_ses-01_dseg.nii.gz", "-q", "--out-json", features, "--subject", "01"]) == 0
+    )
     clinical = tmp_path / "clinical.tsv"
     clinical.write_text(content)
     out = tmp_path / "out.json"

@@ -144,3 +144,70 @@ def test_scheme_check_on_real_maps(shared):
         assert _mismatch(labels(path)) is None, path.name
     fusion = shared / "real" / "brainlesion-bratstoolkit" / "OtherEXampleFromTCIA" / "fusion_simple.nii.gz"
     assert "look like brats-2021" in _mismatch(labels(fusion))
+
+
+# --- plausible misreadings: a binary mask, a sub-region map read as binary (issue 23) ---
+
+
+def _two_cubes(core_value: int = 1) -> np.ndarray:
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[5:15, 5:15, 5:15] = core_value
+    labels[25:33, 25:33, 25:33] = core_value
+    return labels
+
+
+def test_a_map_of_0_and_1_with_no_scheme_chosen_is_read_as_binary_with_a_warning():
+    from brainmets.config import FeatureParameters
+    from brainmets.features import compute_features
+    from brainmets.io import LabelMap
+
+    params = FeatureParameters.from_config({})  # the default: auto
+    assert params.scheme_chosen is False
+    study = compute_features(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
+    assert study["provenance"]["label_scheme"] == "binary"
+    assert study["study"]["lesion_count"] == 2
+    assert study["study"]["cumulative_tumor_volume_ml"] == pytest.approx((1000 + 512) / 1000)
+    # unknown, not zero: a binary mask cannot tell enhancing tumour or edema
+    assert study["study"]["cumulative_enhancing_volume_ml"] is None
+    assert study["study"]["total_edema_volume_ml"] is None
+    assert any("read as a binary tumour mask" in w and "--scheme" in w for w in study["provenance"]["warnings"])
+
+
+def test_a_chosen_scheme_is_kept_for_a_binary_looking_map_but_the_user_is_warned():
+    from brainmets.config import FeatureParameters
+    from brainmets.features import compute_features
+    from brainmets.io import LabelMap
+
+    params = FeatureParameters.from_config({"label_scheme": "brats-mets-2023"})
+    document = compute_features(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
+    assert document["provenance"]["label_scheme"] == "brats-mets-2023"
+    assert document["study"]["cumulative_enhancing_volume_ml"] == 0.0  # all necrotic, as chosen
+    assert any("reads 1 as necrotic" in w for w in document["provenance"]["warnings"])
+
+
+def test_a_sub_region_map_read_as_binary_is_warned_about():
+    from brainmets.labels import reading
+
+    counts = {0: 100, 1: 10, 2: 50, 3: 20}
+    scheme, warnings = reading(counts, get_scheme("binary"), chosen=True)
+    assert scheme.name == "binary" and len(warnings) == 1
+    assert "fit brats-mets-2023" in warnings[0] and "edema included" in warnings[0]
+
+
+@pytest.mark.parametrize("counts", [{0: 9, 1: 3, 2: 4, 3: 5}, {0: 9}, {0: 9, 2: 4}])
+def test_no_warning_when_nothing_suggests_a_misreading(counts):
+    from brainmets.labels import reading
+
+    scheme, warnings = reading(counts, get_scheme("auto"), chosen=False)
+    assert scheme.name == "brats-mets-2023" and warnings == []
+
+
+def test_a_scheme_setting_is_a_name_or_the_custom_labels_form():
+    from brainmets.labels import scheme_setting
+
+    assert scheme_setting(" brats-2021 ") == "brats-2021"
+    assert scheme_setting("enhancing=3;necrotic=1;edema=2") == {"enhancing": [3], "necrotic": [1], "edema": [2]}
+    with pytest.raises(LabelSchemeError, match="unknown label scheme 'brats'"):
+        scheme_setting("brats", check=True)
+    with pytest.raises(LabelSchemeError, match="unknown role 'tumour'"):
+        scheme_setting("tumour=1", check=True)

@@ -173,6 +173,7 @@ def test_discarded_specks_do_not_disturb_shared_edema_or_the_instance_map():
     assert sum(r["edema_volume_ml"] for r in result.lesions) * 1000 == pytest.approx(edema_total)
 
 
+@pytest.mark.slow
 def test_label_arrays_are_two_bytes_a_voxel_and_widen_past_65535_components():
     """Regions and core components take uint16 (half cc3d's uint32) while they fit; 72,000 single-voxel
     lesions (the 65,536th overflows uint16) are all kept, numbered and mapped."""

@@ -68,6 +68,23 @@ def test_the_wheel_holds_every_file_the_package_reads(wheel):
     assert "Apache License" in text and "Version 2.0" in text
 
 
+def test_the_readme_python_example_runs_from_the_installed_wheel(installed, tmp_path):
+    """The demo it reads is package data: the example runs outside any clone."""
+    from .test_api import readme_python_example
+
+    script = tmp_path / "example.py"
+    script.write_text(readme_python_example())
+    run = _run([str(installed / "python"), str(script)], tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.startswith("<Measurement sub-02 ses-01: 3 lesions, 1.72 mL, scheme brats-mets-2023>")
+    assert (
+        "site-packages"
+        in _run(
+            [str(installed / "python"), "-c", "import brainmets.datasets as d; print(d.demo().folder)"], tmp_path
+        ).stdout
+    )
+
+
 def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600)
 

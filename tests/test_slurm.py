@@ -47,8 +47,8 @@ def project(work: Path) -> Path:
     """A fresh copy of the workflow and the demo cohort, in batches of BATCH_SIZE, plus one corrupt study."""
     workflow_copy(work)
     (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
-    with open(work / "config" / "studies.tsv", "a") as fh:
-        fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")
+    with open(work / "test_data" / "cohort" / "studies.tsv", "a") as fh:
+        fh.write("07\t01\tsub-07_ses-01_dseg.nii.gz\t\t\n")
     config = work / "config" / "config.yaml"
     config.write_text(config.read_text().replace("batch_size: 25", f"batch_size: {BATCH_SIZE}"))
     return work
@@ -126,6 +126,9 @@ def test_the_readme_command_runs_the_cohort_on_slurm(slurm_run, local_run):
     failed = [line for line in status if "\tfailed\t" in line]
     assert len(failed) == 1 and failed[0].startswith("sub-07\t") and "not a readable NIfTI" in failed[0]
     assert "brainmets: 16 studies: 15 ok, 1 failed" in run.stderr
+    # the main process says how it goes from the studies' status documents, as a local run does, in short lines
+    progress = re.findall(r"^brainmets: (\d+)/16 studies done \((\d+) failed\)$", run.stderr, re.MULTILINE)
+    assert progress and progress[-1] == ("16", "1") and max(map(len, run.stderr.splitlines())) < 1000
 
 
 def test_submissions_and_limits_are_those_the_readme_promises(slurm_run):

@@ -7,10 +7,12 @@ import sys
 
 import nibabel as nib
 import numpy as np
+import pytest
 
 from .conftest import ROOT, TEST_DATA
 
 
+@pytest.mark.slow
 def test_generator_reproduces_the_committed_files(tmp_path):
     subprocess.run([sys.executable, str(TEST_DATA / "generate.py"), str(tmp_path)], check=True)
     made = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
@@ -30,7 +32,7 @@ def test_generator_reproduces_the_committed_files(tmp_path):
 
 
 def test_studies_sheet_lists_the_bundled_cohort():
-    sheet = ROOT / "config" / "studies.tsv"
+    sheet = TEST_DATA / "cohort" / "studies.tsv"
     with open(sheet, newline="") as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     listed = {(sheet.parent / r["segmentation"]).resolve() for r in rows}

@@ -46,11 +46,11 @@ def workflow_run(tmp_path_factory):
     work = workflow_copy(tmp_path_factory.mktemp("workflow"))
     (work / "test_data" / "cohort" / "sub-07_ses-01_dseg.nii.gz").write_bytes(b"\x1f\x8bnot really gzip")
     bomb(work / "test_data" / "cohort" / "sub-08_ses-01_dseg.nii.gz")  # claims 2048^3 voxels in 100 bytes
-    with open(work / "config" / "studies.tsv", "a") as fh:
-        fh.write("07\t01\t../test_data/cohort/sub-07_ses-01_dseg.nii.gz\t\t\n")
-        fh.write("08\t01\t../test_data/cohort/sub-08_ses-01_dseg.nii.gz\t\t\n")
-        fh.write("13\t01\t../test_data/cohort/sub-02_ses-01_dseg.nii.gz\t\t\t2024-05-01\t\t\n")
-        fh.write("13\t02\t../test_data/cohort/sub-02_ses-01_dseg.nii.gz\t\t\t2024-01-01\t\t\n")
+    with open(work / "test_data" / "cohort" / "studies.tsv", "a") as fh:
+        fh.write("07\t01\tsub-07_ses-01_dseg.nii.gz\t\t\n")
+        fh.write("08\t01\tsub-08_ses-01_dseg.nii.gz\t\t\n")
+        fh.write("13\t01\tsub-02_ses-01_dseg.nii.gz\t\t\t2024-05-01\t\t\n")
+        fh.write("13\t02\tsub-02_ses-01_dseg.nii.gz\t\t\t2024-01-01\t\t\n")
     config = work / "config" / "config.yaml"  # batches of two studies, in sheet order
     config.write_text(config.read_text().replace("batch_size: 25", "batch_size: 2"))
     run = snakemake(work, "--keep-going")
@@ -276,11 +276,41 @@ def test_predictions_in_the_sheet_are_compared(workflow_run):
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
     last = (workflow_run / "run.stderr").read_text().splitlines()
     summary = [line for line in last if line.startswith(f"brainmets: {RUN_COUNT} studies")]
-    assert summary == [
+    warned = {}  # the features step's warnings, as the status documents record them
+    for path in sorted((workflow_run / "results").rglob("*_desc-brainmets_status.json")):
+        warned[path.name.split("_desc-")[0].replace("_", " ")] = json.loads(path.read_text()).get("warnings", [])
+    warnings = [(study, w) for study, found in warned.items() for w in found]
+    expected = (
         f"brainmets: {RUN_COUNT} studies: {RUN_COUNT - 2} ok, 2 failed; the failures are listed in results/group/status.tsv "
         "(column features_error), one log per study under results/logs/features/; follow-up of 4 subjects: 3 ok, "
-        "1 failed (results/logs/followup/)"
-    ]
+        "1 failed (results/logs/followup/); 11 studies have no row in the clinical table (clinical inputs unknown)"
+    )  # the dated sessions of subjects 10 to 13: the demo's clinical table has no row for them
+    if warnings:
+        expected += f"; {len(warnings)} warnings in {sum(map(bool, warned.values()))} studies"
+    assert len(summary) == 1 and summary[0].startswith(expected), summary
+    assert summary == [last[-1 - last[::-1].index(summary[0])]] and len(summary[0]) < 1000
+    for study, warning in warnings[:3]:
+        assert f"{study}: {warning[:60]}" in summary[0]
+
+
+def test_the_console_says_how_it_goes_in_short_lines(workflow_run):
+    """Per-study progress from the main process, throttled, ending with every study; one short line per job;
+    no shell command (whose jobs document runs to kilobytes) and no line of a thousand characters."""
+    lines = (workflow_run / "run.stderr").read_text().splitlines()
+    progress = [line for line in lines if re.fullmatch(r"brainmets: \d+/\d+ studies done \(\d+ failed\)", line)]
+    assert progress and progress[-1] == f"brainmets: {RUN_COUNT}/{RUN_COUNT} studies done (2 failed)", progress
+    done = [int(line.split()[1].split("/")[0]) for line in progress]
+    assert done == sorted(set(done))  # a line only when the count changed
+    summary = next(i for i, line in enumerate(lines) if line.startswith(f"brainmets: {RUN_COUNT} studies:"))
+    assert lines.index(progress[-1]) < summary  # the progress stops before the last line
+    assert [line for line in lines if len(line) > 1000] == []
+    assert max(len(line) for line in lines if not line.startswith(f"brainmets: {RUN_COUNT} studies:")) < 300
+    assert "Shell command" not in "\n".join(lines) and "--jobs-json" not in "\n".join(lines)
+    batch = "brainmets features, batch 0002: 2 studies (sub-03_ses-01 to sub-04_ses-01); logs under results/logs/"
+    assert [line for line in lines if line.endswith(f"{batch}features/")] != []
+    rerun = snakemake(workflow_run)
+    assert rerun.returncode == 0 and "Nothing to be done" in rerun.stderr
+    assert "studies done" not in rerun.stderr  # nothing made: no progress
 
 
 def test_failed_studies_can_fail_the_run(workflow_run):
@@ -318,6 +348,7 @@ def test_changes_rerun_only_what_depends_on_them(workflow_run, tmp_path):
             "indications_0002": 1,
             "cohort": 1,
             "cohort_figures": 1,
+            "front_page": 1,
             "all": 1,
         }
     finally:
@@ -330,6 +361,7 @@ def test_changes_rerun_only_what_depends_on_them(workflow_run, tmp_path):
     assert planned == {f"indications_{b:04d}": 1 for b in range(1, batches + 1)} | {
         "cohort": 1,
         "cohort_figures": 1,
+        "front_page": 1,
         "all": 1,
     }
 
@@ -370,13 +402,29 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_features(workflow_run, 
     assert "sub-01" not in {r["participant_id"] for r in _tsv(work / "results/group/lesions.tsv")}
 
 
+def _study_commands(workdir, run) -> list[str]:
+    """Every study's command of the batches a run with --printshellcmds shows: a batch's shell command names its
+    jobs file (the user's way to see them all), which holds each study's arguments."""
+    commands = []
+    for path in re.findall(r"batch --jobs-file (\S+)", run.stdout + run.stderr):
+        jobs = json.loads((workdir / path).read_text())
+        commands += [" ".join([jobs["command"], *s["args"], *jobs["common"]]) for s in jobs["studies"]]
+    return commands
+
+
 def test_study_figures_can_be_turned_off(workflow_run):
     """`study_figures: false`: no study picture or spider plot is asked for, drawn or put in the report."""
     shown = snakemake(workflow_run, "--dry-run", "--forceall", "--printshellcmds")
-    assert shown.returncode == 0 and "desc-lesions_overlay.png" in shown.stdout and "_spider.png" in shown.stdout
+    commands = _study_commands(workflow_run, shown)
+    followed = len(FOLLOWED) + 1  # and subject 13
+    assert shown.returncode == 0 and len(commands) == 2 * RUN_COUNT + followed + 2  # and 2 compared
+    assert sum("--out-figure" in c and "desc-lesions_overlay.png" in c for c in commands) == RUN_COUNT
+    assert sum("--out-figure" in c and "_spider.png" in c for c in commands) == followed
     run = snakemake(workflow_run, "--dry-run", "--forceall", "--printshellcmds", "--config", "study_figures=False")
     assert run.returncode == 0, run.stderr[-2000:]
-    assert "overlay.png" not in run.stdout and "spider.png" not in run.stdout and "--out-figure" not in run.stdout
+    commands = _study_commands(workflow_run, run)
+    assert commands and not any("--out-figure" in c or "overlay.png" in c or "spider.png" in c for c in commands)
+    assert "overlay.png" not in run.stdout and "spider.png" not in run.stdout
 
 
 def test_lint_is_clean():
@@ -412,6 +460,41 @@ def _browser():
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def _front_page_answers_how_the_run_went(work, browser):
+    """The report's front page: the run's counts (as the cohort tables and the documents have them), the failed
+    studies, a row and a link per study; a study's link shows its picture."""
+    from selenium.webdriver.common.by import By
+
+    status = _tsv(work / "results/group/status.tsv")
+    lesions = sum(int(r["lesion_count"]) for r in status if r["features_status"] == "ok")
+    warnings = [w for p in (work / "results").rglob("*_desc-brainmets_status.json")
+                for w in json.loads(p.read_text()).get("warnings", [])]  # fmt: skip
+    page = browser.execute_script("return document.body.innerText")  # also what is scrolled out of view
+    front = " ".join(page[page.index("How the run went") : page.index("About these results")].split())
+    assert f"Studies: {RUN_COUNT}: {RUN_COUNT - 2} ok, 2 failed (listed below" in front
+    assert "Follow-up: 4 subjects: 3 ok, 1 failed (sub-10, sub-11, sub-12, sub-13)" in front
+    assert (f"Warnings: {len(warnings)} in" if warnings else "Warnings: none") in front
+    assert f"Clinical table: 11 of {RUN_COUNT - 2} evaluated studies have no row" in front
+    assert f"Lesions: {lesions} in {RUN_COUNT - 2} studies, per study median " in front
+    assert f"Table 1: studies where it is indicated, of {RUN_COUNT - 2} evaluated: SRS " in front
+    assert "sub-07 ses-01: " in front and "not a readable NIfTI" in front and "sub-08 ses-01: " in front
+    rows = [" ".join(r.get_attribute("innerText").split()) for r in browser.find_elements(By.XPATH, "//tr[td]")]
+    rows = [r for r in rows if r.startswith("sub-")]
+    assert len(rows) == RUN_COUNT and rows[0].startswith(f"sub-01 ses-01 ok {status[0]['lesion_count']} ")
+    assert sum(" failed " in f" {r} " for r in rows) == 2
+    links = browser.find_elements(By.XPATH, "//a[starts-with(@href, 'javascript:app.showResultInfo')]")
+    assert len(links) == RUN_COUNT + 2 + 4 + 6  # each study (the failed ones twice), follow-ups, figures
+    browser.find_element(By.XPATH, "//a[normalize-space(.)='sub-02 ses-01']").click()  # the study's result panel
+    time.sleep(1)
+    panel = browser.execute_script("return document.body.innerText")
+    assert "results/sub-02/ses-01/anat/sub-02_ses-01_desc-lesions_overlay.png" in panel
+    assert "Axial slices" in panel  # its caption
+    next(a for a in browser.find_elements(By.XPATH, "//a[@iconname='eye']") if a.is_displayed()).click()
+    time.sleep(1)
+    shown = [i for i in browser.find_elements(By.TAG_NAME, "img") if "data:image/png" in i.get_attribute("src")]
+    assert shown and browser.execute_script("return arguments[0].naturalWidth", shown[-1]) > 100
+
+
 def test_report_opens_and_shows_the_figures(workflow_run):
     import time
 
@@ -425,6 +508,9 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         browser.get(report.as_uri())
         time.sleep(2)
         assert "Research use only" in browser.find_element(By.TAG_NAME, "body").text
+        _front_page_answers_how_the_run_went(workflow_run, browser)
+        browser.get(report.as_uri())
+        time.sleep(2)
         expected = {
             "Cohort": ["comparison", "indications", "lesion size", "location", "swimmer", "volume vs count"],
             "Studies": None,
@@ -433,7 +519,7 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         for category, entries in expected.items():
             browser.find_element(By.XPATH, f"//a[normalize-space(.)='{category}']").click()
             time.sleep(1)
-            rows = browser.find_elements(By.XPATH, "//tr[td]")
+            rows = browser.find_elements(By.XPATH, "//tr[td][not(ancestor::div[@class='document'])]")  # no front page
             names = [row.find_elements(By.TAG_NAME, "td")[0].text for row in rows]
             if entries:
                 assert names == entries
@@ -492,3 +578,57 @@ def test_bids_folder_discovery(tmp_path):
     shutil.copy(cohort / "sub-04_ses-01_dseg.nii.gz", odd / "sub-c_3_dseg.nii.gz")
     run = run_snakemake("-n")
     assert run.returncode != 0 and "subject 'c_3' is not a BIDS label" in run.stdout + run.stderr
+
+
+def test_a_users_own_sheet_takes_nothing_from_the_demo(tmp_path):
+    """A user's three studies (a binary model mask, a custom scheme spec, a BraTS-METS map) given with
+    --config studies=...: they run, the binary mask is read as binary with a warning, and nothing under the
+    results or logs mentions the demo's clinical table."""
+    import nibabel as nib
+    import numpy as np
+
+    work = workflow_copy(tmp_path / "work")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    source = nib.load(ROOT / "test_data" / "cohort" / "sub-02_ses-01_dseg.nii.gz")
+    labels = np.asanyarray(source.dataobj)
+    nib.save(nib.Nifti1Image((labels > 0).astype(np.uint8), source.affine), mine / "a_mask.nii.gz")
+    remapped = np.choose(labels, [0, 6, 7, 5, 0]).astype(np.uint8)  # necrotic 6, edema 7, enhancing 5
+    nib.save(nib.Nifti1Image(remapped, source.affine), mine / "b_custom.nii.gz")
+    nib.save(source, mine / "c_brats.nii.gz")
+    (mine / "my.tsv").write_text(
+        "subject\tsegmentation\tlabel_scheme\n"
+        "a\ta_mask.nii.gz\t\n"
+        "b\tb_custom.nii.gz\tenhancing=5;necrotic=6;edema=7\n"
+        "c\tc_brats.nii.gz\tbrats-mets-2023\n"
+    )
+    run = snakemake(work, "--config", f"studies={mine / 'my.tsv'}", "results_dir=mine_results")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "brainmets: 3 studies: 3 ok, 0 failed" in run.stderr
+    assert "running the bundled demo" not in run.stderr
+    results = work / "mine_results"
+    features = {s: json.loads(next(results.glob(f"sub-{s}/anat/*_desc-brainmets_features.json")).read_text())
+                for s in "abc"}  # fmt: skip
+    assert features["a"]["provenance"]["label_scheme"] == "binary"
+    assert any("read as a binary tumour mask" in w for w in features["a"]["provenance"]["warnings"])
+    assert (
+        features["b"]["study"]["cumulative_enhancing_volume_ml"]
+        == features["c"]["study"]["cumulative_enhancing_volume_ml"]
+    )
+    assert features["b"]["study"]["total_edema_volume_ml"] == features["c"]["study"]["total_edema_volume_ml"] > 0
+    mentions = [p for p in [*results.rglob("*"), *(work / ".snakemake" / "log").rglob("*")]
+                if p.is_file() and b"test_data/cohort/clinical.tsv" in p.read_bytes()]  # fmt: skip
+    assert mentions == []
+    indications = json.loads(next(results.glob("sub-a/anat/*_desc-brainmets_indications.json")).read_text())
+    assert "age_years" in indications["missing_inputs"]  # imaging only: no clinical table was given
+
+
+def test_a_bad_cell_of_the_studies_sheet_stops_the_run_with_one_line(tmp_path):
+    work = workflow_copy(tmp_path / "work")
+    sheet = tmp_path / "my.tsv"
+    sheet.write_text("subject\tsegmentation\tlabel_scheme\na\ta.nii.gz\t\nb\tb.nii.gz\tenhancing=3;tumour=1\n")
+    run = snakemake(work, "-n", "--config", f"studies={sheet}")
+    assert run.returncode != 0
+    assert f"{sheet}: row 2 (subject b), column label_scheme: custom label scheme: unknown role 'tumour'" in (
+        run.stdout + run.stderr
+    )

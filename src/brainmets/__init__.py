@@ -1,12 +1,26 @@
 """brainmets: brain-metastasis lesion features from segmentation label maps (research use only).
 
 The Python API (:mod:`brainmets.api`): ``measure``, ``locate``, ``indicate``, ``cohort``, ``follow_up``,
-``load_config``.
+``compare``, ``load_config``; a small demo to try it on: ``brainmets.datasets.demo()``.
 """
 
 __version__ = "0.1.0"
 
-_API = ("Cohort", "Measurement", "cohort", "compare", "follow_up", "indicate", "load_config", "locate", "measure")
+_API = (
+    "Cohort",
+    "Comparison",
+    "FollowUp",
+    "Measurement",
+    "cohort",
+    "compare",
+    "follow_up",
+    "indicate",
+    "load_config",
+    "locate",
+    "measure",
+)
+#: Submodules reached as attributes (``brainmets.datasets.demo()``) without an import of their own.
+_SUBMODULES = ("datasets",)
 __all__ = ["__version__", *_API]
 
 
@@ -16,4 +30,13 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'brainmets' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The API's names (imported lazily, so not yet globals) and the module's own."""
+    return sorted({*globals(), *_API, *_SUBMODULES})

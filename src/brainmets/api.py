@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,11 +33,41 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike
 
-__all__ = ["Cohort", "Measurement", "cohort", "compare", "follow_up", "indicate", "load_config", "locate", "measure"]
+__all__ = [
+    "Cohort",
+    "Comparison",
+    "FollowUp",
+    "Measurement",
+    "cohort",
+    "compare",
+    "follow_up",
+    "indicate",
+    "load_config",
+    "locate",
+    "measure",
+]
+
+#: The longest ``repr`` of a result object: one line.
+REPR_MAX = 200
+#: Rows of a table shown by a result's ``_repr_html_`` (notebooks); the rest are elided by pandas.
+HTML_MAX_ROWS = 60
 
 
 def load_config(config: PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A validated config with every default filled in: from a YAML file, a mapping of sections, or nothing."""
+    """A validated config with every default filled in: from a YAML file, a mapping of sections, or nothing.
+
+    Returns:
+        the config as a dict of sections (``features``, ``anatomy``, ``indications``, ``followup``, ...).
+
+    Raises:
+        ConfigError: a value is invalid (the message names its key), or the file is not a YAML mapping.
+
+    Example::
+
+        >>> config = brainmets.load_config({"features": {"min_lesion_volume_mm3": 50}})
+        >>> config["features"]["min_lesion_volume_mm3"], config["features"]["connectivity"]
+        (50, 26)
+    """
     from .config import read_config_file, validate_config
 
     if config is None:
@@ -56,14 +86,54 @@ def default_threads() -> int:
     return max(1, min(4, available))
 
 
-@dataclass
+def _one_line(text: str) -> str:
+    """``text`` on one line of at most :data:`REPR_MAX` characters (a longer one is cut, ending ``...>``)."""
+    text = " ".join(text.split())
+    return text if len(text) <= REPR_MAX else text[: REPR_MAX - 4] + "...>"
+
+
+def _who(subject: Any, session: Any) -> str:
+    """``sub-01 ses-02``, ``sub-01`` or empty."""
+    return " ".join(f"{prefix}-{label}" for prefix, label in (("sub", subject), ("ses", session)) if label)
+
+
+def _count(n: int, noun: str, plural: str | None = None) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def _html(title: str, tables: Sequence[tuple[str, pd.DataFrame]]) -> str:
+    """A result for notebooks: its one-line summary, then each table (pandas ``to_html``, long ones elided)."""
+    import html
+
+    parts = [f"<p><code>{html.escape(title)}</code></p>"]
+    for caption, frame in tables:
+        parts.append(f"<p><b>{html.escape(caption)}</b> ({_count(len(frame), 'row')})</p>")
+        parts.append(frame.to_html(max_rows=HTML_MAX_ROWS))
+    return "\n".join(parts)
+
+
+@dataclass(repr=False)
 class Measurement:
     """One study measured: the features document (what ``brainmets features --out-json`` writes), its tables as
-    pandas DataFrames, the lesion instance map, and the label map it was measured on."""
+    pandas DataFrames (numbers rounded as in the files), the lesion instance map, and the label map it was
+    measured on. Its ``repr`` is one line; in a notebook it shows its lesion table."""
 
     features: StudyFeatures
     label_map: LabelMap
     parameters: FeatureParameters
+
+    def __repr__(self) -> str:
+        study = self.study
+        who = _who(study.get("subject"), study.get("session")) or Path(str(self.label_map.source)).name
+        volume = study.get("cumulative_tumor_volume_ml")
+        volume = "" if volume is None else f", {volume:.3g} mL"
+        return _one_line(
+            f"<Measurement {who}: {_count(study.get('lesion_count', 0), 'lesion')}{volume}, "
+            f"scheme {self.parameters.scheme.name}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html(repr(self), [("lesions", self.lesions)])
 
     @property
     def document(self) -> dict[str, Any]:
@@ -107,10 +177,14 @@ class Measurement:
         return self.features.affine
 
 
-def _frame(rows: list[dict[str, Any]], columns: list[str], index: str | None) -> pd.DataFrame:
+def _frame(rows: Sequence[Mapping[str, Any]], columns: list[str], index: str | list[str] | None) -> pd.DataFrame:
+    """A table of ``rows`` (its ``columns``, in order), numbers rounded as the files have them
+    (:data:`brainmets.io.writers.SIGNIFICANT_DIGITS` significant digits: 19.347, not 19.346999999999998)."""
     import pandas as pd
 
-    frame = pd.DataFrame(rows, columns=columns)
+    from .io.writers import to_jsonable
+
+    frame = pd.DataFrame([to_jsonable(dict(row)) for row in rows], columns=columns)
     return frame.set_index(index) if index else frame
 
 
@@ -129,6 +203,23 @@ def measure(
     ``parameters`` are keys of the config's ``features`` section (``label_scheme``, ``connectivity``,
     ``min_lesion_volume_mm3``, ``merge_distance_mm``, ``rano_bm``, ...), applied over ``config``. The lesions
     are located when the config names an atlas or template; see :func:`locate` for a study's own reference.
+
+    Returns:
+        a :class:`Measurement`: ``.lesions`` (DataFrame by ``lesion_id``), ``.study`` (dict), ``.document``
+        (the JSON of ``brainmets features``), ``.instances`` (lesion instance map), ``.affine``.
+
+    Raises:
+        InputDataError: the segmentation is missing, unreadable, corrupted or too large.
+        ConfigError: a parameter or config value is invalid, or ``subject`` / ``session`` is not a BIDS label.
+        LabelSchemeError: the label map holds values its label scheme does not know.
+
+    Example::
+
+        >>> study = brainmets.measure(brainmets.datasets.demo().segmentation, subject="02", session="01")
+        >>> study
+        <Measurement sub-02 ses-01: 3 lesions, 1.72 mL, scheme brats-mets-2023>
+        >>> study.lesions["volume_ml"].tolist()
+        [0.918, 0.534, 0.269]
     """
     settings = _with_features(load_config(config), parameters)
     return measure_study(
@@ -162,7 +253,23 @@ def locate(
     (``parcellation``, FreeSurfer labels unless ``parcellation_definition`` says otherwise), a posterior-fossa
     mask, an atlas already in the subject's space (``atlas`` + ``atlas_dir``), or a template registered to
     ``subject_image`` (``template`` + ``atlas_dir``, or ``template_image`` + ``template_labels``). The other
-    keywords are those of :func:`measure`."""
+    keywords are those of :func:`measure`.
+
+    Returns:
+        a :class:`Measurement` whose lesions carry their location (``location``, ``posterior_fossa_fraction``,
+        ``brainstem_involved``, ``eloquent_regions``, ...).
+
+    Raises:
+        ConfigError: no reference is given, or a value is invalid.
+        InputDataError: the segmentation or a reference file is missing or unreadable, or they do not overlap.
+
+    Example::
+
+        >>> demo = brainmets.datasets.demo()
+        >>> study = brainmets.locate(demo.segmentation, parcellation=demo.parcellation)
+        >>> study.lesions["location"].tolist()
+        ['supratentorial', 'infratentorial', 'supratentorial']
+    """
     given = {
         "parcellation": parcellation,
         "posterior_fossa_mask": posterior_fossa_mask,
@@ -277,7 +384,7 @@ def measure_study(
         check_background_image(background_image, params.max_voxels)
     label_map = load_segmentation(segmentation, dicom, params.max_voxels)
     if label_map.scheme is not None:  # DICOM SEG / RTSTRUCT: the segments say what each label is
-        params = dataclasses.replace(params, scheme=label_map.scheme)
+        params = dataclasses.replace(params, scheme=label_map.scheme, scheme_chosen=True)
     reference = build_reference(
         choice,
         label_map,
@@ -315,9 +422,26 @@ def indicate(
     looked up by subject and session, or None: the config's ``clinical`` table, else imaging facts only
     (clinical inputs unknown). Read a table into a DataFrame with ``dtype=str``, so that "01" stays "01".
     ``rules`` replaces the built-in rule table, ``thresholds`` overrides its thresholds by name. ``followup``
-    (a :func:`follow_up` document or its file) supplies the facts that need time (rapid growth, CNS progression,
-    recurrences) where the clinical row leaves them empty. Returns the indication document (``brainmets
-    indicate --out-json``)."""
+    (a :func:`follow_up` result, its document or its file) supplies the facts that need time (rapid growth, CNS
+    progression, recurrences) where the clinical row leaves them empty. When neither the arguments nor the
+    features name the subject, one clinical row given as a mapping or Series names it (and its session).
+
+    Returns:
+        the indication document (a dict, what ``brainmets indicate --out-json`` writes): ``modalities`` (each
+        treatment's ``status`` and the criteria behind it), ``missing_inputs``, ``warnings``, ``provenance``.
+
+    Raises:
+        ConfigError: the subject is unknown (neither given nor in the features or the row), the one row given
+            is another study's, the follow-up is another subject's, or a threshold or rule table is invalid.
+        InputDataError: the features or clinical file is unreadable, or a clinical value is invalid.
+
+    Example::
+
+        >>> demo = brainmets.datasets.demo()
+        >>> study = brainmets.measure(demo.segmentation, subject="02", session="01")
+        >>> brainmets.indicate(study, demo.clinical)["modalities"]["srs"]["status"]
+        'not_indicated'
+    """
     from .config import read_features_document, read_json, validate_with
 
     settings = load_config(config)
@@ -367,6 +491,8 @@ def indications_document(
     subject = subject or document["study"].get("subject")
     session = session or document["study"].get("session")
     rows, source, clinical_path = _clinical_rows(clinical, subject)
+    if subject is None and source == "clinical row" and rows and rows[0].get("subject"):
+        subject, session = rows[0]["subject"], session or rows[0].get("session")  # the one row names the study
     row = None
     if rows is not None:
         if subject is None:
@@ -422,7 +548,10 @@ def _clinical_rows(clinical: Any, subject: str | None) -> tuple[list[dict[str, A
     if isinstance(clinical, pd.Series):  # one row of a DataFrame
         clinical = clinical.to_dict()
     if isinstance(clinical, Mapping):
-        row = {"subject": subject, **clinical} if clinical.get("subject") is None else dict(clinical)
+        named = clinical.get("subject") not in (None, "") and clinical.get("subject") == clinical.get("subject")
+        if not named and subject is None:  # (NaN != NaN: pandas's empty cell)
+            raise ConfigError("give the subject: neither the features document nor the clinical row names one")
+        row = dict(clinical) if named else {**clinical, "subject": subject}
         return clinical_records([row], "clinical row", names), "clinical row", None
     if isinstance(clinical, pd.DataFrame):
         records = clinical.to_dict(orient="records")
@@ -432,10 +561,21 @@ def _clinical_rows(clinical: Any, subject: str | None) -> tuple[list[dict[str, A
     raise ConfigError(f"clinical: expected a path, a row (mapping), rows or a DataFrame, not {type(clinical).__name__}")
 
 
-@dataclass
+@dataclass(repr=False)
 class Cohort:
-    """The cohort tables (what ``brainmets cohort`` writes) as DataFrames, keyed ``participant_id`` and
-    ``session_id`` (strings)."""
+    """The six cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
+    (``participant_id`` and ``session_id`` first, as strings: "sub-01", "ses-01"), numbers rounded as in the
+    files, one row per:
+
+    - ``lesions``: lesion of every features document;
+    - ``studies``: features document (the study summary);
+    - ``indications``: evaluated indication document (each treatment's status);
+    - ``status``: status document of the workflow's features step (empty when none is given);
+    - ``lesion_tracks``: lesion track and session of every follow-up document;
+    - ``responses``: session of every follow-up document (RANO-BM and volumetric responses).
+
+    A table with no document behind it is empty, with its columns. Its ``repr`` is one line; in a notebook it
+    shows its studies and lesions."""
 
     lesions: pd.DataFrame
     studies: pd.DataFrame
@@ -443,6 +583,25 @@ class Cohort:
     status: pd.DataFrame
     lesion_tracks: pd.DataFrame
     responses: pd.DataFrame
+
+    def __repr__(self) -> str:
+        subjects = self.studies["participant_id"].nunique()
+        parts = [
+            f"{_count(len(self.studies), 'study', 'studies')} of {_count(subjects, 'subject')}",
+            _count(len(self.lesions), "lesion"),
+        ]
+        if len(self.indications):
+            parts.append(f"{len(self.indications)} with indications")
+        if len(self.status):
+            failed = int((self.status["features_status"] == "failed").sum())
+            parts.append(f"{len(self.status)} with a status ({failed} failed)")
+        if len(self.responses):
+            followed = self.responses["participant_id"].nunique()
+            parts.append(f"{_count(followed, 'subject')} followed up ({_count(len(self.responses), 'session')})")
+        return _one_line(f"<Cohort: {', '.join(parts)}>")
+
+    def _repr_html_(self) -> str:
+        return _html(repr(self), [("studies", self.studies), ("lesions", self.lesions)])
 
 
 def cohort(
@@ -452,10 +611,26 @@ def cohort(
     indications: PathLike | Sequence[PathLike] = (),
     followup: PathLike | Sequence[PathLike] = (),
 ) -> Cohort:
-    """Gather the features documents (given directly, or through the workflow's status documents), the
-    indication documents and the follow-up documents of many studies into the cohort tables."""
-    import pandas as pd
+    """Gather the documents of many studies into the cohort tables: the features documents (given directly, or
+    through the status documents of the workflow's features step), the indication documents and the follow-up
+    documents; each argument takes one path or a list of paths (JSON files).
 
+    Returns:
+        a :class:`Cohort` of six DataFrames: ``lesions``, ``studies``, ``indications``, ``status``,
+        ``lesion_tracks`` and ``responses`` (empty when no document of their kind is given).
+
+    Raises:
+        InputDataError: a file is missing, unreadable or not a brainmets document of its kind.
+
+    Example::
+
+        >>> import json, tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "sub-02_ses-01_features.json"
+        >>> study = brainmets.measure(brainmets.datasets.demo().segmentation, subject="02", session="01")
+        >>> _ = path.write_text(json.dumps(study.document))
+        >>> brainmets.cohort([path])
+        <Cohort: 1 study of 1 subject, 3 lesions>
+    """
     from .cohort_tables import gather, table_spec
 
     def paths(given: PathLike | Sequence[PathLike]) -> list[str]:
@@ -466,10 +641,226 @@ def cohort(
     for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses"):
         rows = getattr(tables, name)
         columns = table_spec(name)[0]
-        frames[name] = pd.DataFrame(rows, columns=columns).astype(
+        frames[name] = _frame(rows, columns, None).astype(
             {c: "string" for c in ("participant_id", "session_id") if c in columns}
         )
     return Cohort(**frames)
+
+
+class _Document(Mapping):
+    """A result that is also its document, read-only: ``result["key"]``, ``result.get``, ``in``, ``dict(result)``
+    and ``==`` with a dict work as on the document (what :func:`follow_up` and :func:`compare` returned before
+    they returned objects); ``.document`` is the dict itself (for ``json.dump``)."""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+
+    def __getitem__(self, key: str) -> Any:
+        return self.document[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.document)
+
+    def __len__(self) -> int:
+        return len(self.document)
+
+    def __reduce__(self):
+        return type(self), (self.document,)
+
+
+class FollowUp(_Document):
+    """One subject's follow-up (:func:`follow_up`): ``.document``, the dict ``brainmets followup --out-json``
+    writes, and its tables as DataFrames, numbers rounded as in the files:
+
+    - ``lesions``: one row per lesion track and session, by (``session``, ``track_id``): the columns of
+      ``--out-lesiontracks`` (lesion id, event, volume, axial diameter, RANO-BM role, growth, ...);
+    - ``tracks``: one row per track, by ``track_id``: where and when it starts and ends, its first and last
+      volume and their change, its treatments, whether it grew beyond measurement noise;
+    - ``changes``: one row per track and interval between two measurements, by (``track_id``, ``from_session``,
+      ``to_session``): volume and diameter changes with their uncertainties, growth rate, doubling time;
+    - ``responses``: one row per session, by ``session``: the columns of ``--out-responses`` (RANO-BM response
+      with its sums and reasons, volumetric response).
+
+    Indexing it (``result["rano_bm"]``) reads the document. Its ``repr`` is one line; in a notebook it shows
+    its responses and lesions."""
+
+    __slots__ = ()
+
+    @property
+    def subject(self) -> str:
+        return self.document["subject"]
+
+    @property
+    def lesions(self) -> pd.DataFrame:
+        from .followup import LESION_TRACK_FIELDS
+
+        return _frame(self.document["lesions"], [f.name for f in LESION_TRACK_FIELDS], ["session", "track_id"])
+
+    @property
+    def responses(self) -> pd.DataFrame:
+        from .followup import RESPONSE_FIELDS, table_rows
+
+        return _frame(table_rows(self.document)[1], [f.name for f in RESPONSE_FIELDS], "session")
+
+    @property
+    def tracks(self) -> pd.DataFrame:
+        rows = []
+        for track in self.document["tracks"]:
+            measured = [v for v in track["volumes_ml"] if v["volume_ml"] is not None]
+            first, last = (measured[0], measured[-1]) if measured else ({}, {})
+            change = None
+            if first.get("volume_ml") and last.get("volume_ml") is not None:
+                change = 100 * (last["volume_ml"] - first["volume_ml"]) / first["volume_ml"]
+            rows.append({
+                "track_id": track["track_id"],
+                "first_session": track["first_session"],
+                "last_session": last.get("session"),
+                "sessions": len(measured),
+                "first_volume_ml": first.get("volume_ml"),
+                "last_volume_ml": last.get("volume_ml"),
+                "volume_change_percent": change,
+                "grew_beyond_noise": any(c["growth_beyond_noise"] for c in track["changes"]),
+                "rano_bm_target": track["rano_bm_target"],
+                "split_from": track["split_from"],
+                "merged_into": track["merged_into"],
+                "treatments": [f"{t['treatment']} after {t['session']}" for t in track["treatments"]],
+            })  # fmt: skip
+        columns = ["track_id", "first_session", "last_session", "sessions", "first_volume_ml", "last_volume_ml",
+                   "volume_change_percent", "grew_beyond_noise", "rano_bm_target", "split_from", "merged_into",
+                   "treatments"]  # fmt: skip
+        return _frame(rows, columns, "track_id")
+
+    @property
+    def changes(self) -> pd.DataFrame:
+        rows = [{"track_id": t["track_id"], **c} for t in self.document["tracks"] for c in t["changes"]]
+        columns = ["track_id", "from_session", "to_session", "days", "volume_change_ml", "volume_uncertainty_ml",
+                   "percent_change", "growth_percent_per_month", "growth_percent_per_month_uncertainty",
+                   "volume_doubling_time_days", "axial_diameter_change_mm", "axial_diameter_uncertainty_mm",
+                   "growth_beyond_noise", "not_beyond_noise_because", "failed_criteria"]  # fmt: skip
+        columns += sorted({k for r in rows for k in r} - set(columns))  # any the document gains
+        return _frame(rows, columns, ["track_id", "from_session", "to_session"])
+
+    def __repr__(self) -> str:
+        sessions, responses = self.document["sessions"], self.document["rano_bm"]
+        span = f" {sessions[0]['date']} to {sessions[-1]['date']}" if len(sessions) > 1 else ""
+        last = f", RANO-BM {responses[-1]['response']} at ses-{responses[-1]['session']}" if responses else ""
+        return _one_line(
+            f"<FollowUp {_who(self.subject, None)}: {_count(len(sessions), 'session')}{span}, "
+            f"{_count(len(self.document['tracks']), 'lesion track')}{last}>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html(repr(self), [("responses", self.responses), ("lesions", self.lesions)])
+
+
+class Comparison(_Document):
+    """Two segmentations of one study compared (:func:`compare`): ``.document``, the dict ``brainmets compare
+    --out-json`` writes, and its tables as DataFrames, numbers rounded as in the files:
+
+    - ``lesions``: one row per lesion group (a reference lesion and its predicted counterparts, a missed or an
+      invented lesion), numbered from 1 in the document's order (index ``group``): agreement, lesion ids, Dice,
+      the features of both and their differences (the cohort's ``comparison_lesions`` columns);
+    - ``studies``: the study's one row, by (``subject``, ``session``): lesion-wise and global Dice and F1 per
+      region, the study features' differences, missed and invented lesion counts (the cohort's
+      ``comparison_studies`` columns);
+    - ``study``: one row per study feature (lesion count, volumes, diameters, ...), by ``feature``: its
+      ``reference``, ``prediction`` and ``difference``;
+    - ``metrics``: one row per BraTS region, by ``region``: the evaluator's numbers (lists left out).
+
+    Indexing it (``result["metrics"]``) reads the document. Its ``repr`` is one line; in a notebook it shows
+    its lesion groups."""
+
+    __slots__ = ()
+
+    @property
+    def lesions(self) -> pd.DataFrame:
+        from .comparison import COMPARISON_LESION_FIELDS
+
+        columns = [f.name for f in COMPARISON_LESION_FIELDS]
+        rows = [{"group": k, **row} for k, row in enumerate(self.document["lesions"], start=1)]
+        return _frame(rows, ["group", *columns], "group")
+
+    @property
+    def studies(self) -> pd.DataFrame:
+        from .comparison import COMPARISON_STUDY_FIELDS, table_rows
+
+        row = {"subject": self.document["subject"], "session": self.document["session"], **table_rows(self.document)[1]}
+        return _frame([row], ["subject", "session", *[f.name for f in COMPARISON_STUDY_FIELDS]], ["subject", "session"])
+
+    @property
+    def study(self) -> pd.DataFrame:
+        rows = [{"feature": name, **values} for name, values in self.document["study"].items()]
+        return _frame(rows, ["feature", "reference", "prediction", "difference"], "feature")
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        rows = []
+        for region, result in self.document["metrics"]["regions"].items():
+            scalars = {k: v for k, v in result.items() if v is None or isinstance(v, int | float | str)}
+            rows.append({"region": region, **scalars})
+        columns = ["region", *dict.fromkeys(k for r in rows for k in r if k != "region")]
+        return _frame(rows, columns, "region")
+
+    def __repr__(self) -> str:
+        from collections import Counter
+
+        from .comparison import table_rows
+
+        count = self.document["study"]["lesion_count"]
+        agreement = Counter(e["agreement"] for e in self.document["lesions"])
+        study = table_rows(self.document)[1]
+        dice = ", ".join(
+            f"{r} {study[f'{r}_lesionwise_dice']:.3g}"
+            for r in ("et", "tc", "wt")
+            if study.get(f"{r}_lesionwise_dice") is not None
+        )
+        who = _who(self.document["subject"], self.document["session"])
+        return _one_line(
+            f"<Comparison{' ' + who if who else ''}: {count['reference']} reference vs {count['prediction']} "
+            f"predicted lesions ({', '.join(f'{n} {kind}' for kind, n in agreement.items()) or 'none'}); "
+            f"lesion-wise Dice {dice or 'n/a'} ({self.document['metrics']['mode']})>"
+        )
+
+    def _repr_html_(self) -> str:
+        return _html(repr(self), [("lesions", self.lesions), ("study", self.study)])
+
+
+def _one_subject(rows: Sequence[Mapping[str, Any]], source: str) -> None:
+    """Refuse a studies sheet of several subjects given to :func:`follow_up` without ``subject=`` (invalid labels
+    are left to the timeline's reader, which names their row)."""
+    from .identifiers import check_label
+
+    def valid(label: str) -> bool:
+        try:
+            check_label(label, "subject")
+        except ConfigError:
+            return False
+        return bool(label)
+
+    subjects = sorted(s for s in {str(r.get("subject") or "").strip() for r in rows} if valid(s))
+    if len(subjects) > 1:
+        shown = ", ".join(subjects[:10]) + (f", ... ({len(subjects)} subjects)" if len(subjects) > 10 else "")
+        raise InputDataError(
+            source,
+            f"sessions of more than one subject in one timeline: {shown}; a follow-up is one subject's: choose it "
+            f"with the subject= argument, e.g. follow_up(..., subject={subjects[0]!r})",
+        )
+
+
+def _sheet_rows(path: PathLike) -> list[dict[str, str]] | None:
+    """The rows of a TSV (comment lines skipped), or None when it cannot be read as one (the timeline's reader
+    then says why)."""
+    import csv
+    import io
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    return list(csv.DictReader(io.StringIO("\n".join(lines), newline=""), delimiter="\t"))
 
 
 def follow_up(
@@ -480,7 +871,7 @@ def follow_up(
     register: bool = False,
     threads: int | None = None,
     **parameters: Any,
-) -> dict[str, Any]:
+) -> FollowUp:
     """One subject's follow-up: every session measured, its lesions tracked in world space, each track's
     growth, the RANO-BM and volumetric responses, and the Table 1 facts that need time (the document of
     ``brainmets followup``). ``timeline``: a TSV path, or rows (mappings, a DataFrame) with the timeline's
@@ -488,7 +879,30 @@ def follow_up(
     rows are taken. ``parameters`` are ``features`` keys, as for :func:`measure`; the ``followup`` section of
     ``config`` sets the matching and response thresholds. No registration is done unless ``register``: then
     each follow-up session without a ``transform`` gets one estimated from its ``subject_image`` and the
-    baseline's (SimpleITK, linear; its quality is recorded)."""
+    baseline's (SimpleITK, linear; its quality is recorded).
+
+    Returns:
+        a :class:`FollowUp`: ``.lesions`` (by session and track), ``.tracks``, ``.changes``, ``.responses``
+        (by session) as DataFrames, and ``.document`` (the dict ``brainmets followup --out-json`` writes:
+        ``sessions``, ``lesions``, ``tracks``, ``rano_bm``, ``volumetric_response``, ``facts``, ``warnings``,
+        ``assumptions``, ``provenance``), which indexing the result reads too (``result["facts"]``).
+
+    Raises:
+        InputDataError: the timeline holds several subjects and no ``subject=`` chooses one, a row lacks a date
+            or segmentation, dates are out of order, a file is unreadable, or ``subject`` has no session.
+        ConfigError: a parameter or config value is invalid, or ``register`` lacks a ``subject_image``.
+
+    Example::
+
+        >>> follow = brainmets.follow_up(brainmets.datasets.demo().studies, subject="10")
+        >>> follow
+        <FollowUp sub-10: 2 sessions 2024-01-10 to 2024-03-20, 2 lesion tracks, RANO-BM PR at ses-02>
+        >>> follow.responses[["response", "sum_longest_diameters_mm", "percent_change_from_baseline"]]
+                 response  sum_longest_diameters_mm  percent_change_from_baseline
+        session
+        01       baseline                   32.0162                           NaN
+        02             PR                   18.0504                      -43.6209
+    """
     from .followup import FollowupParameters
     from .followup import follow_up as build
     from .timeline import read_timeline, sessions_from_rows
@@ -496,10 +910,14 @@ def follow_up(
 
     settings = _with_features(load_config(config), parameters)
     if isinstance(timeline, str | os.PathLike):
+        if subject is None:
+            _one_subject(_sheet_rows(timeline) or [], str(timeline))
         sessions = read_timeline(timeline, subject)
     else:
         records = timeline.to_dict(orient="records") if hasattr(timeline, "to_dict") else list(timeline)
         rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
+        if subject is None:
+            _one_subject(rows, "timeline")
         sessions = sessions_from_rows([r for r in rows if subject in (None, r.get("subject"))], "timeline")
     registrations: list[dict[str, Any] | None] = [None] * len(sessions)
     if register:
@@ -508,7 +926,9 @@ def follow_up(
     for session in sessions:
         study_config = settings
         if session.label_scheme:
-            study_config = _with_features(settings, {"label_scheme": session.label_scheme})
+            from .labels import scheme_setting
+
+            study_config = _with_features(settings, {"label_scheme": scheme_setting(session.label_scheme)})
         reference = dict(session.reference)
         options = {k: reference.pop(k, None) for k in ("atlas_dir", "subject_image", "reference_series")}
         choice = reference_choice(
@@ -545,7 +965,7 @@ def follow_up(
         f"{rano['min_perpendicular_diameter_mm']:g} mm, on >= min_axial_slices = {rano['min_axial_slices']} axial "
         "slices (RANO-BM, Lin NU et al., Lancet Oncol 2015)",
     )
-    return document
+    return FollowUp(document)
 
 
 def _registered(sessions: list, settings: dict[str, Any]) -> tuple[list, list[dict[str, Any] | None]]:
@@ -604,7 +1024,7 @@ def compare(
     reference_options: Mapping[str, Any] | None = None,
     threads: int | None = None,
     **parameters: Any,
-) -> dict[str, Any]:
+) -> Comparison:
     """Two segmentations of one study compared (research use only): the BraTS-METS lesion-wise metrics per
     region (``metrics``: ``brats2025``, the current official evaluator, or ``brats2023``, the 2023/2024
     challenge script, each reproduced exactly), the features of
@@ -613,7 +1033,28 @@ def compare(
     (nearest neighbour) for the metrics; each is measured on its own grid for the features. ``parameters``
     are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both); ``reference_options``
     (``parcellation``, ``posterior_fossa_mask``, ``atlas``, ``atlas_dir``, as for :func:`locate`) locate the
-    lesions of both in the study's anatomy."""
+    lesions of both in the study's anatomy.
+
+    Returns:
+        a :class:`Comparison`: ``.lesions`` (one row per lesion group), ``.studies`` (the study's row of
+        metrics and differences), ``.study`` (each study feature of both) and ``.metrics`` (per region) as
+        DataFrames, and ``.document`` (the dict ``brainmets compare --out-json`` writes: ``metrics``,
+        ``lesions``, ``study``, ``indications``, ``warnings``, ``provenance``), which indexing the result reads
+        too (``result["metrics"]``).
+
+    Raises:
+        ConfigError: ``metrics`` or a parameter is invalid.
+        InputDataError: a segmentation or the clinical data is missing or unreadable.
+
+    Example::
+
+        >>> demo = brainmets.datasets.demo()
+        >>> result = brainmets.compare(demo.segmentation, demo.prediction, subject="02", session="01")
+        >>> result
+        <Comparison sub-02 ses-01: 3 reference vs 3 predicted lesions (2 matched, 1 invented, 1 missed); ...>
+        >>> result.lesions["agreement"].tolist()
+        ['matched', 'invented', 'matched', 'missed']
+    """
     import numpy as np
 
     from .brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
@@ -678,4 +1119,4 @@ def compare(
             "reference_status": {m: e["status"] for m, e in verdicts[0]["modalities"].items()},
             "prediction_status": {m: e["status"] for m, e in verdicts[1]["modalities"].items()},
         }
-    return document
+    return Comparison(document)

@@ -16,7 +16,7 @@ import jsonschema
 import yaml
 
 from .errors import ConfigError, InputDataError
-from .labels import LabelScheme, get_scheme
+from .labels import AUTO, LabelScheme, get_scheme
 
 SCHEMA_FILE = "config.schema.yaml"
 
@@ -133,7 +133,14 @@ def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError)
     def constant(name: str) -> None:
         raise ValueError(f"{name} is not a number JSON allows")
 
-    text = read_text(path, error)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig") if Path(path).is_file() else read_text(path, error)
+    except UnicodeDecodeError:
+        raise _error(
+            error, path, f"not a {what}: a JSON document was expected, this is binary data (an image?)"
+        ) from None
+    except OSError:
+        text = read_text(path, error)  # says why it cannot be read
     try:
         document = json.loads(text, parse_constant=constant)
     except (ValueError, RecursionError) as exc:
@@ -195,6 +202,8 @@ class FeatureParameters:
     rano_min_perpendicular_mm: float
     rano_min_slices: int
     rano_max_targets: int
+    #: Whether the scheme was chosen (by name, mapping or DICOM segments) rather than left to ``auto``.
+    scheme_chosen: bool = True
 
     @classmethod
     def from_config(cls, features: dict[str, Any] | None = None) -> FeatureParameters:
@@ -203,6 +212,7 @@ class FeatureParameters:
         rano = section["rano_bm"]
         return cls(
             scheme=get_scheme(section["label_scheme"]),
+            scheme_chosen=section["label_scheme"] != AUTO,
             connectivity=section["connectivity"],
             min_lesion_volume_mm3=float(section["min_lesion_volume_mm3"]),
             min_edema_component_volume_mm3=float(section["min_edema_component_volume_mm3"]),
@@ -219,6 +229,7 @@ class FeatureParameters:
         """JSON-ready record of every parameter, in config terms."""
         return {
             "label_scheme": self.scheme.as_dict(),
+            "label_scheme_chosen": self.scheme_chosen,
             "connectivity": self.connectivity,
             "min_lesion_volume_mm3": self.min_lesion_volume_mm3,
             "min_edema_component_volume_mm3": self.min_edema_component_volume_mm3,

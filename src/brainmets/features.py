@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import platform
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache, cached_property, partial
 from importlib.metadata import version
 from typing import Any
@@ -40,7 +40,7 @@ from .geometry import (
     voxel_volume_mm3,
 )
 from .io.labelmap import LabelMap
-from .labels import CORE_ROLES, Role, check_values, count_values, role_mask, scheme_mismatch
+from .labels import CORE_ROLES, Role, check_values, count_values, reading, role_mask, scheme_mismatch
 from .lesions import Lesions, assign_edema, find_lesions, structure
 
 log = logging.getLogger(__name__)
@@ -469,9 +469,13 @@ def compute_features(
                 "an intensity image is not a label map)"
             )
         raise InputDataError(label_map.source, problem) from None
+    scheme, misreadings = reading(counts, scheme, params.scheme_chosen)
+    if scheme is not params.scheme:  # a map of 0 and 1, no scheme chosen: binary
+        params = replace(params, scheme=scheme)
     mismatch = scheme_mismatch(crop, counts, scheme)
-    if mismatch:
-        log.warning("%s: %s", label_map.source, mismatch)
+    misreadings += [mismatch] if mismatch else []
+    for warning in misreadings:
+        log.warning("%s: %s", label_map.source, warning)
     crop_affine = _crop_affine(affine, origin)
 
     core = role_mask(crop, scheme, *CORE_ROLES)
@@ -510,7 +514,7 @@ def compute_features(
         "lesions": rows,
         "edema_only_components": edema_only,
         "resection_cavities": cavities,
-        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, mismatch),
+        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings),
     }
     return StudyFeatures(document, affine, shape, box, lesions)
 
@@ -746,10 +750,10 @@ def _software_versions() -> dict[str, str]:
     return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
-def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, mismatch) -> dict[str, Any]:
+def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings) -> dict[str, Any]:
     affine = label_map.affine
     shear = axis_shear_deg(affine)
-    warnings = list(label_map.warnings) + ([mismatch] if mismatch else [])
+    warnings = [*label_map.warnings, *misreadings]
     registration = (reference.provenance.get("registration") or {}) if reference is not None else {}
     if registration.get("poor"):
         warnings.append(

@@ -98,6 +98,12 @@ SCHEMES: dict[str, LabelScheme] = {
 }
 
 
+#: The config value that leaves the scheme to brainmets: brats-mets-2023, except a map of 0 and 1 only.
+AUTO = "auto"
+DEFAULT_SCHEME = "brats-mets-2023"
+_HOW_TO_CHOOSE = "--scheme NAME or --custom-labels; label_scheme in the config or the studies sheet"
+
+
 def custom_scheme(mapping: Mapping[str, object], name: str = "custom") -> LabelScheme:
     """Build a scheme from ``{role: value or [values]}`` (roles: enhancing, necrotic, core, edema, cavity, ignored)."""
     values: dict[Role, frozenset[int]] = {}
@@ -141,15 +147,32 @@ def parse_custom_labels(text: str) -> dict[str, list[int]]:
     return mapping
 
 
+def scheme_setting(text: str, check: bool = False) -> str | dict[str, list[int]]:
+    """A ``--scheme`` or studies-sheet value in config terms: a scheme name as given, or the custom form
+    ``"enhancing=3;necrotic=1;edema=2"`` (as ``--custom-labels`` takes) as a role mapping; with ``check``, a
+    value that names no scheme raises :class:`LabelSchemeError`."""
+    text = text.strip()
+    if "=" in text:
+        mapping = parse_custom_labels(text)
+        if check:
+            custom_scheme(mapping)
+        return mapping
+    if check:
+        get_scheme(text)
+    return text
+
+
 def get_scheme(spec: str | Mapping[str, object]) -> LabelScheme:
-    """A scheme by name, or a custom scheme from a role mapping."""
+    """A scheme by name, or a custom scheme from a role mapping (``auto``: the default, brats-mets-2023)."""
     if isinstance(spec, Mapping):
         return custom_scheme(spec)
+    if spec == AUTO:
+        spec = DEFAULT_SCHEME
     try:
         return SCHEMES[spec]
     except KeyError:
         raise LabelSchemeError(
-            f"unknown label scheme {spec!r}; known schemes: {', '.join(SCHEMES)} (or a custom role mapping)"
+            f"unknown label scheme {spec!r}; known schemes: {', '.join(SCHEMES)}, {AUTO} (or a custom role mapping)"
         ) from None
 
 
@@ -186,6 +209,36 @@ def fitting_schemes(counts: dict[int, int]) -> list[str]:
         for name, s in SCHEMES.items()
         if s.nonzero_role is None and present <= {v for vals in s.values.values() for v in vals}
     ]
+
+
+def reading(counts: dict[int, int], scheme: LabelScheme, chosen: bool) -> tuple[LabelScheme, list[str]]:
+    """The scheme to read a map with, and warnings about plausible misreadings.
+
+    A map of 0 and 1 only is most often a model's binary tumour mask: when no scheme was chosen it is read as
+    ``binary`` (under brats-mets-2023 it would be all necrotic core: no enhancing tumour, no edema), and when
+    one was chosen that reads 1 otherwise, the user is told. A map read as ``binary`` whose values fit a
+    sub-region scheme loses its sub-regions (edema counted as tumour core), which is said too."""
+    present = sorted(v for v, n in counts.items() if v and n)
+    if present == [1] and scheme.nonzero_role is None:
+        if not chosen:
+            return SCHEMES["binary"], [
+                "the map holds only the values 0 and 1 and no label scheme was chosen: read as a binary tumour "
+                "mask (scheme binary: every lesion is tumour core; enhancing, necrotic and edema volumes are "
+                f"unknown); if 1 means something else, choose a scheme ({_HOW_TO_CHOOSE})"
+            ]
+        role = next((r.name.lower() for r, values in scheme.values.items() if 1 in values), "ignored")
+        return scheme, [
+            f"the map holds only the values 0 and 1, as a binary mask does, but label scheme {scheme.name!r} "
+            f"reads 1 as {role}: if it is a binary tumour mask, use --scheme binary"
+        ]
+    fits = fitting_schemes(counts)
+    if scheme.nonzero_role is not None and len(present) > 1 and fits:
+        return scheme, [
+            f"the map holds the values {', '.join(map(str, present))}, which fit {' or '.join(fits)}, but is read "
+            f"with label scheme {scheme.name!r}: every non-zero value is tumour core (edema included) and the "
+            f"sub-regions are lost; to keep them, choose {fits[0]} ({_HOW_TO_CHOOSE})"
+        ]
+    return scheme, []
 
 
 def check_values(counts: dict[int, int], scheme: LabelScheme) -> None:

@@ -16,6 +16,8 @@ rule cohort:
         },
     params:
         brainmets=BRAINMETS,
+    message:
+        f"brainmets cohort: the cohort tables of {len(STUDIES)} studies in {RESULTS}/group/ (log: {RESULTS}/logs/cohort.log)"
     resources:  # measured: 10,000 studies of 12 lesions each (20,000 documents) take 31 s and 745 MB
         mem_mb=lambda wc, input: 1000 + len(input) // 10,
         runtime=lambda wc, input: 10 + math.ceil(len(input) / 2000),
@@ -55,6 +57,8 @@ rule cohort_figures:
     params:
         brainmets=BRAINMETS,
         out_dir=lambda wc, output: os.path.dirname(output.lesion_size),
+    message:
+        f"brainmets figures: the cohort's plots in {RESULTS}/group/ (log: {RESULTS}/logs/cohort_figures.log)"
     resources:  # measured: 10,000 studies, 120,000 lesions take 2.7 s and 520 MB
         mem_mb=1000 + len(STUDIES) // 20,
         runtime=10,
@@ -66,6 +70,28 @@ rule cohort_figures:
         "{params.brainmets} figures --lesions {input.lesions:q} --studies {input.studies:q}"
         " --indications {input.indications:q} --responses {input.responses:q}"
         " --comparison-lesions {input.comparison:q} --out-dir {params.out_dir:q} 2> {log:q}"
+
+
+rule front_page:
+    """The report's front page (workflow/report/workflow.rst includes it): how the run went, from the studies'
+    documents and the cohort tables (brainmets.report.front_page). Run by Snakemake itself (a local rule)."""
+    input:
+        status=all_study_files("desc-brainmets_status.json"),
+        indications=all_study_files("desc-brainmets_indications.json"),
+        followup=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED],
+        status_table=rules.cohort.output.status_tsv,
+        studies_table=rules.cohort.output.studies_tsv,
+        indications_table=rules.cohort.output.indications_tsv,
+    output:
+        f"{RESULTS}/group/summary.rst",
+    log:
+        f"{RESULTS}/logs/front_page.log",
+    message:
+        f"the report's front page: {RESULTS}/group/summary.rst"
+    run:
+        from brainmets.report.front_page import write_front_page
+
+        write_front_page(output[0], input, results=RESULTS, study_figures=STUDY_FIGURES, followed=FOLLOWED, log=log[0])
 
 
 rule dataset_description:

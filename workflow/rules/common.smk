@@ -13,6 +13,7 @@ from snakemake.utils import validate
 
 from brainmets.config import read_text, schema_path
 from brainmets.identifiers import check_label
+from brainmets.studies_sheet import check_rows
 
 validate(config, schema=str(schema_path()))
 
@@ -47,7 +48,7 @@ def read_studies(sheet: str) -> pd.DataFrame:
     """The studies sheet, validated, with file paths resolved against the sheet's folder."""
     text = read_text(sheet)  # UTF-8 (a byte-order mark is accepted), else an error naming the sheet
     studies = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False, comment="#")
-    validate(studies, schema="../schemas/studies.schema.yaml")
+    check_rows(studies, sheet, Path(workflow.basedir, "workflow", "schemas", "studies.schema.yaml"))
     base = Path(sheet).parent
     for column in FILE_COLUMNS:
         if column in studies:
@@ -183,19 +184,9 @@ def _identity(row) -> list[str]:
     return ["--subject", row["subject"]] + (["--session", row["session"]] if row["session"] else [])
 
 
-#: Linux refuses a single command-line argument longer than 128 KiB (MAX_ARG_STRLEN); stay well below it.
-MAX_JOBS_JSON = 100_000
-
-
 def _jobs(command: str, common: list[str], studies: list[dict]) -> str:
-    """The --jobs-json document of `brainmets batch`."""
-    text = json.dumps({"command": command, "common": common, "studies": studies}, separators=(",", ":"))
-    if len(text) > MAX_JOBS_JSON:
-        raise ValueError(
-            f"config: batch_size {config['batch_size']} makes a `brainmets batch` command of {len(text)} "
-            f"characters (at most {MAX_JOBS_JSON}: the shell's limit); lower batch_size"
-        )
-    return text
+    """The jobs document of `brainmets batch` (written to a file by the rules: brainmets.cli.batch.jobs_file)."""
+    return json.dumps({"command": command, "common": common, "studies": studies}, separators=(",", ":"))
 
 
 def feature_jobs(members: list[str], threads: int) -> str:
@@ -351,42 +342,25 @@ def compare_jobs(members: list[str], threads: int) -> str:
 
 
 def run_summary() -> tuple[str, int]:
-    """One line saying how the run went (studies ok / failed / not run, where the failures are listed) and the
-    number of failed studies, from the studies' status documents."""
-    counts = {"ok": 0, "failed": 0, "not run": 0}
-    for path in all_study_files("desc-brainmets_status.json"):
-        try:
-            with open(path, encoding="utf-8") as fh:
-                status = json.load(fh).get("status")
-        except (OSError, ValueError):
-            status = None
-        counts["ok" if status == "ok" else "failed" if status == "failed" else "not run"] += 1
-    line = f"brainmets: {len(STUDIES)} studies: {counts['ok']} ok, {counts['failed']} failed"
-    if counts["not run"]:
-        line += f", {counts['not run']} not run"
-    if counts["failed"]:
-        line += (
-            f"; the failures are listed in {RESULTS}/group/status.tsv (column features_error),"
-            f" one log per study under {RESULTS}/logs/features/"
-        )
-    if FOLLOWED:
-        outcomes = []
-        for subject in FOLLOWED:
-            try:
-                with open(subject_file(subject, "desc-followup_status.json"), encoding="utf-8") as fh:
-                    outcomes.append(json.load(fh).get("status"))
-            except (OSError, ValueError):
-                outcomes.append(None)
-        line += f"; follow-up of {len(FOLLOWED)} subjects: {outcomes.count('ok')} ok, {outcomes.count('failed')} failed"
-        if outcomes.count(None):
-            line += f", {outcomes.count(None)} not run"
-        if outcomes.count("failed"):
-            line += f" ({RESULTS}/logs/followup/)"
-    return line, counts["failed"]
+    """One line saying how the run went (studies ok / failed / not run and where the failures are listed, the
+    follow-ups, the studies without a clinical row, the features step's warnings) and the number of failed
+    studies, from the studies' documents (brainmets.progress.run_summary)."""
+    from brainmets.progress import run_summary as summary
+
+    return summary(
+        all_study_files("desc-brainmets_status.json"),
+        RESULTS,
+        indications=all_study_files("desc-brainmets_indications.json"),
+        followups=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED] if FOLLOWED else None,
+    )
 
 
 def report_run(succeeded: bool) -> None:
-    """Print the run's summary line last; with `fail_on_failed_studies`, failed studies fail the run."""
+    """Stop the progress lines and print the run's summary line last; with `fail_on_failed_studies`, failed
+    studies fail the run."""
+    from brainmets import progress
+
+    progress.stop()
     if not succeeded:
         remove_unsupported_features()
     line, failed = run_summary()
@@ -416,8 +390,10 @@ def remove_unsupported_features() -> None:
 
 def prepare_run() -> None:
     """Before the first job: remove the temporary outputs of killed jobs (SIGKILL, out of memory) and the
-    features no status document supports, and on a SLURM cluster without job accounting read job states with
-    squeue, since sacct there never reports a job."""
+    features no status document supports, on a SLURM cluster without job accounting read job states with
+    squeue, since sacct there never reports a job, and start the progress lines: the studies this run makes,
+    done so far, from their status documents (brainmets.progress; onstart runs in the main process only, cluster
+    jobs run with --no-hooks)."""
     from brainmets.io.writers import sweep_temporary_files
 
     swept = sweep_temporary_files(RESULTS) if os.path.isdir(RESULTS) else []
@@ -432,6 +408,14 @@ def prepare_run() -> None:
               "instead, which sees a job until MinJobAge after it ends (see README, Running on a cluster)",
               file=sys.stderr)
         check_min_job_age(settings)
+    if getattr(workflow, "is_main_process", True):
+        from snakemake.logging import logger
+        from snakemake.settings.enums import Quietness
+
+        from brainmets import progress
+
+        made = progress.outputs_to_make(workflow, all_study_files("desc-brainmets_status.json"))
+        progress.start(made, lambda line: logger.info(line, extra={"quietness": Quietness.PROGRESS}))  # --quiet
 
 
 def check_min_job_age(settings) -> None:

@@ -1,4 +1,7 @@
 # One `compare_NNNN` job per batch of studies whose sheet row names a `prediction`.
+from brainmets.cli.batch import jobs_file
+from brainmets.progress import batch_message
+
 for batch, members in COMPARE_BATCHES.items():
 
     rule:
@@ -13,7 +16,11 @@ for batch, members in COMPARE_BATCHES.items():
             [study_file(s, "desc-comparison_status.json") for s in members],
         params:
             brainmets=BRAINMETS,
-            jobs=lambda wildcards, threads, members=members: compare_jobs(members, threads),
+            jobs=lambda wildcards, threads, members=members, batch=batch: jobs_file(
+                compare_jobs(members, threads), f"compare_{batch}"
+            ),
+        message:
+            batch_message("brainmets compare", batch, members, "studies", f"{RESULTS}/logs/compare")
         threads: 1
         resources:
             mem_mb=4000,
@@ -23,4 +30,4 @@ for batch, members in COMPARE_BATCHES.items():
         conda:
             "../envs/brainmets.yaml"
         shell:
-            "{params.brainmets} batch --jobs-json {params.jobs:q} 2> {log[0]:q}"
+            "{params.brainmets} batch --jobs-file {params.jobs:q} 2> {log[0]:q}"

@@ -1,5 +1,9 @@
 # One `features_NNNN` job per batch of studies (config `batch_size`): one process measures them all, so the
-# ~0.7 s of starting Python and importing the scientific stack is paid per batch, not per study.
+# ~0.7 s of starting Python and importing the scientific stack is paid per batch, not per study. The batch's
+# jobs document (every study's arguments) goes through a file (jobs_file): the console stays readable.
+from brainmets.cli.batch import jobs_file
+from brainmets.progress import batch_message
+
 for batch, members in BATCHES.items():
 
     rule:
@@ -26,7 +30,11 @@ for batch, members in BATCHES.items():
             ],
         params:
             brainmets=BRAINMETS,
-            jobs=lambda wildcards, threads, members=members: feature_jobs(members, threads),
+            jobs=lambda wildcards, threads, members=members, batch=batch: jobs_file(
+                feature_jobs(members, threads), f"features_{batch}"
+            ),
+        message:
+            batch_message("brainmets features", batch, members, "studies", f"{RESULTS}/logs/features")
         threads: 1
         resources:
             mem_mb=4000 if uses_template(members) else 2000,
@@ -38,4 +46,4 @@ for batch, members in BATCHES.items():
         conda:
             "../envs/brainmets.yaml"
         shell:
-            "{params.brainmets} batch --jobs-json {params.jobs:q} 2> {log[0]:q}"
+            "{params.brainmets} batch --jobs-file {params.jobs:q} 2> {log[0]:q}"

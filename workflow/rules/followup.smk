@@ -1,4 +1,7 @@
 # One `followup_NNNN` job per batch of subjects with two or more dated sessions in the studies sheet.
+from brainmets.cli.batch import jobs_file
+from brainmets.progress import batch_message
+
 for batch, members in FOLLOWUP_BATCHES.items():
 
     rule:
@@ -23,7 +26,11 @@ for batch, members in FOLLOWUP_BATCHES.items():
             ],
         params:
             brainmets=BRAINMETS,
-            jobs=lambda wildcards, threads, members=members: followup_jobs(members, threads),
+            jobs=lambda wildcards, threads, members=members, batch=batch: jobs_file(
+                followup_jobs(members, threads), f"followup_{batch}"
+            ),
+        message:
+            batch_message("brainmets followup", batch, [f"sub-{s}" for s in members], "subjects", f"{RESULTS}/logs/followup")
         threads: 1
         resources:
             mem_mb=3000,
@@ -33,4 +40,4 @@ for batch, members in FOLLOWUP_BATCHES.items():
         conda:
             "../envs/brainmets.yaml"
         shell:
-            "{params.brainmets} batch --jobs-json {params.jobs:q} 2> {log[0]:q}"
+            "{params.brainmets} batch --jobs-file {params.jobs:q} 2> {log[0]:q}"

@@ -1,4 +1,7 @@
 # One `indications_NNNN` job per batch of studies, after that batch's features job.
+from brainmets.cli.batch import jobs_file
+from brainmets.progress import batch_message
+
 for batch, members in BATCHES.items():
 
     rule:
@@ -13,7 +16,11 @@ for batch, members in BATCHES.items():
             [study_file(s, "desc-brainmets_indications.json") for s in members],
         params:
             brainmets=BRAINMETS,
-            jobs=indication_jobs(members),
+            jobs=lambda wildcards, members=members, batch=batch: jobs_file(
+                indication_jobs(members), f"indications_{batch}"
+            ),
+        message:
+            batch_message("brainmets indicate", batch, members, "studies", f"{RESULTS}/logs/indications")
         resources:
             mem_mb=500,
             runtime=5 + math.ceil(len(members) * 0.05),
@@ -24,4 +31,4 @@ for batch, members in BATCHES.items():
         conda:
             "../envs/brainmets.yaml"
         shell:
-            "{params.brainmets} batch --jobs-json {params.jobs:q} 2> {log[0]:q}"
+            "{params.brainmets} batch --jobs-file {params.jobs:q} 2> {log[0]:q}"

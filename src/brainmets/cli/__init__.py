@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line on success (errors and warnings still show)"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (features, indicate, followup, compare, cohort, figures, dataset_description):
         command.add_parser(sub, [common])
@@ -70,7 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
     )
     if args.command == "batch":
         try:
-            return batch.run_batch(parser, args.jobs_json)
+            return batch.run_batch(parser, batch.jobs_text(args), args.jobs_file or "--jobs-json")
         except ConfigError as exc:
             print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
             return EXIT_USAGE

@@ -25,14 +25,47 @@ def add_parser(sub) -> None:
         "Python and importing the scientific stack is paid once per batch, not once per study. Each study's "
         "messages go to its own log; a study that fails does not stop the others.",
     )
-    batch.add_argument(
+    jobs = batch.add_mutually_exclusive_group(required=True)
+    jobs.add_argument(
         "--jobs-json",
-        required=True,
         metavar="JSON",
         help='{"command": "features"|"indicate"|"followup"|"compare", "common": [options of every study], '
         '"studies": [{"args": [options of one study], "log": path}, ...]}',
     )
+    jobs.add_argument(
+        "--jobs-file",
+        metavar="PATH",
+        help="the same document in a file (what the workflow passes: the command line it shows stays short)",
+    )
     batch.set_defaults(func=None)
+
+
+def jobs_text(args: argparse.Namespace) -> str:
+    """The jobs document of --jobs-json, or of --jobs-file read as UTF-8."""
+    if args.jobs_file is None:
+        return args.jobs_json
+    from ..config import read_text
+
+    return read_text(args.jobs_file)  # ConfigError naming the file when it cannot be read
+
+
+def jobs_file(text: str, name: str, folder: str | Path = ".snakemake/brainmets-jobs") -> str:
+    """Write a jobs document once, named by its content (``<folder>/<name>-<sha256 prefix>.json``), and return
+    its path. The workflow's rules pass this path, not the document: Snakemake shows a job's command line (and
+    repeats it when the job fails), and a batch's document runs to many kilobytes. The name changes with the
+    content, so a changed document re-runs its job (Snakemake compares params) and never replaces the file a
+    job of another run is about to read; any process evaluating the rule (the main one, a cluster job's) makes
+    the file when it is missing."""
+    import hashlib
+
+    from ..io.writers import atomic_path
+
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    path = Path(folder) / f"{name}-{digest}.json"
+    if not path.is_file():
+        with atomic_path(path) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+    return str(path)
 
 
 BATCH_COMMANDS = ("features", "indicate", "followup", "compare")
@@ -54,8 +87,9 @@ def _logging_to(stream, verbose: bool):
         root.setLevel(level)
 
 
-def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
-    """The --jobs-json document of `batch`: (command, common options, studies)."""
+def _parse_jobs(text: str, source: str = "--jobs-json") -> tuple[str, list[str], list[dict]]:
+    """The jobs document of `batch` (--jobs-json, or the --jobs-file named `source`): (command, common options,
+    studies)."""
 
     def strings(value) -> bool:
         return isinstance(value, list) and all(isinstance(a, str) for a in value)
@@ -75,14 +109,14 @@ def _parse_jobs(text: str) -> tuple[str, list[str], list[dict]]:
             if not isinstance(study.get("log", ""), str):
                 raise ValueError("a study's 'log' must be a path")
     except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
-        raise ConfigError(f"--jobs-json: {flat(exc) or type(exc).__name__}") from None
+        raise ConfigError(f"{source}: {flat(exc) or type(exc).__name__}") from None
     return command, common, studies
 
 
-def run_batch(parser: argparse.ArgumentParser, jobs_json: str) -> int:
+def run_batch(parser: argparse.ArgumentParser, jobs_json: str, source: str = "--jobs-json") -> int:
     """Run one command per study in this process, each study's stderr and log records in its own log file.
     Returns 1 when a study's command did not complete (its log says why), else 0."""
-    command, common, studies = _parse_jobs(jobs_json)
+    command, common, studies = _parse_jobs(jobs_json, source)
     start = time.perf_counter()
     incomplete, started = [], 0
     try:

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..errors import ConfigError
-from .common import command_inputs, log
+from .common import command_inputs, log, plural, summarize
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -118,4 +118,8 @@ def run(args: argparse.Namespace) -> dict:
         if row["features_status"] != "ok":
             study = " ".join(filter(None, (row["participant_id"], row["session_id"])))
             log.warning("%s failed: %s", study, row["features_error"])
+    studies = len(tables.status) if tables.status else len(tables.studies)
+    failed = sum(row["features_status"] != "ok" for row in tables.status)
+    what = f"cohort of {plural(studies, 'study', 'studies')} ({failed} failed), {plural(len(tables.lesions), 'lesion')}"
+    summarize(args, what, files)
     return {name: str(path) for name, path in outputs.items()}

@@ -119,3 +119,59 @@ def check_identity(args: argparse.Namespace) -> None:
 def flat(exc: BaseException) -> str:
     """An error's message on one line (YAML parsers, for one, write several)."""
     return " ".join(str(exc).split())
+
+
+def study_label(args: argparse.Namespace, subject: str | None = None, session: str | None = None) -> str:
+    """``sub-01 ses-01`` (the options', else the given identity), else the segmentation's file name."""
+    subject, session = getattr(args, "subject", None) or subject, getattr(args, "session", None) or session
+    if subject:
+        return f"sub-{subject}" + (f" ses-{session}" if session else "")
+    return Path(getattr(args, "segmentation", None) or getattr(args, "reference", None) or "study").name
+
+
+def written(paths) -> str:
+    """The files a command wrote, for its summary line: all of them when few, else how many and where."""
+    import os
+
+    paths = [str(p) for p in (paths.values() if isinstance(paths, dict) else paths)]
+    if len(paths) <= 4:
+        return ", ".join(paths)
+    folder = os.path.commonpath([os.path.abspath(p) for p in paths])
+    shown = os.path.relpath(folder) if not os.path.isabs(paths[0]) else folder
+    where = "the current folder" if shown == "." else f"{shown}/"
+    names = ", ".join(Path(p).name for p in paths[:3])
+    return f"{len(paths)} files in {where} ({names}, ...)"
+
+
+def summarize(args: argparse.Namespace, what: str, outputs) -> None:
+    """A command's one-line summary on stderr when it succeeded, e.g. ``brainmets: sub-01 ses-01: 3 lesions,
+    12.4 mL; wrote f.json, f.tsv``; -q/--quiet silences it. Inside ``brainmets batch`` stderr is the study's log."""
+    if getattr(args, "quiet", False):
+        return
+    import sys
+
+    print(f"brainmets: {what}; wrote {written(outputs)}", file=sys.stderr)
+
+
+def amount(value) -> str:
+    """A number for a summary line: at most two decimals, no trailing zeros (12.4, 0.05, 1234)."""
+    try:
+        return f"{round(float(value), 2):g}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+def plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def indication_summary(args: argparse.Namespace, document: dict) -> str:
+    """What ``indicate`` says on success: the modalities Table 1 marks indicated and undetermined."""
+    label = study_label(args, document.get("subject"), document.get("session"))
+    if document.get("status") == "not_evaluated":
+        return f"{label}: not evaluated ({document.get('reason')})"
+    modalities = document.get("modalities", {})
+    indicated = [m for m, e in modalities.items() if e.get("status") == "indicated"]
+    undetermined = [m for m, e in modalities.items() if e.get("status") == "undetermined"]
+    text = f"{label}: Table 1 indicated: {', '.join(indicated) or 'none'}"
+    return text + (f"; undetermined: {', '.join(undetermined)}" if undetermined else "") + " (research use only)"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..api import default_threads
-from .common import check_identity, command_config, command_inputs, log
+from .common import amount, check_identity, command_config, command_inputs, study_label, summarize
 
 COLUMNS = ["region", "kind", "reference_instance", "prediction_instance", "reference_volume_mm3", "dice", "hd95_mm",
            "nsd", "large"]  # fmt: skip
@@ -32,7 +32,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="brats2025 (default): brats-evaluation 0.0.10, panoptica one-to-one matching; brats2023: the 2023 "
         "lesion-wise script (dilated, pooled matching); each reproduced exactly",
     )
-    com.add_argument("--scheme", metavar="NAME", help="label scheme of both (default brats-mets-2023)")
+    com.add_argument(
+        "--scheme",
+        metavar="NAME",
+        help="label scheme of both (default auto: brats-mets-2023, a map of only 0 and 1 binary; or a custom "
+        'mapping, "enhancing=3;necrotic=1;edema=2")',
+    )
     com.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
     com.add_argument("--subject", help="subject label (its clinical row)")
     com.add_argument("--session", help="session label")
@@ -92,10 +97,11 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> dict:
     from .. import api
     from ..io.writers import atomic_outputs, write_json, write_tsv
+    from ..labels import scheme_setting
 
     check_identity(args)
     outputs = planned_outputs(args)
-    parameters = {"label_scheme": args.scheme} if args.scheme else {}
+    parameters = {"label_scheme": scheme_setting(args.scheme)} if args.scheme else {}
     document = api.compare(
         args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,
         session=args.session, config=command_config(args), threads=args.threads, **parameters,
@@ -108,7 +114,8 @@ def run(args: argparse.Namespace) -> dict:
             write_tsv(tmp["tsv"], COLUMNS, rows(document))
     regions = document["metrics"]["regions"]
     if "et" in regions:
-        log.info("et: lesion-wise Dice %.3f", regions["et"]["summary"]["lesionwise_dsc_mean"])
+        dice = regions["et"]["summary"]["lesionwise_dsc_mean"]
     else:
-        log.info("ET: lesion-wise Dice %.3f", regions["ET"]["LesionWise_Score_Dice"])
+        dice = regions["ET"]["LesionWise_Score_Dice"]
+    summarize(args, f"{study_label(args)}: enhancing tumour lesion-wise Dice {amount(dice)} ({args.metrics})", outputs)
     return outputs

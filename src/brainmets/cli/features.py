@@ -10,7 +10,16 @@ from pathlib import Path
 
 from ..api import default_threads
 from ..errors import ConfigError
-from .common import check_identity, command_config, command_inputs, finite_number, log
+from .common import (
+    amount,
+    check_identity,
+    command_config,
+    command_inputs,
+    finite_number,
+    plural,
+    study_label,
+    summarize,
+)
 
 #: Command-line options that set a value of the config's ``features`` section: (dest, config path).
 FEATURE_OPTIONS = {
@@ -83,7 +92,10 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "--config-json", metavar="JSON", help="the same as a JSON string (after --config; the workflow passes this)"
     )
     par.add_argument(
-        "--scheme", metavar="NAME", help="label scheme: brats-mets-2023 (default), brats-2021, brats-2015, binary"
+        "--scheme",
+        metavar="NAME",
+        help="label scheme: auto (default: brats-mets-2023, but a map of only 0 and 1 is binary), brats-mets-2023, "
+        "brats-2021, brats-2015, binary, or a custom mapping as --custom-labels takes",
     )
     par.add_argument(
         "--custom-labels",
@@ -210,6 +222,14 @@ def _feature_section(args: argparse.Namespace, config: dict) -> dict:
             for key in path[:-1]:
                 target = target.setdefault(key, {})
             target[path[-1]] = value
+    if isinstance(section.get("label_scheme"), str):  # a name, or "enhancing=3;necrotic=1" as the sheet has
+        from ..errors import LabelSchemeError
+        from ..labels import scheme_setting
+
+        try:
+            section["label_scheme"] = scheme_setting(section["label_scheme"])
+        except LabelSchemeError as exc:
+            raise ConfigError(f"--scheme: {exc}") from None
     return section
 
 
@@ -334,12 +354,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             write_json(tmp["label_sidecar"], INSTANCE_SIDECAR)
         if "figure" in tmp:
             _study_figure(tmp["figure"], measurement, args)
-    log.info(
-        "%s: %d lesion(s), cumulative tumour volume %.3f mL",
-        args.segmentation,
-        result.study["lesion_count"],
-        result.study["cumulative_tumor_volume_ml"],
-    )
+    count, volume = result.study["lesion_count"], result.study["cumulative_tumor_volume_ml"]
+    summarize(args, f"{study_label(args)}: {plural(count, 'lesion')}, {amount(volume)} mL", paths)
     return paths
 
 

@@ -22,6 +22,13 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     fig.add_argument("--responses", metavar="TSV", help="the cohort response table (follow-ups): swimmer.png")
     fig.add_argument("--comparison-lesions", metavar="TSV", help="the cohort comparison_lesions table: comparison.png")
     fig.add_argument(
+        "--sessions",
+        choices=("latest", "baseline", "all"),
+        default="latest",
+        help="which sessions of a patient followed over time the lesion, burden, location and indication plots "
+        "show: the latest (default) or baseline session of each patient (a patient counts once), or all",
+    )
+    fig.add_argument(
         "--out-dir",
         required=True,
         metavar="DIR",
@@ -53,13 +60,18 @@ def run(args: argparse.Namespace) -> dict:
     names += ["swimmer.png"] if args.responses else []
     names += ["comparison.png"] if args.comparison_lesions else []
     check_outputs([out / n for n in names], command_inputs(args))
+    chosen = figures.chosen_sessions(studies, args.sessions)
+    patients = len({subject for subject, _ in chosen})
+    scope = "" if args.sessions == "all" else f" of {patients} patients, {args.sessions} session each"
+    lesions, studies = figures.of_sessions(lesions, chosen), figures.of_sessions(studies, chosen)
     with atomic_outputs(*(out / n for n in names)) as tmp:
-        figures.size_distribution(tmp[0], lesions)
-        figures.volume_against_count(tmp[1], studies)
-        figures.locations(tmp[2], lesions)
+        figures.size_distribution(tmp[0], lesions, scope)
+        figures.volume_against_count(tmp[1], studies, scope)
+        figures.locations(tmp[2], lesions, scope)
         made = dict(zip(names, tmp))
         if args.indications:
-            figures.indication_frequencies(made["indications.png"], _read_tsv(args.indications), MODALITIES)
+            indications = figures.of_sessions(_read_tsv(args.indications), chosen)
+            figures.indication_frequencies(made["indications.png"], indications, MODALITIES, scope)
         if args.responses:
             figures.swimmer_plot(made["swimmer.png"], _read_tsv(args.responses))
         if args.comparison_lesions:

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..api import default_threads
-from .common import command_config, command_inputs, log
+from .common import command_config, command_inputs, plural, summarize
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> dict:
             if name in tmp:
                 write_tsv(tmp[name], [f.name for f in fields], rows)
                 write_json(tmp[f"{name}_dictionary"], data_dictionary(fields))
-    log.info("sub-%s: %d sessions, responses %s", document["subject"], len(document["sessions"]),
-             ", ".join(r["response"] for r in document["rano_bm"]))  # fmt: skip
+    responses = ", ".join(r["response"] for r in document["rano_bm"]) or "none"
+    summarize(args, f"sub-{document['subject']}: {plural(len(document['sessions']), 'session')}, RANO-BM {responses}",
+              outputs)  # fmt: skip
     return outputs

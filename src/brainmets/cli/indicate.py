@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import check_identity, command_config, command_inputs, log
+from .common import check_identity, command_config, command_inputs, indication_summary, log, summarize
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -89,6 +89,7 @@ def run(args: argparse.Namespace) -> dict:
             )
             with atomic_path(args.out_json) as tmp:
                 write_json(tmp, document)
+            summarize(args, indication_summary(args, document), [args.out_json])
             return {"json": args.out_json}
     document = read_features_document(args.features, InputDataError)
     followup, followup_failed = None, None
@@ -118,4 +119,5 @@ def run(args: argparse.Namespace) -> dict:
     log.info("%s: %s", result["subject"], ", ".join(f"{m} {e['status']}" for m, e in result["modalities"].items()))
     with atomic_path(args.out_json) as tmp:
         write_json(tmp, result)
+    summarize(args, indication_summary(args, result), [args.out_json])
     return {"json": args.out_json}

@@ -4,8 +4,10 @@ document of ``--status-json`` (one bad study does not stop a cohort)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .. import __version__
@@ -74,6 +76,24 @@ def _one_line(exc: BaseException, args: argparse.Namespace) -> str:
     return f"internal error while processing {target}: {type(exc).__name__}: {exc}"
 
 
+@contextlib.contextmanager
+def _warnings_kept(into: list[str]) -> Iterator[None]:
+    """Keep what brainmets logs at WARNING level or above (e.g. a map read as binary) for the status document,
+    from which the workflow's run summary counts them; the messages are printed as before."""
+    import logging
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(" ".join(record.getMessage().split()))
+
+    logger, handler = logging.getLogger("brainmets"), Keep(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def _run_with_status(args: argparse.Namespace) -> int:
     """Run a per-study command; record ok or failed (and why) in --status-json, so one bad study does not
     stop a cohort. The message also goes to stderr (the job's log), with the traceback for internal errors."""
@@ -85,9 +105,10 @@ def _run_with_status(args: argparse.Namespace) -> int:
         print(f"brainmets: error: {flat(exc)}", file=sys.stderr)
         return EXIT_USAGE
     start = time.perf_counter()
-    error, removed = None, []
+    error, removed, warnings = None, [], []
     try:
-        outputs = args.func(args)
+        with _warnings_kept(warnings):
+            outputs = args.func(args)
     except Exception as exc:
         outputs = None
         error = _one_line(exc, args)
@@ -115,6 +136,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
         "error": error,
         "outputs": {k: str(v) for k, v in outputs.items()} if isinstance(outputs, dict) else {},
         "removed_outputs": removed,
+        "warnings": list(dict.fromkeys(warnings)),
         "seconds": round(time.perf_counter() - start, 3),
         "brainmets_version": __version__,
     }

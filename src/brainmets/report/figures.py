@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,30 @@ def _figure(width: float, height: float, dpi: int = 90):
     return Figure(figsize=(width, height), dpi=dpi)
 
 
-def size_distribution(path, lesions: list[dict[str, Any]]) -> None:
+def _session_key(session: str) -> tuple:
+    """Sessions in time order as their labels sort naturally (ses-2 before ses-10); n/a first."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", session) if part)
+
+
+def chosen_sessions(studies: list[dict[str, Any]], which: str = "latest") -> set[tuple[str, str]]:
+    """The (participant_id, session_id) pairs a cohort figure shows: every study (``all``), or one session per
+    patient, its ``latest`` or ``baseline`` (so that a patient followed over four sessions counts once)."""
+    pairs = [(str(s.get("participant_id")), str(s.get("session_id") or "n/a")) for s in studies]
+    if which == "all":
+        return set(pairs)
+    by_subject: dict[str, list[str]] = {}
+    for subject, session in pairs:
+        by_subject.setdefault(subject, []).append(session)
+    pick = max if which == "latest" else min
+    return {(subject, pick(sessions, key=_session_key)) for subject, sessions in by_subject.items()}
+
+
+def of_sessions(rows: list[dict[str, Any]], chosen: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows (lesions, studies, indications) of the chosen sessions."""
+    return [r for r in rows if (str(r.get("participant_id")), str(r.get("session_id") or "n/a")) in chosen]
+
+
+def size_distribution(path, lesions: list[dict[str, Any]], scope: str = "") -> None:
     """Histogram of the lesions' maximum 3D diameters, with the RANO-BM 10 mm line."""
     diameters = [d for d in (_number(r.get("max_diameter_3d_mm")) for r in lesions) if d is not None]
     figure = _figure(6, 3.5)
@@ -287,12 +311,12 @@ def size_distribution(path, lesions: list[dict[str, Any]]) -> None:
     axis.text(10.5, axis.get_ylim()[1] * 0.9, "10 mm", color="#b00020", fontsize=8)
     axis.set_xlabel("maximum 3D diameter (mm)")
     axis.set_ylabel("lesions")
-    axis.set_title(f"lesion size ({len(diameters)} lesions)")
+    axis.set_title(f"lesion size ({len(diameters)} lesions{scope})")
     figure.tight_layout()
     _save(figure, path)
 
 
-def volume_against_count(path, studies: list[dict[str, Any]]) -> None:
+def volume_against_count(path, studies: list[dict[str, Any]], scope: str = "") -> None:
     """Cumulative tumour volume against lesion count, one point per study."""
     points = [(_number(s.get("lesion_count")), _number(s.get("cumulative_tumor_volume_ml"))) for s in studies]
     points = [(c, v) for c, v in points if c is not None and v is not None]
@@ -304,12 +328,12 @@ def volume_against_count(path, studies: list[dict[str, Any]]) -> None:
     axis.text(0, 15.5, "15 mL", color="#666666", fontsize=8)
     axis.set_xlabel("lesion count")
     axis.set_ylabel("cumulative tumour volume (mL)")
-    axis.set_title(f"tumour burden ({len(points)} studies)")
+    axis.set_title(f"tumour burden ({len(points)} studies{scope})")
     figure.tight_layout()
     _save(figure, path)
 
 
-def locations(path, lesions: list[dict[str, Any]]) -> None:
+def locations(path, lesions: list[dict[str, Any]], scope: str = "") -> None:
     """How many lesions are supratentorial, infratentorial, mixed or not located."""
     counts = Counter(r.get("location") if r.get("location") not in (None, "n/a") else "not located" for r in lesions)
     order = ["supratentorial", "infratentorial", "mixed", "not located"]
@@ -317,12 +341,12 @@ def locations(path, lesions: list[dict[str, Any]]) -> None:
     axis = figure.add_subplot(1, 1, 1)
     axis.bar(order, [counts.get(k, 0) for k in order], color=["#4a7ab5", "#d98b2b", "#8e5bb5", "#aaaaaa"])
     axis.set_ylabel("lesions")
-    axis.set_title("lesion location")
+    axis.set_title(f"lesion location ({len(lesions)} lesions{scope})")
     figure.tight_layout()
     _save(figure, path)
 
 
-def indication_frequencies(path, rows: list[dict[str, Any]], modalities: tuple[str, ...]) -> None:
+def indication_frequencies(path, rows: list[dict[str, Any]], modalities: tuple[str, ...], scope: str = "") -> None:
     """Per modality, how many studies Table 1 marks indicated / not / undetermined; per criterion, how often met."""
     figure = _figure(9, 4.2)
     left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
@@ -333,7 +357,7 @@ def indication_frequencies(path, rows: list[dict[str, Any]], modalities: tuple[s
         bottom += values
     left.legend(fontsize=7, loc="lower right")
     left.set_xlabel("studies")
-    left.set_title("Table 1 status by modality")
+    left.set_title(f"Table 1 status by modality ({len(rows)} studies{scope})", fontsize=9)
     criteria = Counter(c for r in rows for c in _listed(r.get("criteria_met")))
     names = sorted(criteria, key=lambda c: (-criteria[c], c))[:20]
     right.barh(names[::-1], [criteria[n] for n in names[::-1]], color="#2e8b57")
