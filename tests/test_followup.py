@@ -15,6 +15,8 @@ from brainmets.cli import main
 from brainmets.errors import InputDataError
 from brainmets.followup import axial_slice_thickness_mm
 
+from .conftest import ROOT
+
 ENHANCING, CAVITY = 3, 4
 ONE_MM = np.diag([1.0, 1.0, 1.0, 1.0])
 ONE_MM[:3, 3] = [-60, -60, -40]
@@ -463,3 +465,13 @@ def test_audit_cases_new_small_lesions_broken_confirmation_regrowth_after_cr_and
     assert responses(rules) == ["baseline", "NE", "SD", "PD"]
     assert rules["sessions"][1]["date"] == "2024-03-01T20:30:00"
     assert rules["sessions"][1]["days_from_baseline"] == pytest.approx(60.5208, abs=1e-3)
+
+
+def test_the_studies_sheet_without_a_subject_asks_for_one(tmp_path, capsys):
+    """The workflow's sheet (several subjects, and columns a timeline does not have) given to `followup`
+    without --subject: the message lists the subjects and says how to choose, not "unknown column(s)"."""
+    code = main(["followup", "--timeline", str(ROOT / "test_data" / "cohort" / "studies.tsv"),
+                 "--out-json", str(tmp_path / "f.json")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "more than one subject in one timeline: 01, 02, 03" in err and "--subject 01" in err
+    assert "unknown column" not in err and not (tmp_path / "f.json").exists()

@@ -190,13 +190,21 @@ def read_timeline(path: str | Path, subject: str | None = None) -> list[Session]
     lines = [line for line in text.splitlines() if not line.startswith("#")]  # the sheet's comments
     reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""), delimiter="\t")
     header = reader.fieldnames or []
+    rows = [dict(r) for r in reader]
+    subjects = sorted(s for s in {(r.get("subject") or "").strip() for r in rows} if s.isalnum() and s.isascii())
+    if subject is None and len(subjects) > 1:  # the workflow's studies sheet, most likely (bad labels: see below)
+        raise InputDataError(
+            path,
+            f"sessions of more than one subject in one timeline: {', '.join(subjects[:10])}"
+            + (f", ... ({len(subjects)} subjects)" if len(subjects) > 10 else "")
+            + f"; a follow-up is one subject's: choose it (--subject {subjects[0]}, or subject= in Python)",
+        )
     unknown = [c for c in header if c not in (*REQUIRED, *OPTIONAL, *SHEET_COLUMNS)]
     if unknown and subject is None:
         raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(REQUIRED + OPTIONAL)})")
     missing = [c for c in REQUIRED if c not in header]
     if missing:
         raise InputDataError(path, f"no column {', '.join(missing)}")
-    rows = [dict(r) for r in reader]
     if subject is not None:
         rows = [r for r in rows if (r.get("subject") or "").strip() == subject]
         if not rows:
