@@ -211,3 +211,10 @@ def test_a_scheme_setting_is_a_name_or_the_custom_labels_form():
         scheme_setting("brats", check=True)
     with pytest.raises(LabelSchemeError, match="unknown role 'tumour'"):
         scheme_setting("tumour=1", check=True)
+
+
+def test_a_custom_scheme_for_a_0_1_map_is_the_users_statement_and_not_warned_about():
+    from brainmets.labels import reading
+
+    scheme, warnings = reading({0: 9, 1: 3}, get_scheme({"enhancing": [1]}), chosen=True)
+    assert scheme.name == "custom" and warnings == []

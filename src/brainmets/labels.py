@@ -226,6 +226,8 @@ def reading(counts: dict[int, int], scheme: LabelScheme, chosen: bool) -> tuple[
                 "mask (scheme binary: every lesion is tumour core; enhancing, necrotic and edema volumes are "
                 f"unknown); if 1 means something else, choose a scheme ({_HOW_TO_CHOOSE})"
             ]
+        if scheme.name not in SCHEMES:  # a custom mapping of 1 is the user's own statement
+            return scheme, []
         role = next((r.name.lower() for r, values in scheme.values.items() if 1 in values), "ignored")
         return scheme, [
             f"the map holds only the values 0 and 1, as a binary mask does, but label scheme {scheme.name!r} "
