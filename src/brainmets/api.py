@@ -827,42 +827,6 @@ class Comparison(_Document):
         return _html(repr(self), [("lesions", self.lesions), ("study", self.study)])
 
 
-def _one_subject(rows: Sequence[Mapping[str, Any]], source: str) -> None:
-    """Refuse a studies sheet of several subjects given to :func:`follow_up` without ``subject=`` (invalid labels
-    are left to the timeline's reader, which names their row)."""
-    from .identifiers import check_label
-
-    def valid(label: str) -> bool:
-        try:
-            check_label(label, "subject")
-        except ConfigError:
-            return False
-        return bool(label)
-
-    subjects = sorted(s for s in {str(r.get("subject") or "").strip() for r in rows} if valid(s))
-    if len(subjects) > 1:
-        shown = ", ".join(subjects[:10]) + (f", ... ({len(subjects)} subjects)" if len(subjects) > 10 else "")
-        raise InputDataError(
-            source,
-            f"sessions of more than one subject in one timeline: {shown}; a follow-up is one subject's: choose it "
-            f"with the subject= argument, e.g. follow_up(..., subject={subjects[0]!r})",
-        )
-
-
-def _sheet_rows(path: PathLike) -> list[dict[str, str]] | None:
-    """The rows of a TSV (comment lines skipped), or None when it cannot be read as one (the timeline's reader
-    then says why)."""
-    import csv
-    import io
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-    lines = [line for line in text.splitlines() if not line.startswith("#")]
-    return list(csv.DictReader(io.StringIO("\n".join(lines), newline=""), delimiter="\t"))
-
-
 def follow_up(
     timeline: PathLike | Sequence[Mapping[str, Any]] | pd.DataFrame,
     *,
@@ -905,19 +869,17 @@ def follow_up(
     """
     from .followup import FollowupParameters
     from .followup import follow_up as build
-    from .timeline import read_timeline, sessions_from_rows
+    from .timeline import check_one_subject, read_timeline, sessions_from_rows
     from .tracking import SessionLesions
 
     settings = _with_features(load_config(config), parameters)
     if isinstance(timeline, str | os.PathLike):
-        if subject is None:
-            _one_subject(_sheet_rows(timeline) or [], str(timeline))
         sessions = read_timeline(timeline, subject)
     else:
         records = timeline.to_dict(orient="records") if hasattr(timeline, "to_dict") else list(timeline)
         rows = [{k: "" if v is None else str(v) for k, v in r.items()} for r in records]
         if subject is None:
-            _one_subject(rows, "timeline")
+            check_one_subject(rows, "timeline")
         sessions = sessions_from_rows([r for r in rows if subject in (None, r.get("subject"))], "timeline")
     registrations: list[dict[str, Any] | None] = [None] * len(sessions)
     if register:

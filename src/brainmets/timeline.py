@@ -120,6 +120,19 @@ def _lesion_ids(text: str, treatment: tuple[str, ...], where: str, source: str) 
     return {kind: tuple(ids) for kind, ids in out.items() if ids} or None
 
 
+def check_one_subject(rows: list[dict[str, str]], source: str) -> None:
+    """Refuse rows of several subjects (a studies sheet given as one timeline), listing them and saying how to
+    choose one; labels that are not BIDS labels are left to :func:`sessions_from_rows`, which names their row."""
+    subjects = sorted(s for s in {(r.get("subject") or "").strip() for r in rows} if s.isalnum() and s.isascii())
+    if len(subjects) > 1:
+        raise InputDataError(
+            source,
+            f"sessions of more than one subject in one timeline: {', '.join(subjects[:10])}"
+            + (f", ... ({len(subjects)} subjects)" if len(subjects) > 10 else "")
+            + f"; a follow-up is one subject's: choose it (--subject {subjects[0]}, or subject= in Python)",
+        )
+
+
 def sessions_from_rows(rows: list[dict[str, str]], source: str, base: Path | None = None) -> list[Session]:
     """The sessions of one subject's timeline rows, checked: one subject, every date given, no date or session
     twice, dates in order. File paths are resolved against ``base`` (the table's folder) when given."""
@@ -191,14 +204,8 @@ def read_timeline(path: str | Path, subject: str | None = None) -> list[Session]
     reader = csv.DictReader(io.StringIO("\n".join(lines), newline=""), delimiter="\t")
     header = reader.fieldnames or []
     rows = [dict(r) for r in reader]
-    subjects = sorted(s for s in {(r.get("subject") or "").strip() for r in rows} if s.isalnum() and s.isascii())
-    if subject is None and len(subjects) > 1:  # the workflow's studies sheet, most likely (bad labels: see below)
-        raise InputDataError(
-            path,
-            f"sessions of more than one subject in one timeline: {', '.join(subjects[:10])}"
-            + (f", ... ({len(subjects)} subjects)" if len(subjects) > 10 else "")
-            + f"; a follow-up is one subject's: choose it (--subject {subjects[0]}, or subject= in Python)",
-        )
+    if subject is None:  # the workflow's studies sheet, most likely: say so before its extra columns
+        check_one_subject(rows, str(path))
     unknown = [c for c in header if c not in (*REQUIRED, *OPTIONAL, *SHEET_COLUMNS)]
     if unknown and subject is None:
         raise InputDataError(path, f"unknown column(s) {', '.join(unknown)} (known: {', '.join(REQUIRED + OPTIONAL)})")

@@ -103,10 +103,10 @@ def _check(source: Path, offset: int, kind: str, named: Path, limit: int | None,
 
 #: Header lines of NRRD and MetaImage files that say how, and where, the data are stored.
 _ENCODING = re.compile(r"^(encoding\s*:\s*(?P<nrrd>\w+)|CompressedData\s*=\s*(?P<meta>\w+))\s*$", re.I)
-_DATA_FILE = re.compile(r"^(data file|datafile|ElementDataFile)\s*[:=]\s*(?P<name>.*)$", re.I)
+DATA_FILE = re.compile(r"^(data file|datafile|ElementDataFile)\s*[:=]\s*(?P<name>.*)$", re.I)
 
 
-def _itk_layout(path: Path) -> tuple[str | None, list[Path], int]:
+def itk_layout(path: Path) -> tuple[str | None, list[Path], int]:
     """(compression: gzip, bzip2, zlib or None; detached data files; offset of attached data) of a NRRD or
     MetaImage file, from its text header."""
     with open(path, "rb") as fh:
@@ -125,7 +125,7 @@ def _itk_layout(path: Path) -> tuple[str | None, list[Path], int]:
                 kind = {"gz": "gzip", "gzip": "gzip", "bz2": "bzip2", "bzip2": "bzip2"}.get(match.group("nrrd").lower())
             elif match.group("meta").lower() == "true":
                 kind = "zlib"
-        elif match := _DATA_FILE.match(line):
+        elif match := DATA_FILE.match(line):
             name = match.group("name").strip()
             if name.upper() == "LOCAL":
                 offset = position
@@ -164,7 +164,7 @@ def check_compressed(path: str | Path, limit: int | None = None, kind: str = "")
         return
     name = path.name.lower()
     if name.endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
-        kind, files, offset = _itk_layout(path)
+        kind, files, offset = itk_layout(path)
         if kind is None:
             return
         limit = claimed_bytes(path) if limit is None else limit
@@ -193,7 +193,7 @@ def itk_readable(path: str | Path) -> Iterator[Path]:
     """The file SimpleITK should read for ``path``: itself, or for a bzip2-encoded NRRD (which SimpleITK's NrrdIO
     cannot decode) a temporary raw-encoded copy of it, decompressed (and so verified) here."""
     path = Path(path)
-    kind, files, offset = _itk_layout(path) if path.name.lower().endswith((".nrrd", ".nhdr")) else (None, [], 0)
+    kind, files, offset = itk_layout(path) if path.name.lower().endswith((".nrrd", ".nhdr")) else (None, [], 0)
     if kind != "bzip2":
         yield path
         return

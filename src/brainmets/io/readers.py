@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputDataError
-from .compressed import GZIP_MAGIC, check_compressed, damaged, read_image, verified_gzip
+from .compressed import DATA_FILE, GZIP_MAGIC, check_compressed, damaged, itk_layout, read_image, verified_gzip
 from .core import (
     DEFAULT_MAX_VOXELS,
     as_integer_labels,
@@ -70,7 +70,6 @@ def sitk_read(path: str | Path, action: Callable[[], Any]) -> Any:
 
 #: Header fields (NRRD, MetaImage) that give voxel sizes: ITK replaces a NaN by 1 and a negative by a flip.
 _SPACING_FIELDS = re.compile(r"^(spacings|space directions|ElementSpacing|ElementSize)\s*[:=]\s*(.*)$", re.I)
-_DATA_FILE_FIELDS = re.compile(r"^(data file|datafile|ElementDataFile)\s*[:=]\s*(.*)$", re.I)
 
 
 def _text_header(path: Path) -> list[str]:
@@ -93,7 +92,7 @@ def check_itk_text_header(path: Path) -> tuple[list[Path], bool]:
     detached data files it names (which must exist); returns those files, and whether the data are
     compressed."""
     lines = _text_header(path)
-    compressed = any(re.match(r"(CompressedData\s*=\s*True|encoding\s*:\s*(gz|bz))", x, re.I) for x in lines)
+    compressed = itk_layout(path)[0] is not None
     files = []
     for line in lines:
         if match := _SPACING_FIELDS.match(line):
@@ -109,8 +108,8 @@ def check_itk_text_header(path: Path) -> tuple[list[Path], bool]:
                 bad = not all(math.isfinite(v) and v > 0 for v in numbers)
             if bad:
                 raise InputDataError(path, f"voxel size {key} {match.group(2).strip()!r} must be positive and finite")
-        elif (match := _DATA_FILE_FIELDS.match(line)) and match.group(2).strip().upper() not in ("LOCAL", ""):
-            name = match.group(2).strip().split()[0]
+        elif (match := DATA_FILE.match(line)) and match.group("name").strip().upper() not in ("LOCAL", ""):
+            name = match.group("name").strip().split()[0]
             if "%" in name or name.upper() == "LIST":
                 continue  # a numbered or listed set of files: ITK reads and checks them
             data = (path.parent / name) if not Path(name).is_absolute() else Path(name)
@@ -322,16 +321,16 @@ def _read_nifti(path: Path, max_voxels: int = DEFAULT_MAX_VOXELS) -> LabelMap:
 def _nifti_data(path: Path, load: Callable[[], Any], shape: tuple[int, ...]) -> tuple[Any, np.ndarray]:
     """The nibabel image ``load`` gives and its data as a 3D array; a damaged gzip stream's errors pass through
     (the caller's :func:`verified_gzip` names them), others become the file's InputDataError."""
-    damaged = (EOFError, zlib.error, gzip.BadGzipFile)
+    stream_errors = (EOFError, zlib.error, gzip.BadGzipFile)
     try:
         img = load()
-    except damaged:
+    except stream_errors:
         raise
     except Exception as exc:  # nibabel raises several types for bad headers
         raise InputDataError(path, f"not a readable NIfTI file ({exc})") from None
     try:
         return img, np.asanyarray(img.dataobj).reshape(shape[:3])
-    except damaged:
+    except stream_errors:
         raise
     except Exception as exc:
         raise InputDataError(path, f"cannot read the image data ({type(exc).__name__}: {exc})") from None

@@ -262,7 +262,7 @@ def _save(figure, path: str | Path) -> None:
 # ---- cohort plots -------------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> float | None:
+def cell_number(value: Any) -> float | None:
     """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
     try:
         number = float(value)
@@ -302,7 +302,7 @@ def of_sessions(rows: list[dict[str, Any]], chosen: set[tuple[str, str]]) -> lis
 
 def size_distribution(path, lesions: list[dict[str, Any]], scope: str = "") -> None:
     """Histogram of the lesions' maximum 3D diameters, with the RANO-BM 10 mm line."""
-    diameters = [d for d in (_number(r.get("max_diameter_3d_mm")) for r in lesions) if d is not None]
+    diameters = [d for d in (cell_number(r.get("max_diameter_3d_mm")) for r in lesions) if d is not None]
     figure = _figure(6, 3.5)
     axis = figure.add_subplot(1, 1, 1)
     if diameters:
@@ -318,7 +318,7 @@ def size_distribution(path, lesions: list[dict[str, Any]], scope: str = "") -> N
 
 def volume_against_count(path, studies: list[dict[str, Any]], scope: str = "") -> None:
     """Cumulative tumour volume against lesion count, one point per study."""
-    points = [(_number(s.get("lesion_count")), _number(s.get("cumulative_tumor_volume_ml"))) for s in studies]
+    points = [(cell_number(s.get("lesion_count")), cell_number(s.get("cumulative_tumor_volume_ml"))) for s in studies]
     points = [(c, v) for c, v in points if c is not None and v is not None]
     figure = _figure(6, 3.5)
     axis = figure.add_subplot(1, 1, 1)
@@ -438,7 +438,7 @@ def swimmer_plot(path, responses: list[dict[str, Any]]) -> None:
     """The cohort's follow-up: one lane per subject, time on follow-up, the response at each scan."""
     lanes: dict[str, list[tuple[float, str]]] = {}
     for row in responses:
-        day = _number(row.get("days_from_baseline"))
+        day = cell_number(row.get("days_from_baseline"))
         if day is not None:
             lanes.setdefault(str(row.get("participant_id")), []).append((day, str(row.get("response"))))
     figure = _figure(7, max(2.4, 0.45 * len(lanes) + 1.4))
@@ -465,7 +465,7 @@ def comparison_plot(path, rows: list[dict[str, Any]]) -> None:
     plots of the matched lesions' volumes and maximum 3D diameters (difference against mean, bias, 95 % limits)."""
     figure = _figure(11, 3.5)
     left = figure.add_subplot(1, 3, 1)
-    points = [(_number(r.get("reference_volume_ml")), _number(r.get("dice")), r.get("agreement")) for r in rows]
+    points = [(cell_number(r.get("reference_volume_ml")), cell_number(r.get("dice")), r.get("agreement")) for r in rows]
     for kind, colour in (("matched", "#4a7ab5"), ("missed", "#c62828"), ("merged", "#f9a825"), ("split", "#7cb342")):
         chosen = [(v, d) for v, d, k in points if k == kind and v is not None and d is not None and v > 0]
         if chosen:
@@ -485,7 +485,7 @@ def comparison_plot(path, rows: list[dict[str, Any]]) -> None:
 
 def _bland_altman(axis, rows: list[dict[str, Any]], name: str, unit: str) -> None:
     """Prediction minus reference against their mean for the matched lesions, with the bias and 95 % limits."""
-    pairs = [(_number(r.get(f"reference_{name}")), _number(r.get(f"prediction_{name}"))) for r in rows
+    pairs = [(cell_number(r.get(f"reference_{name}")), cell_number(r.get(f"prediction_{name}"))) for r in rows
              if r.get("agreement") == "matched"]  # fmt: skip
     pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
     if pairs:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from ..progress import RunOutcome, read_outcome
+from .figures import cell_number
 
 #: The cohort figures (``brainmets figures``), in the order the front page links them.
 COHORT_FIGURES = ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
@@ -38,14 +39,6 @@ def link(text: str, target: str) -> str:
     """A link to one of the report's results (its file name is Snakemake's link target); anonymous, so that
     the same text may link twice."""
     return f"`{escape(text).replace('`', '')} <{target}_>`__"
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return number if number == number else None  # NaN: missing
 
 
 def _fmt(value: float) -> str:
@@ -122,17 +115,17 @@ def front_page(
             f":Clinical table: {len(outcome.without_clinical_row)} of {len(evaluated)} evaluated studies have no row: "
             "their clinical inputs are unknown"
         )
-    counts = [n for r in status if (n := _number(r.get("lesion_count"))) is not None]
+    counts = [n for r in status if (n := cell_number(r.get("lesion_count"))) is not None]
     if counts:
         empty = sum(n == 0 for n in counts)
         lines.append(
             f":Lesions: {_fmt(sum(counts))} in {len(counts)} studies, per study {_range(counts)}"
             + (f"; {_count(empty, 'study', 'studies')} without a lesion" if empty else "")
         )
-    volumes = [v for r in studies if (v := _number(r.get("cumulative_tumor_volume_ml"))) is not None]
+    volumes = [v for r in studies if (v := cell_number(r.get("cumulative_tumor_volume_ml"))) is not None]
     if volumes:
         lines.append(f":Tumour volume: cumulative per study, {_range(volumes, ' mL')}")
-    measurable = [n for r in studies if (n := _number(r.get("measurable_lesion_count"))) is not None]
+    measurable = [n for r in studies if (n := cell_number(r.get("measurable_lesion_count"))) is not None]
     if measurable:
         lines.append(f":RANO-BM: {sum(n > 0 for n in measurable)} studies with a measurable lesion")
     if evaluated:
@@ -186,7 +179,7 @@ def _studies_table(status: list[dict], studies: list[dict], outcome: RunOutcome,
             name(study),
             escape(r.get("features_status", "")),
             escape(r.get("lesion_count", "")),
-            _fmt(v) if (v := _number(volume.get(study))) is not None else "n/a",
+            _fmt(v) if (v := cell_number(volume.get(study))) is not None else "n/a",
             str(warned.get(study, 0)),
             "missing" if study in no_row else "",
         ])  # fmt: skip
