@@ -176,15 +176,26 @@ def test_the_studies_to_watch_are_those_the_runs_jobs_write(tmp_path):
 
 
 def test_a_poll_that_fails_never_stops_the_watcher(tmp_path):
-    paths = documents(tmp_path, 1)
+    paths, shown = documents(tmp_path, 2), []
 
-    def broken(_line):
-        raise OSError("stderr is gone")
+    def broken_once(line):
+        if not shown:
+            shown.append("failed")
+            raise OSError("stderr is gone")
+        shown.append(line)
 
-    progress.start(paths, broken, interval_s=0.02, every_s=0)
-    status(paths[0])
-    time.sleep(0.2)
-    progress.stop()  # no exception, the thread ended
+    progress.start(paths, broken_once, interval_s=0.02, every_s=0)
+    try:
+        status(paths[0])
+        deadline = time.monotonic() + 10
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.02)
+        status(paths[1])  # the watcher survived the failed line: it reports the next one
+        while len(shown) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        progress.stop()  # no exception, the thread ended
+    assert shown[:2] == ["failed", "brainmets: 2/2 studies done (0 failed)"]
     assert "brainmets-progress" not in [t.name for t in __import__("threading").enumerate()]
 
 
