@@ -11,7 +11,7 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-from brainmets.studies_sheet import with_demo
+from brainmets.workflow.studies import with_demo
 
 if with_demo(config, "config/demo.yaml") and getattr(workflow, "is_main_process", True):  # said once, not per job
     print("brainmets: no studies sheet or bids_dir given: running the bundled demo (config/demo.yaml)", file=sys.stderr)
@@ -42,20 +42,20 @@ rule all:
         rules.cohort_figures.output,
         rules.dataset_description.output,
         rules.front_page.output,
-        all_study_files("desc-lesions_overlay.png") if STUDY_FIGURES else [],
-        [subject_file(s, "desc-followup_spider.png") for s in FOLLOWED] if STUDY_FIGURES else [],
+        all_study_files(bids.OVERLAY) if STUDY_FIGURES else [],
+        PLAN.followup_files(bids.SPIDER) if STUDY_FIGURES else [],
     message:
         f"every result of the {len(STUDIES)} studies is up to date"
     default_target: True
 
 
 onstart:
-    prepare_run()
+    prepare_run(PLAN, workflow)
 
 
 onsuccess:
-    report_run(succeeded=True)
+    report_run(PLAN, succeeded=True)
 
 
 onerror:
-    report_run(succeeded=False)
+    report_run(PLAN, succeeded=False)

@@ -24,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from brainmets.brats_metrics import evaluate, evaluate_2023  # noqa: E402
+from brainmets.comparison.brats_metrics import evaluate, evaluate_2023  # noqa: E402
 
 SHAPE = (240, 240, 155)
 

@@ -10,7 +10,7 @@ tools write NIfTI; zlib's default compression) and by nibabel (compression level
 three times faster, so the bare load is shorter and the ratio larger).
 Timed in one process, after one warm-up call each, interleaved, median of N runs:
 - nibabel: nib.load + the data array (the bare load);
-- brainmets: load_segmentation + compute_features (everything the `features` command computes), with the
+- brainmets: load_segmentation + measure_label_map (everything the `features` command computes), with the
   command's default threads (the CPUs available, at most 4) and with one thread;
 - SimpleITK: ReadImage + tumour-core mask + ConnectedComponent (26-conn.) + LabelShapeStatistics with
   Feret diameters on (ITK's voxel-centre maximum diameter; no edema, no axial diameters, no mesh).
@@ -35,10 +35,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from brainmets import __version__
-from brainmets.api import default_threads
-from brainmets.config import FeatureParameters
-from brainmets.features import compute_features
+from brainmets.config import default_threads
 from brainmets.io import load_segmentation
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.study.features import measure_label_map
 
 ROOT = Path(__file__).resolve().parents[1]
 LESIONS = [  # offset from the grid centre (mm), core radius, edema radius, necrotic radius
@@ -77,7 +77,7 @@ def run_nibabel(path: Path) -> int:
 
 
 def run_brainmets(path: Path, params: FeatureParameters, threads: int = 1) -> dict:
-    return compute_features(load_segmentation(path), params, threads=threads).study
+    return measure_label_map(load_segmentation(path), params, threads=threads).study
 
 
 def run_simpleitk(path: Path) -> dict:
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         for writer, path in make_maps(Path(tmp)).items():
             ours, itk = run_brainmets(path, params), run_simpleitk(path)  # warm-up and cross-check
             run_nibabel(path)
-            lesions = compute_features(load_segmentation(path), params).lesions
+            lesions = measure_label_map(load_segmentation(path), params).lesions
             assert ours["lesion_count"] == itk["lesion_count"] == len(LESIONS)
             assert np.allclose(sorted((r["volume_ml"] for r in lesions), reverse=True), itk["volumes_ml"])
             times: dict[str, list[float]] = {

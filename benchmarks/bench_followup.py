@@ -24,9 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from brainmets import api  # noqa: E402
-from brainmets.followup import FollowupParameters, follow_up  # noqa: E402
-from brainmets.timeline import read_timeline  # noqa: E402
-from brainmets.tracking import SessionLesions  # noqa: E402
+from brainmets.longitudinal.followup import FollowupParameters, follow_up  # noqa: E402
+from brainmets.longitudinal.timeline import read_timeline  # noqa: E402
+from brainmets.longitudinal.tracking import SessionLesions  # noqa: E402
+from brainmets.study import measure  # noqa: E402
 
 SHAPE = (240, 240, 155)
 SESSIONS, LESIONS = 6, 20
@@ -72,10 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         sessions = read_timeline(write_timeline(Path(tmp)))
         config = api.load_config()
         params = FollowupParameters.from_config(config["followup"])
-        choice = api.reference_choice(config["anatomy"], {})
-        dicom = api.dicom_options(config["dicom"])
+        choice = measure.reference_choice(config["anatomy"], {})
+        dicom = measure.dicom_options(config["dicom"])
         measure_s, measured = best(
-            lambda: [api.measure_study(s.segmentation, config, choice, dicom, threads=1) for s in sessions]
+            lambda: [measure.measure_study(s.segmentation, config, choice, dicom, threads=1) for s in sessions]
         )
         place_s, data = best(
             lambda: [

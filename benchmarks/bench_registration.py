@@ -24,9 +24,10 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-from brainmets.anatomy import ReferenceChoice, build_reference
-from brainmets.config import RegistrationParameters, resample_onto
 from brainmets.io import LabelMap, load_segmentation
+from brainmets.location.parameters import RegistrationParameters
+from brainmets.location.references import ReferenceChoice, build_reference
+from brainmets.location.registration import resample_onto
 
 ROOT = Path(__file__).resolve().parents[1]
 

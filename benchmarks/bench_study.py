@@ -12,12 +12,12 @@ Maps (made with test_data/generate.py's painter, BraTS-METS 2023 labels, uint8 N
 Contenders, one thread each (SimpleITK and brainmets), import excluded, each timed once per round in a
 rotating order so drift hits all alike:
 - nibabel: nib.load + the data array (the bare load);
-- brainmets: load_segmentation + compute_features (everything `features` measures, no location);
+- brainmets: load_segmentation + measure_label_map (everything `features` measures, no location);
 - SimpleITK: ReadImage + tumour-core mask + ConnectedComponent (26-conn.) + LabelShapeStatistics with Feret;
 - PyRadiomics (when installed): ReadImage + the same components, then RadiomicsShape (3D) on each lesion's
   crop, as a radiomics pipeline does it.
 Ratios brainmets / contender are taken per round; the median and the interquartile range are reported.
-Peak memory: tracemalloc's peak (numpy's allocations included) during compute_features, above the loaded map.
+Peak memory: tracemalloc's peak (numpy's allocations included) during measure_label_map, above the loaded map.
 Geometry per lesion: surface mesh, mesh volume and area, axial diameters and maximum 3D diameter of every
 lesion, timed alone (small200 is where this dominates).
 """
@@ -40,12 +40,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from brainmets import __version__
-from brainmets.config import FeatureParameters
-from brainmets.features import compute_features
-from brainmets.geometry import AxialGrid, axial_diameters, max_pairwise_distance, mesh_volume_and_area, surface_mesh
 from brainmets.io import load_segmentation
-from brainmets.labels import CORE_ROLES, Role, role_mask
-from brainmets.lesions import find_lesions
+from brainmets.measurement.geometry import (
+    AxialGrid,
+    axial_diameters,
+    max_pairwise_distance,
+    mesh_volume_and_area,
+    surface_mesh,
+)
+from brainmets.measurement.lesions import find_lesions
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.schemes import CORE_ROLES, Role, role_mask
+from brainmets.study.features import measure_label_map
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -83,7 +89,7 @@ def run_nibabel(path: Path) -> int:
 
 
 def run_brainmets(path: Path, params: FeatureParameters) -> dict:
-    return compute_features(load_segmentation(path), params, threads=1).study
+    return measure_label_map(load_segmentation(path), params, threads=1).study
 
 
 def run_pyradiomics(path: Path) -> int:
@@ -129,7 +135,7 @@ def geometry_ms_per_lesion(path: Path, params: FeatureParameters) -> float:
 def peak_memory_mb(path: Path, params: FeatureParameters) -> dict[str, float]:
     label_map = load_segmentation(path)
     tracemalloc.start()
-    compute_features(label_map, params, threads=1)
+    measure_label_map(label_map, params, threads=1)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     return {"map_mb": label_map.labels.nbytes / 1e6, "peak_above_map_mb": peak / 1e6}

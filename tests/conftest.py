@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from brainmets.config import FeatureParameters
-from brainmets.features import compute_features
 from brainmets.io import LabelMap
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.study.features import measure_label_map
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA = ROOT / "test_data"
@@ -75,10 +75,10 @@ def label_map(labels: np.ndarray, affine: np.ndarray | None = None) -> LabelMap:
 
 
 def features(labels: np.ndarray, affine: np.ndarray | None = None, **config):
-    """compute_features on an in-memory array with the given ``features`` config."""
+    """measure_label_map on an in-memory array with the given ``features`` config."""
     config.setdefault("min_lesion_volume_mm3", 0)
     config.setdefault("min_edema_component_volume_mm3", 0)
-    return compute_features(label_map(labels, affine), FeatureParameters.from_config(config))
+    return measure_label_map(label_map(labels, affine), FeatureParameters.from_config(config))
 
 
 def ball(shape, centre, radius, spacing=(1.0, 1.0, 1.0)) -> np.ndarray:

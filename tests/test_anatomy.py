@@ -8,17 +8,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from brainmets.anatomy import (
-    LocationParameters,
-    ReferenceChoice,
-    ReferenceDefinition,
-    build_reference,
-)
-from brainmets.config import FeatureParameters, RegistrationParameters
 from brainmets.errors import ConfigError, InputDataError
-from brainmets.features import compute_features
 from brainmets.io import LabelMap, load_segmentation
-from brainmets.registration import resample_onto
+from brainmets.location.parameters import LocationParameters, RegistrationParameters
+from brainmets.location.references import ReferenceChoice, ReferenceDefinition, build_reference
+from brainmets.location.registration import resample_onto
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.study.features import measure_label_map
 
 from .conftest import ball
 
@@ -34,7 +30,7 @@ def locate_with(seg_path, choice: ReferenceChoice, **location):
     seg = load_segmentation(seg_path)
     reference = build_reference(choice, seg)
     params = FeatureParameters.from_config({"min_lesion_volume_mm3": 0})
-    return compute_features(seg, params, reference=reference, location=LocationParameters(**location))
+    return measure_label_map(seg, params, reference=reference, location=LocationParameters(**location))
 
 
 # ---- a synthetic parcellation with regions known exactly -------------------------------------------------
@@ -75,8 +71,8 @@ def seg_with_balls(path, balls, shape=(60, 60, 60), affine=None):
 def test_the_ventricle_distance_from_a_lesions_candidate_voxels_is_that_from_all_of_them(toy_parcellation, spacing):
     """Boundary voxels, and interior voxels whose cell holds a ventricle point, are the only ones that can
     be nearest: random blobs around and inside the 4th ventricle, on an anisotropic, flipped grid."""
-    from brainmets.anatomy import ventricle_candidates
-    from brainmets.geometry import apply_affine
+    from brainmets.location.locate import ventricle_candidates
+    from brainmets.measurement.geometry import apply_affine
 
     reference = build_reference(ReferenceChoice(parcellation=str(toy_parcellation)), None)
     tree = reference.region_tree("fourth_ventricle")
@@ -312,7 +308,7 @@ def synthseg_sites(synthseg):
 def _located(labels: np.ndarray, affine: np.ndarray, reference) -> dict:
     seg = LabelMap(labels.astype(np.uint8) * 3, affine, "seg")
     params = FeatureParameters.from_config({"min_lesion_volume_mm3": 0})
-    return compute_features(seg, params, reference=reference).lesions[0]
+    return measure_label_map(seg, params, reference=reference).lesions[0]
 
 
 @pytest.mark.slow
@@ -384,10 +380,10 @@ def test_sri24_atlas_and_the_equivalent_parcellation_agree(tmp_path, shared):
 
     seg_map = load_segmentation(seg)
     params = FeatureParameters.from_config({"label_scheme": "brats-2015"})
-    atlas = compute_features(
+    atlas = measure_label_map(
         seg_map, params, reference=build_reference(ReferenceChoice(atlas="sri24", atlas_dir=str(folder)), seg_map)
     )
-    parcel = compute_features(
+    parcel = measure_label_map(
         seg_map, params, reference=build_reference(ReferenceChoice(parcellation=str(parc)), seg_map)
     )
     assert atlas.study["lesion_count"] == parcel.study["lesion_count"] == 3
@@ -407,9 +403,9 @@ def test_aurora_case_needs_voxel_alignment(tmp_path, shared):
     folder = str(shared / "real/sri24-atlas")
     with pytest.raises(InputDataError, match="--reference-alignment"):
         reference = build_reference(ReferenceChoice(atlas="sri24", atlas_dir=folder), seg)
-        compute_features(seg, params, reference=reference)
+        measure_label_map(seg, params, reference=reference)
     reference = build_reference(ReferenceChoice(atlas="sri24", atlas_dir=folder, alignment="voxel"), seg)
-    result = compute_features(seg, params, reference=reference)
+    result = measure_label_map(seg, params, reference=reference)
     assert result.study["location_reference"] == "atlas: sri24"
     assert all(r["location"] in ("supratentorial", "infratentorial", "mixed") for r in result.lesions)
     assert result.document["provenance"]["anatomy"]["alignment"] == "voxel"

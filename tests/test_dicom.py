@@ -117,13 +117,13 @@ def test_every_format_holds_the_same_voxels_in_world_space(formats):
 
 def test_dicom_messages_are_redacted(formats, caplog):
     """pydicom/highdicom warnings and errors can quote header values: they leave the reader redacted."""
-    from brainmets.io.dicom import Redactor, _guarded
+    from brainmets.io.dicom.headers import Redactor, guarded
 
     redactor = Redactor()
     redactor.add(pydicom.dcmread(formats["dicom-seg"], stop_before_pixels=True))
     name, pid = IDENTIFIERS["PatientName"], IDENTIFIERS["PatientID"]
     with pytest.raises(InputDataError) as exc, caplog.at_level("WARNING"):
-        with _guarded(formats["dicom-seg"], redactor):
+        with guarded(formats["dicom-seg"], redactor):
             import warnings
 
             warnings.warn(f"invalid value {name!r} for VR PN", UserWarning, stacklevel=1)

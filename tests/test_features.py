@@ -4,18 +4,13 @@ import re
 import numpy as np
 import pytest
 
-from brainmets.config import FeatureParameters
 from brainmets.errors import ConfigError
-from brainmets.features import (
-    CAVITY_FIELDS,
-    EDEMA_ONLY_FIELDS,
-    LESION_FIELDS,
-    STUDY_FIELDS,
-    _mark_rano,
-    compute_features,
-)
 from brainmets.fields import data_dictionary
 from brainmets.io import load_segmentation
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.study.columns import CAVITY_FIELDS, EDEMA_ONLY_FIELDS, LESION_FIELDS, STUDY_FIELDS
+from brainmets.study.features import measure_label_map
+from brainmets.study.rows import mark_rano_targets
 
 from .conftest import PHANTOMS, ROOT, ball, features
 
@@ -30,7 +25,7 @@ def _check(where: str, spec: dict, got):
 
 def _phantom_result(case: str, expected: dict):
     params = FeatureParameters.from_config({"label_scheme": expected[case]["scheme"]})
-    return compute_features(load_segmentation(PHANTOMS / f"{case}.nii.gz"), params)
+    return measure_label_map(load_segmentation(PHANTOMS / f"{case}.nii.gz"), params)
 
 
 CASES = sorted(p.name[: -len(".nii.gz")] for p in PHANTOMS.glob("*.nii.gz"))
@@ -179,25 +174,25 @@ def _row(lesion_id, longest, perpendicular, slices):
 )
 def test_rano_bm_measurability_thresholds(longest, perpendicular, slices, measurable):
     rows = [_row(1, longest, perpendicular, slices)]
-    _mark_rano(rows, FeatureParameters.from_config())
+    mark_rano_targets(rows, FeatureParameters.from_config())
     assert rows[0]["rano_bm_measurable"] is measurable
     assert rows[0]["rano_bm_target"] is measurable
 
 
 def test_rano_bm_targets_are_the_five_largest_measurable():
     rows = [_row(i, 10.0 + i, 6.0, 3) for i in range(1, 8)] + [_row(8, 50.0, 2.0, 5)]
-    _mark_rano(rows, FeatureParameters.from_config())
+    mark_rano_targets(rows, FeatureParameters.from_config())
     assert [r["lesion_id"] for r in rows if r["rano_bm_target"]] == [3, 4, 5, 6, 7]
     assert not rows[-1]["rano_bm_measurable"]
     rows = [_row(i, 20.0, 6.0, 3) for i in range(1, 4)]
-    _mark_rano(rows, FeatureParameters.from_config({"rano_bm": {"max_target_lesions": 2}}))
+    mark_rano_targets(rows, FeatureParameters.from_config({"rano_bm": {"max_target_lesions": 2}}))
     assert [r["rano_bm_target"] for r in rows] == [True, True, False]
 
 
 def test_rano_thresholds_are_configurable():
     rows = [_row(1, 8.0, 4.0, 1)]
     config = {"rano_bm": {"min_longest_diameter_mm": 5, "min_perpendicular_diameter_mm": 4, "min_axial_slices": 1}}
-    _mark_rano(rows, FeatureParameters.from_config(config))
+    mark_rano_targets(rows, FeatureParameters.from_config(config))
     assert rows[0]["rano_bm_measurable"]
 
 
@@ -242,7 +237,7 @@ def test_provenance_records_every_parameter_and_no_path(tmp_path):
     path = tmp_path / "PATIENT_NAME_seg.nii.gz"
     path.write_bytes((PHANTOMS / "sphere.nii.gz").read_bytes())
     params = FeatureParameters.from_config({"merge_distance_mm": 1.5})
-    result = compute_features(load_segmentation(path), params)
+    result = measure_label_map(load_segmentation(path), params)
     prov = result.document["provenance"]
     assert prov["parameters"] == params.as_dict()
     assert prov["parameters"]["merge_distance_mm"] == 1.5
@@ -273,7 +268,7 @@ def test_equivalent_sphere_and_sphericity_definitions():
 @pytest.mark.shared
 def test_brats2015_case_has_one_lesion_its_edema_and_an_edema_only_satellite(shared):
     path = shared / "real/deepmedic-brats2015/brats_2013_pat0005_1/OTMultiClass.nii.gz"
-    result = compute_features(load_segmentation(path), FeatureParameters.from_config({"label_scheme": "brats-2015"}))
+    result = measure_label_map(load_segmentation(path), FeatureParameters.from_config({"label_scheme": "brats-2015"}))
     study = result.study
     assert study["lesion_count"] == 1
     lesion = result.lesions[0]
@@ -293,7 +288,7 @@ def test_real_model_output_with_a_custom_scheme(shared):
     """The AURORA model output uses 1 = edema, 2 = enhancing: a custom mapping reads it."""
     path = shared / "real/aurora-brats-met-00110/aurora_t1c_segmentation_modeloutput.nii.gz"
     params = FeatureParameters.from_config({"label_scheme": {"edema": [1], "enhancing": [2]}})
-    result = compute_features(load_segmentation(path), params)
+    result = measure_label_map(load_segmentation(path), params)
     assert result.study["lesion_count"] >= 1
     assert result.study["cumulative_tumor_volume_ml"] == pytest.approx(
         51.796 - result.study["discarded_core_volume_ml"], rel=1e-9
@@ -306,8 +301,8 @@ def test_threads_do_not_change_the_result():
 
     lm = load_segmentation(ROOT / "test_data/cohort/sub-03_ses-01_dseg.nii.gz")
     params = FeatureParameters.from_config()
-    one = compute_features(lm, params, threads=1)
-    two = compute_features(lm, params, threads=2)
+    one = measure_label_map(lm, params, threads=1)
+    two = measure_label_map(lm, params, threads=2)
     assert one.study["lesion_count"] == 12
     assert to_jsonable(one.document) == to_jsonable(two.document)
     assert np.array_equal(one.instances, two.instances)

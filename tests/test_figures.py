@@ -3,17 +3,17 @@
 import numpy as np
 from PIL import Image
 
-from brainmets.config import FeatureParameters
-from brainmets.features import compute_features
+from brainmets.figures.pictures import COLOURS, study_figure
 from brainmets.io import LabelMap
-from brainmets.report.figures import COLOURS, study_figure
+from brainmets.measurement.parameters import FeatureParameters
+from brainmets.study.features import measure_label_map
 
 from .conftest import ball
 
 
 def _picture(path, labels, affine):
     params = FeatureParameters.from_config({"label_scheme": "brats-mets-2023", "min_lesion_volume_mm3": 0})
-    result = compute_features(LabelMap(labels=labels, affine=affine, source="phantom"), params)
+    result = measure_label_map(LabelMap(labels=labels, affine=affine, source="phantom"), params)
     study_figure(path, labels, affine, params.scheme, result.lesions, result.instances, title="phantom")
     return np.asarray(Image.open(path).convert("RGB"))
 
@@ -49,7 +49,7 @@ def test_the_picture_shows_each_role_and_does_not_depend_on_the_storage_order(tm
 
 
 def test_cohort_figures_count_each_patient_once_unless_asked():
-    from brainmets.report.figures import chosen_sessions, of_sessions
+    from brainmets.figures.pictures import chosen_sessions, of_sessions
 
     studies = [
         {"participant_id": "sub-10", "session_id": "ses-2"},

@@ -13,7 +13,7 @@ import pytest
 import brainmets
 from brainmets.cli import main
 from brainmets.errors import InputDataError
-from brainmets.followup import axial_slice_thickness_mm
+from brainmets.longitudinal.followup import axial_slice_thickness_mm
 
 from .conftest import ROOT
 

@@ -267,7 +267,7 @@ def test_treated_lesions_are_checked(tmp_path, cell, treatment, message):
 
 def test_every_fact_of_time_is_a_clinical_column_the_indications_read():
     from brainmets.indications.engine import clinical_columns
-    from brainmets.timefacts import FACTS
+    from brainmets.longitudinal.timefacts import FACTS
 
     assert set(FACTS) <= set(clinical_columns())
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import pdist
 
-from brainmets.geometry import (
+from brainmets.io import load_segmentation
+from brainmets.measurement.geometry import (
     AxialGrid,
     Mesh,
     axial_diameters,
@@ -16,7 +17,6 @@ from brainmets.geometry import (
     surface_mesh,
     voxel_volume_mm3,
 )
-from brainmets.io import load_segmentation
 
 from .conftest import ball, features
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from brainmets.growth import DAYS_PER_MONTH, Grid, GrowthParameters, Size, assess, describe
+from brainmets.longitudinal.growth import DAYS_PER_MONTH, Grid, GrowthParameters, Size, assess, describe
 
 ONE_MM = Grid(1.0, 1.0, 1.0)
 PARAMS = GrowthParameters()

@@ -3,7 +3,7 @@ import pytest
 
 from brainmets.errors import InputDataError, LabelSchemeError
 from brainmets.io.core import as_integer_labels
-from brainmets.labels import (
+from brainmets.schemes import (
     Role,
     check_values,
     count_values,
@@ -157,13 +157,13 @@ def _two_cubes(core_value: int = 1) -> np.ndarray:
 
 
 def test_a_map_of_0_and_1_with_no_scheme_chosen_is_read_as_binary_with_a_warning():
-    from brainmets.config import FeatureParameters
-    from brainmets.features import compute_features
     from brainmets.io import LabelMap
+    from brainmets.measurement.parameters import FeatureParameters
+    from brainmets.study.features import measure_label_map
 
     params = FeatureParameters.from_config({})  # the default: auto
     assert params.scheme_chosen is False
-    study = compute_features(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
+    study = measure_label_map(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
     assert study["provenance"]["label_scheme"] == "binary"
     assert study["study"]["lesion_count"] == 2
     assert study["study"]["cumulative_tumor_volume_ml"] == pytest.approx((1000 + 512) / 1000)
@@ -174,19 +174,19 @@ def test_a_map_of_0_and_1_with_no_scheme_chosen_is_read_as_binary_with_a_warning
 
 
 def test_a_chosen_scheme_is_kept_for_a_binary_looking_map_but_the_user_is_warned():
-    from brainmets.config import FeatureParameters
-    from brainmets.features import compute_features
     from brainmets.io import LabelMap
+    from brainmets.measurement.parameters import FeatureParameters
+    from brainmets.study.features import measure_label_map
 
     params = FeatureParameters.from_config({"label_scheme": "brats-mets-2023"})
-    document = compute_features(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
+    document = measure_label_map(LabelMap(_two_cubes(), np.eye(4), "mask.nii.gz"), params).document
     assert document["provenance"]["label_scheme"] == "brats-mets-2023"
     assert document["study"]["cumulative_enhancing_volume_ml"] == 0.0  # all necrotic, as chosen
     assert any("reads 1 as necrotic" in w for w in document["provenance"]["warnings"])
 
 
 def test_a_sub_region_map_read_as_binary_is_warned_about():
-    from brainmets.labels import reading
+    from brainmets.schemes import reading
 
     counts = {0: 100, 1: 10, 2: 50, 3: 20}
     scheme, warnings = reading(counts, get_scheme("binary"), chosen=True)
@@ -196,14 +196,14 @@ def test_a_sub_region_map_read_as_binary_is_warned_about():
 
 @pytest.mark.parametrize("counts", [{0: 9, 1: 3, 2: 4, 3: 5}, {0: 9}, {0: 9, 2: 4}])
 def test_no_warning_when_nothing_suggests_a_misreading(counts):
-    from brainmets.labels import reading
+    from brainmets.schemes import reading
 
     scheme, warnings = reading(counts, get_scheme("auto"), chosen=False)
     assert scheme.name == "brats-mets-2023" and warnings == []
 
 
 def test_a_scheme_setting_is_a_name_or_the_custom_labels_form():
-    from brainmets.labels import scheme_setting
+    from brainmets.schemes import scheme_setting
 
     assert scheme_setting(" brats-2021 ") == "brats-2021"
     assert scheme_setting("enhancing=3;necrotic=1;edema=2") == {"enhancing": [3], "necrotic": [1], "edema": [2]}
@@ -214,7 +214,7 @@ def test_a_scheme_setting_is_a_name_or_the_custom_labels_form():
 
 
 def test_a_custom_scheme_for_a_0_1_map_is_the_users_statement_and_not_warned_about():
-    from brainmets.labels import reading
+    from brainmets.schemes import reading
 
     scheme, warnings = reading({0: 9, 1: 3}, get_scheme({"enhancing": [1]}), chosen=True)
     assert scheme.name == "custom" and warnings == []

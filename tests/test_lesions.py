@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
-from brainmets.lesions import assign_edema, find_lesions
+from brainmets.measurement.lesions import assign_edema, find_lesions
 
 from .conftest import ball, features
 

@@ -1,5 +1,5 @@
-"""brainmets.progress: the studies done while a workflow runs (counting, stale documents, throttling, the
-watcher thread) and the run's last line; brainmets.report.front_page: the report's front page."""
+"""brainmets.workflow.progress: the studies done while a workflow runs (counting, stale documents, throttling, the
+watcher thread) and the run's last line; brainmets.workflow.front_page: the report's front page."""
 
 import json
 import os
@@ -8,9 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from brainmets import progress
-from brainmets.progress import StudyProgress, batch_message, read_outcome, run_summary
-from brainmets.report.front_page import escape, front_page, write_front_page
+from brainmets.workflow import progress
+from brainmets.workflow.front_page import escape, front_page, write_front_page
+from brainmets.workflow.progress import StudyProgress, batch_message, read_outcome, run_summary
 
 
 def status(path, state="ok", warnings=None, **extra):

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from brainmets.errors import ConfigError
-from brainmets.studies_sheet import check_rows
+from brainmets.workflow.studies import check_rows
 from tests.conftest import ROOT
 
 SCHEMA = ROOT / "workflow" / "schemas" / "studies.schema.yaml"

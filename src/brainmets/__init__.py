@@ -4,7 +4,7 @@ The Python API (:mod:`brainmets.api`): ``measure``, ``locate``, ``indicate``, ``
 ``compare``, ``load_config``; a small demo to try it on: ``brainmets.datasets.demo()``.
 """
 
-__version__ = "0.1.0"
+from brainmets._version import __version__
 
 _API = (
     "Cohort",
@@ -27,7 +27,7 @@ __all__ = ["__version__", *_API]
 def __getattr__(name: str):
     """The API's names, imported on first use (so that ``brainmets --version`` stays fast)."""
     if name in _API:
-        from . import api
+        from brainmets import api
 
         return getattr(api, name)
     if name in _SUBMODULES:

@@ -3,7 +3,7 @@ README, the indication documents' provenance, CITATION.cff)."""
 
 from __future__ import annotations
 
-from . import __version__
+from brainmets._version import __version__
 
 #: Where the code lives (BIDS ``GeneratedBy.CodeURL``).
 CODE_URL = "https://github.com/brainmets/brainmets"

@@ -3,19 +3,27 @@ from follow-ups one row per lesion track and session and one per response."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .comparison import COMPARISON_LESION_FIELDS, COMPARISON_STUDY_FIELDS
-from .comparison import table_rows as comparison_rows
-from .config import read_features_document, read_json
-from .errors import InputDataError
-from .features import LESION_FIELDS, STUDY_FIELDS
-from .fields import KEY_FIELDS, Field, data_dictionary, keyed
-from .followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
-from .indications.engine import SUMMARY_FIELDS, summary_row
-from .io.writers import atomic_outputs, to_jsonable, write_json, write_tsv
+from brainmets.comparison.agreement import COMPARISON_LESION_FIELDS, COMPARISON_STUDY_FIELDS
+from brainmets.comparison.agreement import table_rows as comparison_rows
+from brainmets.config import read_features_document, read_json
+from brainmets.display import count, html_tables, one_line
+from brainmets.errors import InputDataError
+from brainmets.fields import KEY_FIELDS, Field, data_dictionary, keyed
+from brainmets.indications.engine import SUMMARY_FIELDS, summary_row
+from brainmets.io.writers import atomic_outputs, rounded_frame, to_jsonable, write_json, write_tsv
+from brainmets.longitudinal.followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
+from brainmets.study.columns import LESION_FIELDS, STUDY_FIELDS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+PathLike = str | os.PathLike
 
 STATUS_FIELDS = [  # after participant_id and session_id (fields.KEY_FIELDS), as in every cohort table
     Field(
@@ -194,3 +202,69 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
 
     data = {c: [to_jsonable(r.get(c)) for r in rows] for c in columns}
     pq.write_table(pa.table(data), path)
+
+
+@dataclass(repr=False)
+class Cohort:
+    """The six cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
+    (``participant_id`` and ``session_id`` first, as strings: "sub-01", "ses-01"), numbers rounded as in the
+    files, one row per:
+
+    - ``lesions``: lesion of every features document;
+    - ``studies``: features document (the study summary);
+    - ``indications``: evaluated indication document (each treatment's status);
+    - ``status``: status document of the workflow's features step (empty when none is given);
+    - ``lesion_tracks``: lesion track and session of every follow-up document;
+    - ``responses``: session of every follow-up document (RANO-BM and volumetric responses).
+
+    A table with no document behind it is empty, with its columns. Its ``repr`` is one line; in a notebook it
+    shows its studies and lesions."""
+
+    lesions: pd.DataFrame
+    studies: pd.DataFrame
+    indications: pd.DataFrame
+    status: pd.DataFrame
+    lesion_tracks: pd.DataFrame
+    responses: pd.DataFrame
+
+    def __repr__(self) -> str:
+        subjects = self.studies["participant_id"].nunique()
+        parts = [
+            f"{count(len(self.studies), 'study', 'studies')} of {count(subjects, 'subject')}",
+            count(len(self.lesions), "lesion"),
+        ]
+        if len(self.indications):
+            parts.append(f"{len(self.indications)} with indications")
+        if len(self.status):
+            failed = int((self.status["features_status"] == "failed").sum())
+            parts.append(f"{len(self.status)} with a status ({failed} failed)")
+        if len(self.responses):
+            followed = self.responses["participant_id"].nunique()
+            parts.append(f"{count(followed, 'subject')} followed up ({count(len(self.responses), 'session')})")
+        return one_line(f"<Cohort: {', '.join(parts)}>")
+
+    def _repr_html_(self) -> str:
+        return html_tables(repr(self), [("studies", self.studies), ("lesions", self.lesions)])
+
+
+def cohort_frames(
+    features: PathLike | Sequence[PathLike] = (),
+    *,
+    status: PathLike | Sequence[PathLike] = (),
+    indications: PathLike | Sequence[PathLike] = (),
+    followup: PathLike | Sequence[PathLike] = (),
+) -> Cohort:
+    """The cohort tables of these documents as DataFrames (see :func:`brainmets.cohort`)."""
+
+    def paths(given: PathLike | Sequence[PathLike]) -> list[str]:
+        return [str(given)] if isinstance(given, str | os.PathLike) else [str(p) for p in given]
+
+    tables = gather(paths(features), paths(status), paths(indications), paths(followup))
+    frames = {}
+    for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses"):
+        rows = getattr(tables, name)
+        columns = table_spec(name)[0]
+        frames[name] = rounded_frame(rows, columns, None).astype(
+            {c: "string" for c in ("participant_id", "session_id") if c in columns}
+        )
+    return Cohort(**frames)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
-from dataclasses import dataclass
+import os
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -15,8 +15,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import ConfigError, InputDataError
-from .labels import AUTO, LabelScheme, get_scheme
+from brainmets.errors import ConfigError, InputDataError
 
 SCHEMA_FILE = "config.schema.yaml"
 
@@ -187,64 +186,6 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class FeatureParameters:
-    """Every parameter of the feature computation (recorded in each output's provenance)."""
-
-    scheme: LabelScheme
-    connectivity: int
-    min_lesion_volume_mm3: float
-    min_edema_component_volume_mm3: float
-    merge_distance_mm: float
-    cavity_rim_mm: float
-    max_voxels: int
-    rano_min_longest_mm: float
-    rano_min_perpendicular_mm: float
-    rano_min_slices: int
-    rano_max_targets: int
-    #: Whether the scheme was chosen (by name, mapping or DICOM segments) rather than left to ``auto``.
-    scheme_chosen: bool = True
-
-    @classmethod
-    def from_config(cls, features: dict[str, Any] | None = None) -> FeatureParameters:
-        """From the ``features`` section of a config (validated here, defaults filled in)."""
-        section = validate_config({"features": features or {}})["features"]
-        rano = section["rano_bm"]
-        return cls(
-            scheme=get_scheme(section["label_scheme"]),
-            scheme_chosen=section["label_scheme"] != AUTO,
-            connectivity=section["connectivity"],
-            min_lesion_volume_mm3=float(section["min_lesion_volume_mm3"]),
-            min_edema_component_volume_mm3=float(section["min_edema_component_volume_mm3"]),
-            merge_distance_mm=float(section["merge_distance_mm"]),
-            cavity_rim_mm=float(section["cavity_rim_mm"]),
-            max_voxels=int(section["max_voxels"]),
-            rano_min_longest_mm=float(rano["min_longest_diameter_mm"]),
-            rano_min_perpendicular_mm=float(rano["min_perpendicular_diameter_mm"]),
-            rano_min_slices=int(rano["min_axial_slices"]),
-            rano_max_targets=int(rano["max_target_lesions"]),
-        )
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready record of every parameter, in config terms."""
-        return {
-            "label_scheme": self.scheme.as_dict(),
-            "label_scheme_chosen": self.scheme_chosen,
-            "connectivity": self.connectivity,
-            "min_lesion_volume_mm3": self.min_lesion_volume_mm3,
-            "min_edema_component_volume_mm3": self.min_edema_component_volume_mm3,
-            "merge_distance_mm": self.merge_distance_mm,
-            "cavity_rim_mm": self.cavity_rim_mm,
-            "max_voxels": self.max_voxels,
-            "rano_bm": {
-                "min_longest_diameter_mm": self.rano_min_longest_mm,
-                "min_perpendicular_diameter_mm": self.rano_min_perpendicular_mm,
-                "min_axial_slices": self.rano_min_slices,
-                "max_target_lesions": self.rano_max_targets,
-            },
-        }
-
-
 def read_features_document(path: str | Path, error: type[Exception] = ConfigError) -> dict[str, Any]:
     """A ``brainmets features`` document, checked for what other commands read (the key that is wrong is
     named), its lesion count matching its lesions."""
@@ -258,22 +199,41 @@ def read_features_document(path: str | Path, error: type[Exception] = ConfigErro
     return document
 
 
-@dataclass(frozen=True)
-class RegistrationParameters:
-    """Settings of the template registration (all in the config's ``anatomy.registration`` section)."""
+def load_config(config: str | os.PathLike | Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A validated config with every default filled in: from a YAML file, a mapping of sections, or nothing.
 
-    deformable: bool = False
-    histogram_bins: int = 32
-    sampling_fraction: float = 0.05
-    iterations: int = 200
-    bspline_mesh_size: int = 6
-    bspline_iterations: int = 50
-    shrink_factors: tuple[int, ...] = (4, 2)  # multi-resolution levels of the linear stages (1 = full)
-    min_brain_dice: float = 0.8  # warn below this overlap of the template's brain with the subject's
+    Returns:
+        the config as a dict of sections (``features``, ``anatomy``, ``indications``, ``followup``, ...).
 
-    @classmethod
-    def from_config(cls, section: dict[str, Any]) -> RegistrationParameters:
-        values = {k: section[k] for k in cls.__dataclass_fields__ if k in section}
-        if "shrink_factors" in values:
-            values["shrink_factors"] = tuple(values["shrink_factors"])
-        return cls(**values)
+    Raises:
+        ConfigError: a value is invalid (the message names its key), or the file is not a YAML mapping.
+
+    Example::
+
+        >>> config = brainmets.load_config({"features": {"min_lesion_volume_mm3": 50}})
+        >>> config["features"]["min_lesion_volume_mm3"], config["features"]["connectivity"]
+        (50, 26)
+    """
+    if config is None:
+        return validate_config({}, "defaults")
+    if isinstance(config, Mapping):
+        return validate_config(copy.deepcopy(dict(config)), "config")
+    return validate_config(read_config_file(config), str(config))
+
+
+def with_features(config: dict[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with ``parameters`` set in its ``features`` section, validated: ``rano_bm`` is merged key by
+    key, every other value (a custom ``label_scheme`` mapping included) replaces the config's."""
+    section = copy.deepcopy(config["features"])
+    for key, value in parameters.items():
+        section[key] = {**section[key], **value} if key == "rano_bm" and isinstance(value, Mapping) else value
+    return validate_config({**config, "features": section}, "parameters")
+
+
+def default_threads() -> int:
+    """CPUs this process may use (respects affinity masks such as SLURM's), at most 4."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(4, available))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .errors import ConfigError
+from brainmets.errors import ConfigError
 
 #: A BIDS label: letters and digits only (no '-', '_', '.', '/', spaces or other characters).
 BIDS_LABEL = re.compile(r"[A-Za-z0-9]+")

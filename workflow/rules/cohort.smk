@@ -3,26 +3,21 @@ rule cohort:
     data dictionaries, and Parquet). The documents' paths reach `brainmets cohort` through list files (bash's
     printf into process substitutions): for 10,000 studies they would overflow a command line."""
     input:
-        status=all_study_files("desc-brainmets_status.json"),
-        indications=all_study_files("desc-brainmets_indications.json"),
-        followup=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED],
-        comparison=[study_file(s, "desc-comparison_status.json") for s in COMPARED],
+        status=all_study_files(bids.STATUS),
+        indications=all_study_files(bids.INDICATIONS),
+        followup=PLAN.followup_files(bids.FOLLOWUP_STATUS),
+        comparison=[study_file(s, bids.COMPARISON_STATUS) for s in COMPARED],
     output:
-        **{
-            f"{name}_{kind}": f"{RESULTS}/group/{name}.{kind}"
-            for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses",
-                         "comparison_lesions", "comparison_studies")
-            for kind in ("tsv", "json", "parquet")
-        },
+        **PLAN.group_tables(),
     params:
         brainmets=BRAINMETS,
     message:
-        f"brainmets cohort: the cohort tables of {len(STUDIES)} studies in {RESULTS}/group/ (log: {RESULTS}/logs/cohort.log)"
+        f"brainmets cohort: the cohort tables of {len(STUDIES)} studies in {bids.group_dir(RESULTS)}/ (log: {PLAN.rule_log('cohort')})"
     resources:  # measured: 10,000 studies of 12 lesions each (20,000 documents) take 31 s and 745 MB
         mem_mb=lambda wc, input: 1000 + len(input) // 10,
         runtime=lambda wc, input: 10 + math.ceil(len(input) / 2000),
     log:
-        f"{RESULTS}/logs/cohort.log",
+        PLAN.rule_log("cohort"),
     conda:
         "../envs/brainmets.yaml"
     shell:
@@ -46,24 +41,19 @@ rule cohort_figures:
         comparison=rules.cohort.output.comparison_lesions_tsv,
     output:
         **{
-            name: report(
-                f"{RESULTS}/group/{name}.png",
-                caption=f"../report/{name}.rst",
-                category="Cohort",
-                labels={"figure": name.replace("_", " ")},
-            )
-            for name in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+            name: report(path, caption=f"../report/{name}.rst", category="Cohort", labels={"figure": name.replace("_", " ")})
+            for name, path in PLAN.cohort_figures().items()
         },
     params:
         brainmets=BRAINMETS,
         out_dir=lambda wc, output: os.path.dirname(output.lesion_size),
     message:
-        f"brainmets figures: the cohort's plots in {RESULTS}/group/ (log: {RESULTS}/logs/cohort_figures.log)"
+        f"brainmets figures: the cohort's plots in {bids.group_dir(RESULTS)}/ (log: {PLAN.rule_log('cohort_figures')})"
     resources:  # measured: 10,000 studies, 120,000 lesions take 2.7 s and 520 MB
         mem_mb=1000 + len(STUDIES) // 20,
         runtime=10,
     log:
-        f"{RESULTS}/logs/cohort_figures.log",
+        PLAN.rule_log("cohort_figures"),
     conda:
         "../envs/brainmets.yaml"
     shell:
@@ -74,22 +64,22 @@ rule cohort_figures:
 
 rule front_page:
     """The report's front page (workflow/report/workflow.rst includes it): how the run went, from the studies'
-    documents and the cohort tables (brainmets.report.front_page). Run by Snakemake itself (a local rule)."""
+    documents and the cohort tables (brainmets.workflow.front_page). Run by Snakemake itself (a local rule)."""
     input:
-        status=all_study_files("desc-brainmets_status.json"),
-        indications=all_study_files("desc-brainmets_indications.json"),
-        followup=[subject_file(s, "desc-followup_status.json") for s in FOLLOWED],
+        status=all_study_files(bids.STATUS),
+        indications=all_study_files(bids.INDICATIONS),
+        followup=PLAN.followup_files(bids.FOLLOWUP_STATUS),
         status_table=rules.cohort.output.status_tsv,
         studies_table=rules.cohort.output.studies_tsv,
         indications_table=rules.cohort.output.indications_tsv,
     output:
-        f"{RESULTS}/group/summary.rst",
+        PLAN.group_file(bids.FRONT_PAGE),
     log:
-        f"{RESULTS}/logs/front_page.log",
+        PLAN.rule_log("front_page"),
     message:
-        f"the report's front page: {RESULTS}/group/summary.rst"
+        f"the report's front page: {PLAN.group_file(bids.FRONT_PAGE)}"
     run:
-        from brainmets.report.front_page import write_front_page
+        from brainmets.workflow.front_page import write_front_page
 
         write_front_page(output[0], input, results=RESULTS, study_figures=STUDY_FIGURES, followed=FOLLOWED, log=log[0])
 
@@ -98,14 +88,12 @@ rule dataset_description:
     """What makes the results folder a BIDS-Derivatives dataset: dataset_description.json (with the source
     datasets where known), .bidsignore (the files BIDS has no name for) and README.md."""
     output:
-        description=f"{RESULTS}/dataset_description.json",
-        bidsignore=f"{RESULTS}/.bidsignore",
-        readme=f"{RESULTS}/README.md",
+        **PLAN.dataset_files(),
     params:
         brainmets=BRAINMETS,
-        sources=" ".join(f"--source-dataset {shlex.quote(s)}" for s in source_datasets()),
+        sources=" ".join(f"--source-dataset {shlex.quote(s)}" for s in source_datasets(config)),
     log:
-        f"{RESULTS}/logs/dataset_description.log",
+        PLAN.rule_log("dataset_description"),
     conda:
         "../envs/brainmets.yaml"
     shell:

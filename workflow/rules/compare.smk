@@ -1,6 +1,5 @@
 # One `compare_NNNN` job per batch of studies whose sheet row names a `prediction`.
 from brainmets.cli.batch import jobs_file
-from brainmets.progress import batch_message
 
 for batch, members in COMPARE_BATCHES.items():
 
@@ -13,20 +12,20 @@ for batch, members in COMPARE_BATCHES.items():
         input:
             compare_inputs(members),
         output:
-            [study_file(s, "desc-comparison_status.json") for s in members],
+            [study_file(s, bids.COMPARISON_STATUS) for s in members],
         params:
             brainmets=BRAINMETS,
             jobs=lambda wildcards, threads, members=members, batch=batch: jobs_file(
                 compare_jobs(members, threads), f"compare_{batch}"
             ),
         message:
-            batch_message("brainmets compare", batch, members, "studies", f"{RESULTS}/logs/compare")
+            PLAN.batch_message("compare", batch, members)
         threads: 1
         resources:
             mem_mb=4000,
             runtime=10 + math.ceil(len(members) * 0.5),
         log:
-            [f"{RESULTS}/logs/compare/batch-{batch}.log"] + [study_log("compare", s) for s in members],
+            [PLAN.batch_log("compare", batch)] + [study_log("compare", s) for s in members],
         conda:
             "../envs/brainmets.yaml"
         shell:

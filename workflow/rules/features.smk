@@ -1,8 +1,8 @@
 # One `features_NNNN` job per batch of studies (config `batch_size`): one process measures them all, so the
 # ~0.7 s of starting Python and importing the scientific stack is paid per batch, not per study. The batch's
-# jobs document (every study's arguments) goes through a file (jobs_file): the console stays readable.
+# jobs document (every study's arguments: brainmets.workflow.jobs) goes through a file (jobs_file): the console
+# stays readable.
 from brainmets.cli.batch import jobs_file
-from brainmets.progress import batch_message
 
 for batch, members in BATCHES.items():
 
@@ -18,10 +18,10 @@ for batch, members in BATCHES.items():
         input:
             batch_inputs(members),
         output:
-            status=[study_file(s, "desc-brainmets_status.json") for s in members],
+            status=[study_file(s, bids.STATUS) for s in members],
             figures=[
                 report(
-                    study_file(s, "desc-lesions_overlay.png"),
+                    study_file(s, bids.OVERLAY),
                     caption="../report/study_overlay.rst",
                     category="Studies",
                     labels={"study": s, "figure": "lesions"},
@@ -34,7 +34,7 @@ for batch, members in BATCHES.items():
                 feature_jobs(members, threads), f"features_{batch}"
             ),
         message:
-            batch_message("brainmets features", batch, members, "studies", f"{RESULTS}/logs/features")
+            PLAN.batch_message("features", batch, members)
         threads: 1
         resources:
             mem_mb=4000 if uses_template(members) else 2000,
@@ -42,7 +42,7 @@ for batch, members in BATCHES.items():
         group:
             "batch"
         log:
-            [f"{RESULTS}/logs/features/batch-{batch}.log"] + [study_log("features", s) for s in members],
+            [PLAN.batch_log("features", batch)] + [study_log("features", s) for s in members],
         conda:
             "../envs/brainmets.yaml"
         shell:

@@ -1,6 +1,5 @@
 # One `followup_NNNN` job per batch of subjects with two or more dated sessions in the studies sheet.
 from brainmets.cli.batch import jobs_file
-from brainmets.progress import batch_message
 
 for batch, members in FOLLOWUP_BATCHES.items():
 
@@ -14,13 +13,13 @@ for batch, members in FOLLOWUP_BATCHES.items():
         input:
             followup_inputs(members),
         output:
-            status=[subject_file(s, "desc-followup_status.json") for s in members],
+            status=[subject_file(s, bids.FOLLOWUP_STATUS) for s in members],
             figures=[
                 report(
-                    subject_file(s, "desc-followup_spider.png"),
+                    subject_file(s, bids.SPIDER),
                     caption="../report/spider.rst",
                     category="Follow-up",
-                    labels={"subject": f"sub-{s}", "figure": "spider plot"},
+                    labels={"subject": bids.subject_entities(s), "figure": "spider plot"},
                 )
                 for s in (members if STUDY_FIGURES else [])
             ],
@@ -30,13 +29,13 @@ for batch, members in FOLLOWUP_BATCHES.items():
                 followup_jobs(members, threads), f"followup_{batch}"
             ),
         message:
-            batch_message("brainmets followup", batch, [f"sub-{s}" for s in members], "subjects", f"{RESULTS}/logs/followup")
+            PLAN.batch_message("followup", batch, members)
         threads: 1
         resources:
             mem_mb=3000,
             runtime=10 + math.ceil(sum(len(FOLLOWED[s]) for s in members) * 0.5),
         log:
-            [f"{RESULTS}/logs/followup/batch-{batch}.log"] + [f"{RESULTS}/logs/followup/sub-{s}.log" for s in members],
+            [PLAN.batch_log("followup", batch)] + [PLAN.subject_log("followup", s) for s in members],
         conda:
             "../envs/brainmets.yaml"
         shell:

@@ -1,6 +1,5 @@
 # One `indications_NNNN` job per batch of studies, after that batch's features job.
 from brainmets.cli.batch import jobs_file
-from brainmets.progress import batch_message
 
 for batch, members in BATCHES.items():
 
@@ -13,21 +12,21 @@ for batch, members in BATCHES.items():
         input:
             **indication_inputs(members),
         output:
-            [study_file(s, "desc-brainmets_indications.json") for s in members],
+            [study_file(s, bids.INDICATIONS) for s in members],
         params:
             brainmets=BRAINMETS,
             jobs=lambda wildcards, members=members, batch=batch: jobs_file(
                 indication_jobs(members), f"indications_{batch}"
             ),
         message:
-            batch_message("brainmets indicate", batch, members, "studies", f"{RESULTS}/logs/indications")
+            PLAN.batch_message("indications", batch, members)
         resources:
             mem_mb=500,
             runtime=5 + math.ceil(len(members) * 0.05),
         group:
             "batch"
         log:
-            [f"{RESULTS}/logs/indications/batch-{batch}.log"] + [study_log("indications", s) for s in members],
+            [PLAN.batch_log("indications", batch)] + [study_log("indications", s) for s in members],
         conda:
             "../envs/brainmets.yaml"
         shell:

@@ -9,11 +9,11 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
-from ..errors import ConfigError
-from . import batch, cohort, compare, dataset_description, features, figures, followup, indicate
-from .common import EXIT_USAGE, LOG_FORMAT, flat
-from .runner import run
+from brainmets._version import __version__
+from brainmets.cli import batch, cohort, compare, dataset_description, features, figures, followup, indicate
+from brainmets.cli.common import EXIT_USAGE, LOG_FORMAT, flat, verbosity_options
+from brainmets.cli.runner import run
+from brainmets.errors import ConfigError
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -31,14 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Brain-metastasis lesion features from segmentation label maps (research use only).",
     )
     parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
-    common.add_argument(
-        "-q", "--quiet", action="store_true", help="no summary line on success (errors and warnings still show)"
-    )
+    verbosity = verbosity_options()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in (features, indicate, followup, compare, cohort, figures, dataset_description):
-        command.add_parser(sub, [common])
+        command.add_parser(sub, [verbosity])
     batch.add_parser(sub)
     return parser
 
@@ -47,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``brainmets`` console script; returns the exit code. SIGTERM and SIGINT end it
     cleanly: the outputs being written are abandoned, their temporary files removed, and the exit code is 128 +
     the signal's number (143, 130)."""
-    from ..interrupts import Terminated, raise_if_terminated, terminating_on_signals
+    from brainmets.interrupts import Terminated, raise_if_terminated, terminating_on_signals
 
     with terminating_on_signals():
         try:

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import ConfigError
-from ..interrupts import Terminated, raise_if_terminated, signals_deferred
-from .common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
-from .runner import remove_outputs, run
+from brainmets.cli.common import EXIT_DATA_ERROR, EXIT_USAGE, LOG_FORMAT, command_inputs, flat
+from brainmets.cli.runner import remove_outputs, run
+from brainmets.errors import ConfigError
+from brainmets.interrupts import Terminated, raise_if_terminated, signals_deferred
 
 
 def add_parser(sub) -> None:
@@ -44,7 +44,7 @@ def jobs_text(args: argparse.Namespace) -> str:
     """The jobs document of --jobs-json, or of --jobs-file read as UTF-8."""
     if args.jobs_file is None:
         return args.jobs_json
-    from ..config import read_text
+    from brainmets.config import read_text
 
     return read_text(args.jobs_file)  # ConfigError naming the file when it cannot be read
 
@@ -58,7 +58,7 @@ def jobs_file(text: str, name: str, folder: str | Path = ".snakemake/brainmets-j
     the file when it is missing."""
     import hashlib
 
-    from ..io.writers import atomic_path
+    from brainmets.io.writers import atomic_path
 
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     path = Path(folder) / f"{name}-{digest}.json"
@@ -159,7 +159,7 @@ def _run_study(parser: argparse.ArgumentParser, argv: list[str], log_path: str |
     """Run one study's command with its stderr, warnings and log records in its own log; its exit code."""
     import warnings
 
-    from ..io.writers import check_outputs
+    from brainmets.io.writers import check_outputs
 
     args, code, usage = _parse_study(parser, argv)
     try:

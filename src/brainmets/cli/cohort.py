@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ConfigError
-from .common import command_inputs, log, plural, summarize
+from brainmets.cli.common import command_inputs, log, plural, summarize
+from brainmets.errors import ConfigError
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -68,15 +68,15 @@ def _path_list(path: str | None) -> list[str]:
     """The non-empty lines of a list file (``-`` or ``/dev/stdin``: standard input)."""
     if not path:
         return []
-    from ..config import read_text
+    from brainmets.config import read_text
 
     text = sys.stdin.read() if path == "-" else read_text(path)
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..cohort_tables import gather, table_files, write_tables
-    from ..io.writers import check_outputs
+    from brainmets.cohort_tables import gather, table_files, write_tables
+    from brainmets.io.writers import check_outputs
 
     args.status = args.status + _path_list(args.status_list)
     args.indications = args.indications + _path_list(args.indications_list)

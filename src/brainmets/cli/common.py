@@ -9,7 +9,7 @@ import logging
 import math
 from pathlib import Path
 
-from ..errors import ConfigError
+from brainmets.errors import ConfigError
 
 log = logging.getLogger("brainmets")
 
@@ -32,7 +32,7 @@ def finite_number(text: str) -> float:
 
 def command_config(args: argparse.Namespace) -> dict:
     """--config, then --config-json on top (section by section), validated, with defaults filled in."""
-    from ..config import read_config_file, validate_config
+    from brainmets.config import read_config_file, validate_config
 
     config = validate_config(read_config_file(args.config), args.config) if args.config else {}
     if args.config_json:
@@ -93,8 +93,8 @@ INPUT_OPTIONS = (
 def command_inputs(args: argparse.Namespace) -> list[str]:
     """Every file or folder the parsed command reads (the detached data files of NRRD / MetaImage headers
     included), so that no output may overwrite one."""
-    from ..errors import InputDataError
-    from ..io.readers import ITK_SUFFIXES, check_itk_text_header
+    from brainmets.errors import InputDataError
+    from brainmets.io.readers import ITK_SUFFIXES, check_itk_text_header
 
     out: list[str] = []
     for name in INPUT_OPTIONS:
@@ -110,7 +110,7 @@ def command_inputs(args: argparse.Namespace) -> list[str]:
 
 def check_identity(args: argparse.Namespace) -> None:
     """--subject and --session are BIDS labels (they name output files)."""
-    from ..identifiers import check_label
+    from brainmets.identifiers import check_label
 
     check_label(args.subject, "--subject")
     check_label(args.session, "--session")
@@ -175,3 +175,96 @@ def indication_summary(args: argparse.Namespace, document: dict) -> str:
     undetermined = [m for m, e in modalities.items() if e.get("status") == "undetermined"]
     text = f"{label}: Table 1 indicated: {', '.join(indicated) or 'none'}"
     return text + (f"; undetermined: {', '.join(undetermined)}" if undetermined else "") + " (research use only)"
+
+
+# ---- the option groups several subcommands share: parent parsers (argparse ``parents=[...]``) ---------------
+# Each subcommand is assembled from parents in the order its --help lists its options: these shared ones, and
+# small parents of its own options between them. A shared option keeps its name, type and default everywhere;
+# its help text (and metavar) say what it means for that command. `group`: the argument group (--help section)
+# the options go to, merged with the command's own options of the same section.
+
+
+def parent_parser() -> argparse.ArgumentParser:
+    """An empty parent parser (no -h of its own), for a command's own options between the shared ones."""
+    return argparse.ArgumentParser(add_help=False)
+
+
+def _options(group: str | None) -> tuple[argparse.ArgumentParser, argparse._ActionsContainer]:
+    parser = parent_parser()
+    return parser, (parser.add_argument_group(group) if group else parser)
+
+
+def verbosity_options() -> argparse.ArgumentParser:
+    """-v/--verbose and -q/--quiet (every subcommand but batch)."""
+    parser, where = _options(None)
+    where.add_argument("-v", "--verbose", action="store_true", help="log progress and show tracebacks")
+    where.add_argument(
+        "-q", "--quiet", action="store_true", help="no summary line on success (errors and warnings still show)"
+    )
+    return parser
+
+
+def config_options(
+    config_help: str, json_help: str = "the same as a JSON string (after --config)", group: str | None = None
+) -> argparse.ArgumentParser:
+    """--config (a YAML config file) and --config-json (the same as JSON, on top): read by :func:`command_config`."""
+    parser, where = _options(group)
+    where.add_argument("--config", metavar="YAML", help=config_help)
+    where.add_argument("--config-json", metavar="JSON", help=json_help)
+    return parser
+
+
+def threads_options(threads_help: str) -> argparse.ArgumentParser:
+    """--threads N (default: the CPUs this process may use, at most 4)."""
+    from brainmets.config import default_threads
+
+    parser, where = _options(None)
+    where.add_argument("--threads", type=int, default=default_threads(), metavar="N", help=threads_help)
+    return parser
+
+
+def identity_options(
+    subject_help: str = "subject label",
+    session_help: str | None = "session label",
+    group: str | None = None,
+) -> argparse.ArgumentParser:
+    """--subject and (unless `session_help` is None) --session: BIDS labels (:func:`check_identity`)."""
+    parser, where = _options(group)
+    where.add_argument("--subject", help=subject_help)
+    if session_help is not None:
+        where.add_argument("--session", help=session_help)
+    return parser
+
+
+def status_options(status_help: str, group: str | None = None) -> argparse.ArgumentParser:
+    """--status-json: always write a status document (what the workflow's jobs do; see :mod:`.runner`)."""
+    parser, where = _options(group)
+    where.add_argument("--status-json", metavar="PATH", help=status_help)
+    return parser
+
+
+def scheme_options(scheme_help: str, group: str | None = None) -> argparse.ArgumentParser:
+    """--scheme: the label scheme (a name, or a custom mapping ``enhancing=3;necrotic=1;edema=2``)."""
+    parser, where = _options(group)
+    where.add_argument("--scheme", metavar="NAME", help=scheme_help)
+    return parser
+
+
+#: The anatomical references a study's lesions are located with, as options (dest names).
+REFERENCE_OPTIONS = ("parcellation", "posterior_fossa_mask", "atlas", "atlas_dir")
+
+
+def reference_options(
+    helps: dict[str, str],
+    metavars: dict[str, str],
+    parcellation_definition: str | None = None,
+    group: str | None = None,
+) -> argparse.ArgumentParser:
+    """--parcellation, --posterior-fossa-mask, --atlas and --atlas-dir (:data:`REFERENCE_OPTIONS`, each with its
+    help and metavar), and --parcellation-definition after --parcellation when its help is given."""
+    parser, where = _options(group)
+    for dest in REFERENCE_OPTIONS:
+        where.add_argument(f"--{dest.replace('_', '-')}", metavar=metavars[dest], help=helps[dest])
+        if dest == "parcellation" and parcellation_definition is not None:
+            where.add_argument("--parcellation-definition", metavar="DEF", help=parcellation_definition)
+    return parser

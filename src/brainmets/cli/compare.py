@@ -5,53 +5,71 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..api import default_threads
-from .common import amount, check_identity, command_config, command_inputs, study_label, summarize
+from brainmets.cli.common import (
+    REFERENCE_OPTIONS,
+    amount,
+    check_identity,
+    command_config,
+    command_inputs,
+    config_options,
+    identity_options,
+    parent_parser,
+    reference_options,
+    scheme_options,
+    status_options,
+    study_label,
+    summarize,
+    threads_options,
+)
 
 COLUMNS = ["region", "kind", "reference_instance", "prediction_instance", "reference_volume_mm3", "dice", "hd95_mm",
            "nsd", "large"]  # fmt: skip
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
-    com = sub.add_parser(
-        "compare",
-        parents=parents,
-        help="compare a prediction with a reference segmentation: BraTS-METS lesion-wise metrics, feature and "
-        "Table 1 agreement (research use only)",
-        description="Compare two segmentations of one study lesion by lesion: the BraTS-METS metrics of the "
-        "official evaluator, the features' differences, and the Table 1 verdicts the prediction changes.",
-    )
-    com.add_argument("--reference", required=True, metavar="REF", help="the reference segmentation (any format)")
-    com.add_argument("--prediction", required=True, metavar="PRED", help="the prediction (any format, any grid)")
-    com.add_argument("--out-json", required=True, metavar="PATH", help="the comparison document")
-    com.add_argument("--out-tsv", metavar="PATH", help="one row per reference lesion and per invented one, per region")
-    com.add_argument(
+    pair = parent_parser()
+    pair.add_argument("--reference", required=True, metavar="REF", help="the reference segmentation (any format)")
+    pair.add_argument("--prediction", required=True, metavar="PRED", help="the prediction (any format, any grid)")
+    pair.add_argument("--out-json", required=True, metavar="PATH", help="the comparison document")
+    pair.add_argument("--out-tsv", metavar="PATH", help="one row per reference lesion and per invented one, per region")
+    pair.add_argument(
         "--metrics",
         choices=("brats2025", "brats2023"),
         default="brats2025",
         help="brats2025 (default): brats-evaluation 0.0.10, panoptica one-to-one matching; brats2023: the 2023 "
         "lesion-wise script (dilated, pooled matching); each reproduced exactly",
     )
-    com.add_argument(
-        "--scheme",
-        metavar="NAME",
-        help="label scheme of both (default auto: brats-mets-2023, a map of only 0 and 1 binary; or a custom "
-        'mapping, "enhancing=3;necrotic=1;edema=2")',
+    clinical = parent_parser()
+    clinical.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
+    com = sub.add_parser(
+        "compare",
+        parents=[
+            *parents,
+            pair,
+            scheme_options(
+                "label scheme of both (default auto: brats-mets-2023, a map of only 0 and 1 binary; or a custom "
+                'mapping, "enhancing=3;necrotic=1;edema=2")'
+            ),
+            clinical,
+            identity_options("subject label (its clinical row)"),
+            reference_options(
+                {
+                    "parcellation": "FreeSurfer/SynthSeg label map of the subject: locate the lesions of both",
+                    "posterior_fossa_mask": "binary posterior-fossa mask in the reference's space",
+                    "atlas": "atlas definition in the reference's space (with --atlas-dir)",
+                    "atlas_dir": "folder of the atlas's images",
+                },
+                metavars=dict.fromkeys(REFERENCE_OPTIONS, "FILE"),
+            ),
+            config_options("config file (features, anatomy, indications sections)"),
+            status_options("always write a status document; exit 0 on a bad pair"),
+            threads_options("threads measuring lesions"),
+        ],
+        help="compare a prediction with a reference segmentation: BraTS-METS lesion-wise metrics, feature and "
+        "Table 1 agreement (research use only)",
+        description="Compare two segmentations of one study lesion by lesion: the BraTS-METS metrics of the "
+        "official evaluator, the features' differences, and the Table 1 verdicts the prediction changes.",
     )
-    com.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
-    com.add_argument("--subject", help="subject label (its clinical row)")
-    com.add_argument("--session", help="session label")
-    for option, what in (
-        ("--parcellation", "FreeSurfer/SynthSeg label map of the subject: locate the lesions of both"),
-        ("--posterior-fossa-mask", "binary posterior-fossa mask in the reference's space"),
-        ("--atlas", "atlas definition in the reference's space (with --atlas-dir)"),
-        ("--atlas-dir", "folder of the atlas's images"),
-    ):
-        com.add_argument(option, metavar="FILE", help=what)
-    com.add_argument("--config", metavar="YAML", help="config file (features, anatomy, indications sections)")
-    com.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
-    com.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad pair")
-    com.add_argument("--threads", type=int, default=default_threads(), metavar="N", help="threads measuring lesions")
     com.set_defaults(func=run, outputs=planned_outputs)
 
 
@@ -87,7 +105,7 @@ def rows(document: dict) -> list[dict]:
 
 def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
     """The files a successful run writes; refuses duplicates, folders, and any output that is an input."""
-    from ..io.writers import check_outputs
+    from brainmets.io.writers import check_outputs
 
     outputs = {"json": Path(args.out_json)} | ({"tsv": Path(args.out_tsv)} if args.out_tsv else {})
     check_outputs(list(outputs.values()), command_inputs(args) + [args.reference, args.prediction])
@@ -95,17 +113,17 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from .. import api
-    from ..io.writers import atomic_outputs, write_json, write_tsv
-    from ..labels import scheme_setting
+    from brainmets.comparison.document import compare_segmentations
+    from brainmets.io.writers import atomic_outputs, write_json, write_tsv
+    from brainmets.schemes import scheme_setting
 
     check_identity(args)
     outputs = planned_outputs(args)
     parameters = {"label_scheme": scheme_setting(args.scheme)} if args.scheme else {}
-    document = api.compare(
+    document = compare_segmentations(
         args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,
         session=args.session, config=command_config(args), threads=args.threads, **parameters,
-        reference_options={k: getattr(args, k) for k in ("parcellation", "posterior_fossa_mask", "atlas", "atlas_dir")},
+        reference_options={k: getattr(args, k) for k in REFERENCE_OPTIONS},
     )  # fmt: skip
     with atomic_outputs(*outputs.values()) as tmp_paths:
         tmp = dict(zip(outputs, tmp_paths))

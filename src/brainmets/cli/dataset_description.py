@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from .. import __version__
-from ..errors import ConfigError
+from brainmets._version import __version__
+from brainmets.errors import ConfigError
 
 #: Files of a results folder that BIDS has no name for (the validator is told to pass over them).
 BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix for them); see README.md
@@ -82,8 +82,8 @@ def _source(text: str) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..citation import CODE_URL, how_to_acknowledge
-    from ..io.writers import SIGNIFICANT_DIGITS, atomic_outputs, check_outputs, write_json
+    from brainmets.citation import CODE_URL, how_to_acknowledge
+    from brainmets.io.writers import SIGNIFICANT_DIGITS, atomic_outputs, check_outputs, write_json
 
     description = {
         "Name": "brainmets: brain-metastasis lesion features, locations and Table 1 indications",

@@ -8,18 +8,24 @@ import copy
 import re
 from pathlib import Path
 
-from ..api import default_threads
-from ..errors import ConfigError
-from .common import (
+from brainmets.cli.common import (
     amount,
     check_identity,
     command_config,
     command_inputs,
+    config_options,
     finite_number,
+    identity_options,
+    parent_parser,
     plural,
+    reference_options,
+    scheme_options,
+    status_options,
     study_label,
     summarize,
+    threads_options,
 )
+from brainmets.errors import ConfigError
 
 #: Command-line options that set a value of the config's ``features`` section: (dest, config path).
 FEATURE_OPTIONS = {
@@ -38,21 +44,24 @@ FEATURE_OPTIONS = {
 ANATOMY_OPTIONS = ("parcellation", "posterior_fossa_mask", "atlas", "template", "template_image", "template_labels")
 
 
+#: The sections of `features --help`.
+OUTPUTS = "outputs (at least one)"
+IDENTITY = "study identity (recorded in the outputs)"
+PARAMETERS = "parameters (defaults: see README; command-line values override --config)"
+ANATOMY = "anatomical reference (one of them; without one, location fields are null and say why)"
+DICOM = "DICOM inputs (SEG, RTSTRUCT, label series; see README, DICOM)"
+
+
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
-    feat = sub.add_parser(
-        "features",
-        parents=parents,
-        help="measure every lesion of one segmentation",
-        description="Measure every lesion of one segmentation label map and summarise the study.",
-    )
-    feat.set_defaults(func=run, outputs=output_paths)
-    feat.add_argument(
+    segmentation = parent_parser()
+    segmentation.add_argument(
         "segmentation",
         metavar="SEG",
         help="label map: NIfTI (.nii, .nii.gz), NRRD, MetaImage, or DICOM (SEG, RTSTRUCT or a label series: "
         "a file or a folder)",
     )
-    out = feat.add_argument_group("outputs (at least one)")
+    outputs = parent_parser()
+    out = outputs.add_argument_group(OUTPUTS)
     out.add_argument(
         "--out-json", metavar="PATH", help="the JSON document: study, lesions, edema_only_components, provenance"
     )
@@ -69,34 +78,16 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     out.add_argument(
         "--image", metavar="FILE", help="background of --out-figure (e.g. the T1c); default: the label map"
     )
-    out.add_argument(
-        "--status-json",
-        metavar="PATH",
-        help="always write a status document (ok, or failed and why) and exit 0 on a bad study, as the workflow does",
-    )
-    out.add_argument(
+    out_dir = parent_parser()
+    out_dir.add_argument_group(OUTPUTS).add_argument(
         "--out-dir",
         metavar="DIR",
         help="write the JSON, the TSV and the instance map under DIR with BIDS-Derivatives names "
         "(<base>_desc-brainmets_features.json, <base>_desc-lesions_features.tsv/.json, "
         "<base>_desc-lesions_dseg.nii.gz/.tsv/.json)",
     )
-    ident = feat.add_argument_group("study identity (recorded in the outputs)")
-    ident.add_argument("--subject", help="subject label")
-    ident.add_argument("--session", help="session label")
-    par = feat.add_argument_group("parameters (defaults: see README; command-line values override --config)")
-    par.add_argument(
-        "--config", metavar="YAML", help="config file; its 'features' and 'anatomy' sections set the parameters"
-    )
-    par.add_argument(
-        "--config-json", metavar="JSON", help="the same as a JSON string (after --config; the workflow passes this)"
-    )
-    par.add_argument(
-        "--scheme",
-        metavar="NAME",
-        help="label scheme: auto (default: brats-mets-2023, but a map of only 0 and 1 is binary), brats-mets-2023, "
-        "brats-2021, brats-2015, binary, or a custom mapping as --custom-labels takes",
-    )
+    parameters = parent_parser()
+    par = parameters.add_argument_group(PARAMETERS)
     par.add_argument(
         "--custom-labels",
         metavar="SPEC",
@@ -134,24 +125,8 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "--rano-min-slices", type=int, metavar="N", help="RANO-BM measurable axial slice count (default 2)"
     )
     par.add_argument("--rano-max-targets", type=int, metavar="N", help="RANO-BM target lesions at most (default 5)")
-    ana = feat.add_argument_group(
-        "anatomical reference (one of them; without one, location fields are null and say why)"
-    )
-    ana.add_argument(
-        "--parcellation", metavar="FILE", help="FreeSurfer/SynthSeg label map of the same subject (any grid)"
-    )
-    ana.add_argument(
-        "--parcellation-definition",
-        metavar="DEF",
-        help="how to read --parcellation: a built-in definition (default freesurfer) or a YAML file",
-    )
-    ana.add_argument(
-        "--posterior-fossa-mask", metavar="FILE", help="binary posterior-fossa mask in the segmentation's space"
-    )
-    ana.add_argument(
-        "--atlas", metavar="DEF", help="atlas in the segmentation's space: built-in definition (sri24) or a YAML file"
-    )
-    ana.add_argument("--atlas-dir", metavar="DIR", help="folder of the atlas's (or template's) images")
+    anatomy = parent_parser()
+    ana = anatomy.add_argument_group(ANATOMY)
     ana.add_argument(
         "--template",
         metavar="DEF",
@@ -174,7 +149,8 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         choices=("world", "voxel"),
         help="world (default): place the reference by its affine; voxel: same voxel grid, headers ignored",
     )
-    dcm = feat.add_argument_group("DICOM inputs (SEG, RTSTRUCT, label series; see README, DICOM)")
+    dicom = parent_parser()
+    dcm = dicom.add_argument_group(DICOM)
     dcm.add_argument(
         "--reference-series",
         metavar="DIR",
@@ -193,13 +169,53 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         metavar="F",
         help="a FRACTIONAL DICOM SEG's voxel belongs to a segment at this fraction or more (default 0.5)",
     )
-    feat.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        metavar="N",
-        help="threads measuring lesions (default: the CPUs this process may use, at most 4; results do not depend on it)",
+    feat = sub.add_parser(
+        "features",
+        parents=[
+            *parents,
+            segmentation,
+            outputs,
+            status_options(
+                "always write a status document (ok, or failed and why) and exit 0 on a bad study, as the workflow "
+                "does",
+                group=OUTPUTS,
+            ),
+            out_dir,
+            identity_options(group=IDENTITY),
+            config_options(
+                "config file; its 'features' and 'anatomy' sections set the parameters",
+                "the same as a JSON string (after --config; the workflow passes this)",
+                group=PARAMETERS,
+            ),
+            scheme_options(
+                "label scheme: auto (default: brats-mets-2023, but a map of only 0 and 1 is binary), brats-mets-2023, "
+                "brats-2021, brats-2015, binary, or a custom mapping as --custom-labels takes",
+                group=PARAMETERS,
+            ),
+            parameters,
+            reference_options(
+                {
+                    "parcellation": "FreeSurfer/SynthSeg label map of the same subject (any grid)",
+                    "posterior_fossa_mask": "binary posterior-fossa mask in the segmentation's space",
+                    "atlas": "atlas in the segmentation's space: built-in definition (sri24) or a YAML file",
+                    "atlas_dir": "folder of the atlas's (or template's) images",
+                },
+                metavars={"parcellation": "FILE", "posterior_fossa_mask": "FILE", "atlas": "DEF", "atlas_dir": "DIR"},
+                parcellation_definition="how to read --parcellation: a built-in definition (default freesurfer) or a "
+                "YAML file",
+                group=ANATOMY,
+            ),
+            anatomy,
+            dicom,
+            threads_options(
+                "threads measuring lesions (default: the CPUs this process may use, at most 4; results do not depend "
+                "on it)"
+            ),
+        ],
+        help="measure every lesion of one segmentation",
+        description="Measure every lesion of one segmentation label map and summarise the study.",
     )
+    feat.set_defaults(func=run, outputs=output_paths)
 
 
 def _feature_section(args: argparse.Namespace, config: dict) -> dict:
@@ -208,8 +224,8 @@ def _feature_section(args: argparse.Namespace, config: dict) -> dict:
     if args.custom_labels:
         if args.scheme:
             raise ConfigError("give either --scheme or --custom-labels, not both")
-        from ..errors import LabelSchemeError
-        from ..labels import parse_custom_labels
+        from brainmets.errors import LabelSchemeError
+        from brainmets.schemes import parse_custom_labels
 
         try:
             section["label_scheme"] = parse_custom_labels(args.custom_labels)
@@ -223,8 +239,8 @@ def _feature_section(args: argparse.Namespace, config: dict) -> dict:
                 target = target.setdefault(key, {})
             target[path[-1]] = value
     if isinstance(section.get("label_scheme"), str):  # a name, or "enhancing=3;necrotic=1" as the sheet has
-        from ..errors import LabelSchemeError
-        from ..labels import scheme_setting
+        from brainmets.errors import LabelSchemeError
+        from brainmets.schemes import scheme_setting
 
         try:
             section["label_scheme"] = scheme_setting(section["label_scheme"])
@@ -235,7 +251,7 @@ def _feature_section(args: argparse.Namespace, config: dict) -> dict:
 
 def _dicom_section(args: argparse.Namespace, config: dict) -> dict:
     """How DICOM segments map to roles: the config's ``dicom`` section, --dicom-options, then the options."""
-    from ..config import read_config_file, validate_config
+    from brainmets.config import read_config_file, validate_config
 
     section = dict(config["dicom"])
     if args.dicom_options:
@@ -255,20 +271,20 @@ SEG_SUFFIX = re.compile(r"(\.nii\.gz|\.nii|\.nrrd|\.nhdr|\.mha|\.mhd|\.dcm)$", r
 def output_paths(args: argparse.Namespace) -> dict[str, Path]:
     """The files a successful run writes (the requested outputs and what goes beside them); refuses
     duplicates, folders, and any output that is an input."""
-    from ..identifiers import inside
-    from ..io.writers import check_outputs
+    from brainmets.identifiers import inside
+    from brainmets.io import bids
+    from brainmets.io.writers import check_outputs
 
     paths = {}
     if args.out_dir:
         if args.subject:
-            base = f"sub-{args.subject}" + (f"_ses-{args.session}" if args.session else "")
+            base = bids.study_entities(args.subject, args.session)
         else:
             base = SEG_SUFFIX.sub("", Path(args.segmentation).name)
         out_dir = Path(args.out_dir)
         paths = {
-            "json": inside(out_dir / f"{base}_desc-brainmets_features.json", out_dir),
-            "tsv": inside(out_dir / f"{base}_desc-lesions_features.tsv", out_dir),
-            "instances": inside(out_dir / f"{base}_desc-lesions_dseg.nii.gz", out_dir),
+            key: inside(out_dir / bids.file_name(base, suffix), out_dir)
+            for key, suffix in (("json", bids.FEATURES), ("tsv", bids.LESIONS_TSV), ("instances", bids.INSTANCES))
         }
     named = {key: value for key in ("json", "tsv", "instances", "figure") if (value := getattr(args, f"out_{key}"))}
     paths.update({key: Path(value) for key, value in named.items()})
@@ -301,10 +317,10 @@ INSTANCE_SIDECAR = {
 
 def run(args: argparse.Namespace) -> dict[str, Path]:
     """Measure the study and write its outputs, all or nothing; returns the paths written."""
-    from .. import api
-    from ..features import LESION_FIELDS
-    from ..fields import KEY_FIELDS, data_dictionary, keyed
-    from ..io.writers import atomic_outputs, write_json, write_nifti, write_tsv
+    from brainmets.fields import KEY_FIELDS, data_dictionary, keyed
+    from brainmets.io.writers import atomic_outputs, write_json, write_nifti, write_tsv
+    from brainmets.study import measure
+    from brainmets.study.columns import LESION_FIELDS
 
     check_identity(args)
     if args.threads < 1:
@@ -313,7 +329,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     config["features"] = _feature_section(args, config)
     paths = output_paths(args)
     given = {name: getattr(args, name) for name in ANATOMY_OPTIONS if getattr(args, name)}
-    choice = api.reference_choice(
+    choice = measure.reference_choice(
         config["anatomy"],
         given,
         atlas_dir=args.atlas_dir,
@@ -322,11 +338,11 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
         template_labels_definition=args.template_labels_definition,
         alignment=args.reference_alignment,
     )
-    measurement = api.measure_study(
+    measurement = measure.measure_study(
         args.segmentation,
         config,
         choice,
-        api.dicom_options(_dicom_section(args, config), args.reference_series),
+        measure.dicom_options(_dicom_section(args, config), args.reference_series),
         subject=args.subject,
         session=args.session,
         threads=args.threads,
@@ -360,7 +376,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
-    from ..report.figures import image_on_grid, study_figure
+    from brainmets.figures.pictures import study_figure
+    from brainmets.io.images import image_on_grid
 
     label_map, result, params = measurement.label_map, measurement.features, measurement.parameters
     image = image_on_grid(args.image, label_map.affine, label_map.shape, params.max_voxels) if args.image else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..errors import ConfigError
-from .common import command_inputs
+from brainmets.cli.common import command_inputs
+from brainmets.errors import ConfigError
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
 def _read_tsv(path: str | Path) -> list[dict]:
     import csv
 
-    from ..config import read_text
+    from brainmets.config import read_text
 
     try:
         return list(csv.DictReader(read_text(path).splitlines(), delimiter="\t"))
@@ -49,16 +49,18 @@ def _read_tsv(path: str | Path) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..indications import MODALITIES
-    from ..io.writers import atomic_outputs, check_outputs
-    from ..report import figures
+    from brainmets.figures import pictures as figures
+    from brainmets.indications import MODALITIES
+    from brainmets.io import bids
+    from brainmets.io.writers import atomic_outputs, check_outputs
 
     lesions, studies = _read_tsv(args.lesions), _read_tsv(args.studies)
     out = Path(args.out_dir)
-    names = ["lesion_size.png", "volume_vs_count.png", "location.png"]
-    names += ["indications.png"] if args.indications else []
-    names += ["swimmer.png"] if args.responses else []
-    names += ["comparison.png"] if args.comparison_lesions else []
+    drawn = ["lesion_size", "volume_vs_count", "location"]
+    drawn += ["indications"] if args.indications else []
+    drawn += ["swimmer"] if args.responses else []
+    drawn += ["comparison"] if args.comparison_lesions else []
+    names = [bids.figure_name(figure) for figure in drawn]
     check_outputs([out / n for n in names], command_inputs(args))
     chosen = figures.chosen_sessions(studies, args.sessions)
     patients = len({subject for subject, _ in chosen})
@@ -71,9 +73,9 @@ def run(args: argparse.Namespace) -> dict:
         made = dict(zip(names, tmp))
         if args.indications:
             indications = figures.of_sessions(_read_tsv(args.indications), chosen)
-            figures.indication_frequencies(made["indications.png"], indications, MODALITIES, scope)
+            figures.indication_frequencies(made[bids.figure_name("indications")], indications, MODALITIES, scope)
         if args.responses:
-            figures.swimmer_plot(made["swimmer.png"], _read_tsv(args.responses))
+            figures.swimmer_plot(made[bids.figure_name("swimmer")], _read_tsv(args.responses))
         if args.comparison_lesions:
-            figures.comparison_plot(made["comparison.png"], _read_tsv(args.comparison_lesions))
+            figures.comparison_plot(made[bids.figure_name("comparison")], _read_tsv(args.comparison_lesions))
     return {n: out / n for n in names}

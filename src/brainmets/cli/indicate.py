@@ -5,52 +5,70 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import check_identity, command_config, command_inputs, indication_summary, log, summarize
+from brainmets.cli.common import (
+    check_identity,
+    command_config,
+    command_inputs,
+    config_options,
+    identity_options,
+    indication_summary,
+    log,
+    parent_parser,
+    status_options,
+    summarize,
+)
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
-    ind = sub.add_parser(
-        "indicate",
-        parents=parents,
-        help="which treatments the review's Table 1 supports for one study (research use only)",
-        description="Evaluate the review's Table 1 for one study, from its features and clinical data. "
-        "Research use only: not a treatment recommendation.",
-    )
-    ind.add_argument("--features", required=True, metavar="JSON", help="the study's 'brainmets features' document")
-    ind.add_argument(
+    inputs = parent_parser()
+    inputs.add_argument("--features", required=True, metavar="JSON", help="the study's 'brainmets features' document")
+    inputs.add_argument(
         "--features-status",
         metavar="JSON",
         help="the features step's status document: when it failed, write a 'not evaluated' document instead",
     )
-    ind.add_argument(
+    inputs.add_argument(
         "--clinical",
         metavar="TSV",
         help="clinical table (one row per subject/session); without it every clinical input is unknown",
     )
-    ind.add_argument("--subject", help="subject label (default: the one in the features document)")
-    ind.add_argument("--session", help="session label (default: the one in the features document)")
-    ind.add_argument(
+    more = parent_parser()
+    more.add_argument(
         "--followup",
         metavar="JSON",
         help="the subject's 'brainmets followup' document: rapid growth, CNS progression and recurrences where the "
         "clinical table leaves them empty",
     )
-    ind.add_argument(
+    more.add_argument(
         "--followup-status",
         metavar="JSON",
         help="the followup step's status document: its follow-up document is used as --followup; when the step "
         "failed, the time facts stay unknown and the document says why",
     )
-    ind.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
-    ind.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
-    ind.add_argument("--config", metavar="YAML", help="config file; its 'indications' section sets thresholds")
-    ind.add_argument("--config-json", metavar="JSON", help="the same as a JSON string (after --config)")
-    ind.add_argument("--status-json", metavar="PATH", help="always write a status document; exit 0 on a bad study")
+    more.add_argument("--out-json", required=True, metavar="PATH", help="the indication document")
+    more.add_argument("--rules", metavar="YAML", help="an edited copy of the rule table (default: the built-in one)")
+    ind = sub.add_parser(
+        "indicate",
+        parents=[
+            *parents,
+            inputs,
+            identity_options(
+                "subject label (default: the one in the features document)",
+                "session label (default: the one in the features document)",
+            ),
+            more,
+            config_options("config file; its 'indications' section sets thresholds"),
+            status_options("always write a status document; exit 0 on a bad study"),
+        ],
+        help="which treatments the review's Table 1 supports for one study (research use only)",
+        description="Evaluate the review's Table 1 for one study, from its features and clinical data. "
+        "Research use only: not a treatment recommendation.",
+    )
     ind.set_defaults(func=run, outputs=planned_outputs)
 
 
 def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=None) -> dict:
-    from ..indications import DISCLAIMER
+    from brainmets.indications import DISCLAIMER
 
     return {
         "research_use_only": True,
@@ -64,17 +82,17 @@ def _not_evaluated(args: argparse.Namespace, reason: str, subject=None, session=
 
 def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
     """The file a successful run writes; refuses one that is an input or a folder."""
-    from ..io.writers import check_outputs
+    from brainmets.io.writers import check_outputs
 
     check_outputs([args.out_json, *([args.status_json] if args.status_json else [])], command_inputs(args))
     return {"json": Path(args.out_json)}
 
 
 def run(args: argparse.Namespace) -> dict:
-    from ..api import indications_document
-    from ..config import read_features_document, read_json
-    from ..errors import InputDataError
-    from ..io.writers import atomic_path, write_json
+    from brainmets.config import read_features_document, read_json
+    from brainmets.errors import InputDataError
+    from brainmets.indications.document import indications_document
+    from brainmets.io.writers import atomic_path, write_json
 
     check_identity(args)
     planned_outputs(args)

@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .. import __version__
-from ..errors import BrainmetsError, ConfigError
-from ..interrupts import signals_deferred
-from .common import EXIT_DATA_ERROR, EXIT_USAGE, command_inputs, flat
+from brainmets._version import __version__
+from brainmets.cli.common import EXIT_DATA_ERROR, EXIT_USAGE, command_inputs, flat
+from brainmets.errors import BrainmetsError, ConfigError
+from brainmets.interrupts import signals_deferred
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +97,7 @@ def _warnings_kept(into: list[str]) -> Iterator[None]:
 def _run_with_status(args: argparse.Namespace) -> int:
     """Run a per-study command; record ok or failed (and why) in --status-json, so one bad study does not
     stop a cohort. The message also goes to stderr (the job's log), with the traceback for internal errors."""
-    from ..io.writers import atomic_path, check_outputs, write_json
+    from brainmets.io.writers import atomic_path, check_outputs, write_json
 
     try:  # a status document that would overwrite an input, or is a folder: nothing is run or written
         check_outputs([args.status_json], command_inputs(args))
@@ -124,7 +124,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
             print(f"brainmets: removed the earlier outputs this failure no longer supports: {', '.join(removed)}",
                   file=sys.stderr)  # fmt: skip
         if getattr(args, "out_figure", None):
-            from ..report.figures import failure_figure
+            from brainmets.figures.pictures import failure_figure
 
             with atomic_path(args.out_figure) as tmp:
                 failure_figure(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")

@@ -11,8 +11,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..config import load_schema, read_text, validate_with
-from ..errors import ConfigError, InputDataError
+from brainmets.config import load_schema, read_text, validate_with
+from brainmets.errors import ConfigError, InputDataError
 
 SCHEMA = "clinical.schema.yaml"
 TRUE = {"yes", "y", "true", "t", "1"}

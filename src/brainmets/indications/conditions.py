@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from brainmets.errors import ConfigError
 
 OPERATORS = ("is", "ne", "gt", "ge", "lt", "le", "in", "between")
 

@@ -13,14 +13,14 @@ from typing import Any
 
 import yaml
 
-from .. import __version__
-from ..config import load_schema, load_yaml, read_text, validate_with
-from ..errors import ConfigError
-from ..fields import BOOLEAN, Field
-from .conditions import CountRange, Trace, describe, evaluate, facts_used, kleene_all, rules_used
-from .facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
-from .from_followup import merge
-from .scores import all_scores
+from brainmets._version import __version__
+from brainmets.config import load_schema, load_yaml, read_text, validate_with
+from brainmets.errors import ConfigError
+from brainmets.fields import BOOLEAN, Field
+from brainmets.indications.conditions import CountRange, Trace, describe, evaluate, facts_used, kleene_all, rules_used
+from brainmets.indications.facts import DERIVED_FACTS, FACT_COMPANIONS, IMAGING_FACTS, Facts, build_facts
+from brainmets.indications.from_followup import merge
+from brainmets.indications.scores import all_scores
 
 MODALITIES = ("systemic_therapy", "wbrt", "srs", "surgery", "no_intervention")
 VERDICTS = {True: "met", False: "not_met", None: "undetermined"}  # a rule's verdict, as conflicts read it

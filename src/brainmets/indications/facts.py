@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .conditions import ScoreRange, compare_range, kleene_all, kleene_any
+from brainmets.indications.conditions import ScoreRange, compare_range, kleene_all, kleene_any
 
 #: Facts read from the imaging features (``brainmets features`` output), with their definitions.
 IMAGING_FACTS = {

@@ -28,7 +28,7 @@ def merge(
     row: dict[str, Any] | None, followup: dict[str, Any], subject: str | None, columns: list[str]
 ) -> FollowupFacts:
     """The clinical ``row`` (None: no row) completed with the follow-up's facts (those that are clinical
-    ``columns``: every fact of ``brainmets.timefacts.FACTS``, or fewer in a document of an older version)."""
+    ``columns``: every fact of ``brainmets.longitudinal.timefacts.FACTS``, or fewer in a document of an older version)."""
     completed = dict(row or {"subject": subject})
     confirmed = completed.get("recurrence_confirmed")
     out = FollowupFacts(completed, {"session": followup["sessions"][-1]["session"], "facts": {}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conditions import ScoreRange, Trace, evaluate
+from brainmets.indications.conditions import ScoreRange, Trace, evaluate
 
 
 def rpa(table: dict[str, Any], facts: dict[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InputDataError
+from brainmets.errors import InputDataError
 
 CHUNK = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"

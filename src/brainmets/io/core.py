@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputDataError
+from brainmets.errors import InputDataError
 
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
@@ -84,3 +85,8 @@ def as_integer_labels(data: np.ndarray, path: str | Path) -> np.ndarray:
         if info.min <= lo and hi <= info.max:
             return rounded.astype(dtype)
     raise InputDataError(path, f"label values out of integer range ({lo:g} .. {hi:g})")
+
+
+def path_or_none(value: str | os.PathLike | None) -> str | None:
+    """A path given as str or PathLike, as text; None (or empty) stays None."""
+    return str(value) if value else None

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..labels import LabelScheme
+from brainmets.schemes import LabelScheme
 
 
 @dataclass

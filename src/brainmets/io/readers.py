@@ -15,9 +15,17 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputDataError
-from .compressed import DATA_FILE, GZIP_MAGIC, check_compressed, damaged, itk_layout, read_image, verified_gzip
-from .core import (
+from brainmets.errors import InputDataError
+from brainmets.io.compressed import (
+    DATA_FILE,
+    GZIP_MAGIC,
+    check_compressed,
+    damaged,
+    itk_layout,
+    read_image,
+    verified_gzip,
+)
+from brainmets.io.core import (
     DEFAULT_MAX_VOXELS,
     as_integer_labels,
     check_voxel_count,
@@ -25,8 +33,8 @@ from .core import (
     file_sha256,
     sitk_ras_affine,
 )
-from .dicom import DicomOptions, is_dicom_file, load_dicom
-from .labelmap import LabelMap
+from brainmets.io.dicom import DicomOptions, is_dicom_file, load_dicom
+from brainmets.io.labelmap import LabelMap
 
 log = logging.getLogger(__name__)
 

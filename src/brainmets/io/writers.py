@@ -10,8 +10,12 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MISSING = "n/a"
 
@@ -58,7 +62,7 @@ def _temporary_beside(target: Path) -> Iterator[Path]:
 def atomic_outputs(*targets: str | Path) -> Iterator[list[Path]]:
     """Temporary paths for several outputs: all are renamed into place if the block succeeds, none otherwise.
     A termination signal is held back while they are renamed, so it never leaves a set half replaced."""
-    from ..interrupts import raise_if_terminated, signals_deferred
+    from brainmets.interrupts import raise_if_terminated, signals_deferred
 
     paths = [Path(t) for t in targets]
     with contextlib.ExitStack() as stack:
@@ -92,7 +96,7 @@ def sweep_temporary_files(folder: str | Path, older_than_s: float = 900) -> list
 def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | None]) -> None:
     """Refuse outputs that would overwrite an input (a file given, a link to it, or a file inside a folder
     given), that name a folder, or that two outputs share; raises ConfigError naming the path."""
-    from ..errors import ConfigError
+    from brainmets.errors import ConfigError
 
     given = [Path(p) for p in inputs if p and Path(p).exists()]
     files = {p.resolve(): p for p in given if not p.is_dir()}
@@ -169,3 +173,12 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)
     nib.save(img, str(path))
+
+
+def rounded_frame(rows: Sequence[Mapping[str, Any]], columns: list[str], index: str | list[str] | None) -> pd.DataFrame:
+    """A table of ``rows`` (its ``columns``, in order), numbers rounded as the files have them
+    (:data:`brainmets.io.writers.SIGNIFICANT_DIGITS` significant digits: 19.347, not 19.346999999999998)."""
+    import pandas as pd  # imported when a table is asked for: the CLI's start stays fast
+
+    frame = pd.DataFrame([to_jsonable(dict(row)) for row in rows], columns=columns)
+    return frame.set_index(index) if index else frame

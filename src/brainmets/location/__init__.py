@@ -1,0 +1,1 @@
+"""Where lesions are: anatomical references (parcellation, mask, atlas, registered template) and lesion location."""
