@@ -850,15 +850,24 @@ def test_real_model_output_with_two_lesions(tmp_path, shared):
     assert crit["table1.wbrt.1"]["met"] is None and "cns_progression" in crit["table1.wbrt.1"]["missing"]
 
 
-def test_readme_explains_every_rule_threshold_fact_and_column():
-    from brainmets.config import load_schema
+def test_every_rule_threshold_fact_and_column_is_explained():
+    """The code explains each rule (text, source), threshold (source) and fact (definition); every fact a rule
+    reads is one of them or a clinical column; the generated docs/reference/rules.md (tests/test_docs.py fails
+    when it is stale) has a row for each."""
+    from brainmets.indications.conditions import facts_used
     from brainmets.indications.facts import DERIVED_FACTS, IMAGING_FACTS
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    names = [r["id"] for r in RULES.table["rules"] + RULES.table["text_rules"]]
-    names += list(RULES.table["thresholds"]) + list(IMAGING_FACTS) + list(DERIVED_FACTS)
-    names += list(load_schema("clinical.schema.yaml")["properties"])
-    assert [n for n in names if f"`{n}`" not in readme] == []
+    entries = RULES.table["rules"] + RULES.table["text_rules"]
+    assert all(r["text"] and r["source"] for r in entries)
+    assert all(spec["source"] for spec in RULES.table["thresholds"].values())
+    assert all(IMAGING_FACTS.values()) and all(DERIVED_FACTS.values())
+    conditions = [r[key] for r in entries + RULES.table["conflicts"] for key in ("when", "supporting") if key in r]
+    read = set().union(*(facts_used(condition) for condition in conditions))
+    assert read - set(IMAGING_FACTS) - set(DERIVED_FACTS) - set(clinical_columns()) == set()
+    page = (ROOT / "docs" / "reference" / "rules.md").read_text(encoding="utf-8")
+    names = [r["id"] for r in entries + RULES.table["conflicts"]] + list(RULES.table["thresholds"])
+    names += list(IMAGING_FACTS) + list(DERIVED_FACTS) + list(clinical_columns())
+    assert [n for n in names if f"| `{n}` |" not in page] == []
 
 
 def test_a_clinical_table_read_once_per_batch_is_read_again_when_its_content_changes(tmp_path):

@@ -72,7 +72,8 @@ def minutes(limit: str) -> int:
 
 
 def expected_submissions(studies: int, sessions_followed: int, compared: int, documents: int) -> dict[str, dict]:
-    """What the README's rule table promises: rule name (the plugin's job comment) -> (count, minutes, MB)."""
+    """What the workflow's rules ask for (their `resources:`, tabled in docs/workflow.md, "Report, profiles and
+    resources"): rule name (the plugin's job comment) -> (count, minutes, MB)."""
     batches = [min(BATCH_SIZE, studies - i) for i in range(0, studies, BATCH_SIZE)]
     group = {}
     for n in batches:  # a group's jobs run one after the other: their times add up, the largest memory counts
