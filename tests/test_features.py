@@ -322,3 +322,45 @@ def test_sheared_grid_is_measured_through_the_full_affine_and_flagged():
     assert result.lesions[0]["volume_ml"] == pytest.approx(0.6)  # |det| = 1
     assert result.document["provenance"]["axis_shear_deg"] == pytest.approx(math.degrees(math.atan(0.5)))
     assert any("sheared" in w for w in result.document["provenance"]["warnings"])
+
+
+def test_necrotic_fraction_is_necrotic_over_necrotic_plus_enhancing_core():
+    """A shell of enhancing tissue (label 3) around a necrotic centre (label 1), counted voxel by voxel."""
+    labels = np.zeros((40, 40, 40), np.uint8)
+    labels[ball(labels.shape, (20, 20, 20), 8)] = 3
+    labels[ball(labels.shape, (20, 20, 20), 4)] = 1
+    (row,) = features(labels).lesions
+    necrotic, enhancing = int((labels == 1).sum()), int((labels == 3).sum())
+    assert row["necrotic_fraction"] == pytest.approx(necrotic / (necrotic + enhancing))
+    labels[labels == 1] = 3  # no necrosis: 0, not unknown
+    assert features(labels).lesions[0]["necrotic_fraction"] == 0
+    assert features(labels, label_scheme="binary").lesions[0]["necrotic_fraction"] is None  # no necrotic label
+
+
+@pytest.mark.parametrize(
+    ("radius", "dose", "tier", "over_60"),
+    [(8, 24, "under_20mm", False), (12, 18, "20_to_under_30mm", False), (17, 15, "30_to_40mm", False),
+     (25, None, "over_40mm", False), (32, None, "over_40mm", True)],
+)  # fmt: skip
+def test_radiotherapy_triage_follows_the_core_diameter(radius, dose, tier, over_60):
+    """A ball of radius r has a maximum 3D diameter of about 2r: 16, 24, 34, 50 and 64 mm."""
+    shape = (2 * radius + 10,) * 3
+    labels = ball(shape, (radius + 5,) * 3, radius).astype(np.uint8) * 3
+    (row,) = features(labels).lesions
+    assert abs(row["max_diameter_3d_mm"] - 2 * radius) < 2
+    assert (row["rtog9005_dose_level_gy"], row["astro2022_srs_tier"], row["astro2022_srs_over_60mm"]) == (
+        dose,
+        tier,
+        over_60,
+    )
+
+
+def test_radiotherapy_triage_edges_are_configurable_and_inclusive_as_written():
+    labels = ball((40, 40, 40), (20, 20, 20), 12).astype(np.uint8) * 3  # D about 24 mm
+    d = features(labels).lesions[0]["max_diameter_3d_mm"]
+    triage = {"rtog9005_dose_levels": [{"max_diameter_mm": d, "dose_gy": 21}], "astro2022_tier_edges_mm": [5, 10, d]}
+    (row,) = features(labels, radiotherapy_triage=triage).lesions
+    assert row["rtog9005_dose_level_gy"] == 21  # D <= the level's largest diameter
+    assert row["astro2022_srs_tier"] == "30_to_40mm"  # the third tier includes its upper edge
+    with pytest.raises(ConfigError, match="increasing"):
+        FeatureParameters.from_config({"radiotherapy_triage": {"astro2022_tier_edges_mm": [30, 20, 40]}})

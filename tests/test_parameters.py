@@ -29,7 +29,10 @@ def test_each_attribute_is_read_from_and_recorded_at_its_config_key():
     section = {"connectivity": 18, "min_lesion_volume_mm3": 11.0, "min_edema_component_volume_mm3": 12.0,
                "merge_distance_mm": 13.0, "cavity_rim_mm": 4.0, "max_voxels": 10**8,
                "rano_bm": {"min_longest_diameter_mm": 15.0, "min_perpendicular_diameter_mm": 6.0,
-                           "min_axial_slices": 3, "max_target_lesions": 4}}  # fmt: skip
+                           "min_axial_slices": 3, "max_target_lesions": 4},
+               "radiotherapy_triage": {"rtog9005_dose_levels": [{"max_diameter_mm": 25.0, "dose_gy": 20.0}],
+                                       "astro2022_tier_edges_mm": [21.0, 31.0, 41.0],
+                                       "astro2022_discouraged_above_mm": 61.0}}  # fmt: skip
     params = FeatureParameters.from_config(section)
     recorded = _leaves(params.as_dict())
     for attribute, key in FeatureParameters.CONFIG_KEYS.items():
@@ -37,5 +40,8 @@ def test_each_attribute_is_read_from_and_recorded_at_its_config_key():
             assert params.scheme.name == "brats-mets-2023" and recorded["label_scheme.name"] == "brats-mets-2023"
             continue
         expected = _leaves(section)[key]
-        assert getattr(params, attribute) == expected, attribute
+        value = getattr(params, attribute)
+        if attribute == "rtog9005_dose_levels":  # (largest diameter, dose) pairs
+            value = [{"max_diameter_mm": d, "dose_gy": g} for d, g in value]
+        assert (list(value) if isinstance(value, tuple) else value) == expected, attribute
         assert recorded[key] == expected, key

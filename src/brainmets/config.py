@@ -222,11 +222,13 @@ def load_config(config: str | os.PathLike | Mapping[str, Any] | None = None) -> 
 
 
 def with_features(config: dict[str, Any], parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """The config with ``parameters`` set in its ``features`` section, validated: ``rano_bm`` is merged key by
-    key, every other value (a custom ``label_scheme`` mapping included) replaces the config's."""
+    """The config with ``parameters`` set in its ``features`` section, validated: ``rano_bm`` and
+    ``radiotherapy_triage`` are merged key by key, every other value (a custom ``label_scheme`` mapping
+    included) replaces the config's."""
     section = copy.deepcopy(config["features"])
     for key, value in parameters.items():
-        section[key] = {**section[key], **value} if key == "rano_bm" and isinstance(value, Mapping) else value
+        nested = key in ("rano_bm", "radiotherapy_triage") and isinstance(value, Mapping)
+        section[key] = {**section[key], **value} if nested else value
     return validate_config({**config, "features": section}, "parameters")
 
 

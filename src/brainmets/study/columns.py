@@ -15,6 +15,16 @@ DIAMETER_CLASSES = (
 )
 
 
+#: The ASTRO 2022 size tiers (Gondi V et al., Pract Radiat Oncol 2022;12:265-282), by the core's maximum 3D
+#: diameter D and the default edges 20, 30, 40 mm; what the guideline recommends for each (strength in brackets).
+ASTRO2022_TIERS = {
+    "under_20mm": "D < 20 mm: single-fraction SRS 20-24 Gy (strong)",
+    "20_to_under_30mm": "20 <= D < 30 mm: single-fraction SRS 18 Gy, or multifraction 27 Gy/3 or 30 Gy/5 (conditional)",
+    "30_to_40mm": "30 <= D <= 40 mm: multifraction SRS 27 Gy/3 or 30 Gy/5 (conditional); single fraction up to 15 Gy",
+    "over_40mm": "D > 40 mm: surgery conditionally recommended; if not feasible, multifraction SRS preferred",
+}
+
+
 LOCATION_LEVELS = {
     "supratentorial": "above the tentorium: posterior_fossa_fraction <= anatomy.mixed_margin (0.1)",
     "infratentorial": "in the posterior fossa: posterior_fossa_fraction >= 1 - anatomy.mixed_margin",
@@ -90,6 +100,37 @@ LESION_FIELDS: list[Field] = [
         "number of patient-axial planes that cut the core (acquired slices for an axial acquisition)",
     ),
     Field("axial_plane_z_mm", "mm", "world z (RAS) of the axial plane where the longest diameter was found"),
+    Field(
+        "necrotic_fraction",
+        None,
+        "necrotic / (necrotic + enhancing) core volume; 0 without necrosis; n/a when the scheme has no necrotic or "
+        "no enhancing label, or the core holds neither (a core-only label)",
+    ),
+    Field(
+        "rtog9005_dose_level_gy",
+        "Gy",
+        "research surrogate, never a prescription: the RTOG 90-05 single-fraction dose level for the core's maximum "
+        "3D diameter D (24 Gy for D <= 20 mm, 18 Gy for 20 < D <= 30 mm, 15 Gy for 30 < D <= 40 mm; Shaw E et al., "
+        "Int J Radiat Oncol Biol Phys 2000;47:291-298, a dose-escalation trial in previously irradiated recurrent "
+        "tumours, in which the maximum tolerated dose for D <= 20 mm was not reached); n/a for D beyond the last "
+        "level (40 mm), which the trial did not treat; levels configurable",
+        long_name="RTOG 90-05 dose level",
+    ),
+    Field(
+        "astro2022_srs_tier",
+        None,
+        "research surrogate: the size tier of the ASTRO 2022 radiosurgery recommendations (Gondi V et al., Pract "
+        "Radiat Oncol 2022;12:265-282) by the core's maximum 3D diameter D; edges configurable",
+        ASTRO2022_TIERS,
+        long_name="ASTRO 2022 SRS size tier",
+    ),
+    Field(
+        "astro2022_srs_over_60mm",
+        None,
+        "D above 60 mm (configurable): ASTRO 2022 discourages SRS for such lesions",
+        BOOLEAN,
+        long_name="Above the ASTRO 2022 SRS size limit",
+    ),
     Field(
         "rano_bm_measurable",
         None,

@@ -31,7 +31,16 @@ from brainmets.measurement.lesions import Lesions, assign_edema, find_lesions
 from brainmets.measurement.parameters import FeatureParameters
 from brainmets.schemes import CORE_ROLES, Role, check_values, count_values, reading, role_mask, scheme_mismatch
 from brainmets.study.columns import DIAMETER_CLASSES
-from brainmets.study.rows import Crop, cavity_rows, edema_only_rows, lesion_row, mark_rano_targets, ml, ratio
+from brainmets.study.rows import (
+    Crop,
+    cavity_rows,
+    edema_only_rows,
+    lesion_row,
+    mark_radiotherapy_triage,
+    mark_rano_targets,
+    ml,
+    ratio,
+)
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +172,7 @@ def measure_label_map(
         row["edema_ratio"] = ratio(edema_ml, row["volume_ml"])
         row["edema_index"] = None if edema_ml is None else ratio(edema_ml + row["volume_ml"], row["volume_ml"])
     mark_rano_targets(rows, params)
+    mark_radiotherapy_triage(rows, params)
     _add_location(rows, lesions, crop_affine, reference, location or LocationParameters(), label_map.source)
 
     edema_only = edema_only_rows(assignment, lesions.regions, edema, cropped)

@@ -104,6 +104,7 @@ def lesion_row(lesions: Lesions, crop: Crop, lesion_id: int) -> dict[str, Any]:
         "mesh_volume_ml": mesh_mm3 / MM3_PER_ML,
         "enhancing_volume_ml": sub_volume[Role.ENHANCING],
         "necrotic_volume_ml": sub_volume[Role.NECROTIC],
+        "necrotic_fraction": necrotic_fraction(sub_volume[Role.NECROTIC], sub_volume[Role.ENHANCING]),
         "max_diameter_3d_mm": max_pairwise_distance(mesh.vertices),
         "axial_longest_diameter_mm": axial.longest_mm,
         "axial_perpendicular_diameter_mm": axial.perpendicular_mm,
@@ -117,6 +118,34 @@ def lesion_row(lesions: Lesions, crop: Crop, lesion_id: int) -> dict[str, Any]:
         **{f"extent_{c}_mm": float(v) for c, v in zip("xyz", np.ptp(mesh.vertices, axis=0))},
         "core_components": len(lesions.members[lesion_id - 1]),
     }
+
+
+def necrotic_fraction(necrotic_ml: float | None, enhancing_ml: float | None) -> float | None:
+    """Necrotic / (necrotic + enhancing) core volume: None when the scheme lacks either label or neither is
+    present (a core-only label)."""
+    if necrotic_ml is None or enhancing_ml is None or necrotic_ml + enhancing_ml <= 0:
+        return None
+    return necrotic_ml / (necrotic_ml + enhancing_ml)
+
+
+def mark_radiotherapy_triage(rows: list[dict[str, Any]], params: FeatureParameters) -> None:
+    """The radiosurgery size surrogates of every lesion, from its core's maximum 3D diameter D: the RTOG 90-05
+    dose level (None beyond the last level) and the ASTRO 2022 size tier (research surrogates, not doses)."""
+    low, middle, high = params.astro2022_tier_edges_mm
+    for row in rows:
+        diameter = row["max_diameter_3d_mm"]
+        row["rtog9005_dose_level_gy"] = next(
+            (dose for largest, dose in params.rtog9005_dose_levels if diameter <= largest), None
+        )
+        if diameter < low:
+            row["astro2022_srs_tier"] = "under_20mm"
+        elif diameter < middle:
+            row["astro2022_srs_tier"] = "20_to_under_30mm"
+        elif diameter <= high:
+            row["astro2022_srs_tier"] = "30_to_40mm"
+        else:
+            row["astro2022_srs_tier"] = "over_40mm"
+        row["astro2022_srs_over_60mm"] = diameter > params.astro2022_discouraged_above_mm
 
 
 def mark_rano_targets(rows: list[dict[str, Any]], params: FeatureParameters) -> None:
