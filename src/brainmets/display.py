@@ -34,6 +34,15 @@ def count(n: int, noun: str, plural: str | None = None) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
+def amount(value: Any) -> str:
+    """A number for a one-line summary: at most two decimals, no trailing zeros (12.4, 0.05, 1234); n/a when
+    it is not a number."""
+    try:
+        return f"{round(float(value), 2):g}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
 def html_tables(title: str, tables: Sequence[tuple[str, pd.DataFrame]]) -> str:
     """A result for notebooks: its one-line summary, then each table (pandas ``to_html``, long ones elided)."""
     parts = [f"<p><code>{html.escape(title)}</code></p>"]

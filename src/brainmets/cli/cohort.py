@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from brainmets.cli.common import command_inputs, log, plural, summarize
+from brainmets.cli.common import command_inputs, log, summarize
+from brainmets.display import count
 from brainmets.errors import ConfigError
 
 
@@ -120,6 +121,6 @@ def run(args: argparse.Namespace) -> dict:
             log.warning("%s failed: %s", study, row["features_error"])
     studies = len(tables.status) if tables.status else len(tables.studies)
     failed = sum(row["features_status"] != "ok" for row in tables.status)
-    what = f"cohort of {plural(studies, 'study', 'studies')} ({failed} failed), {plural(len(tables.lesions), 'lesion')}"
+    what = f"cohort of {count(studies, 'study', 'studies')} ({failed} failed), {count(len(tables.lesions), 'lesion')}"
     summarize(args, what, files)
     return {name: str(path) for name, path in outputs.items()}

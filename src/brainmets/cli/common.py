@@ -153,18 +153,6 @@ def summarize(args: argparse.Namespace, what: str, outputs) -> None:
     print(f"brainmets: {what}; wrote {written(outputs)}", file=sys.stderr)
 
 
-def amount(value) -> str:
-    """A number for a summary line: at most two decimals, no trailing zeros (12.4, 0.05, 1234)."""
-    try:
-        return f"{round(float(value), 2):g}"
-    except (TypeError, ValueError):
-        return "n/a"
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 def indication_summary(args: argparse.Namespace, document: dict) -> str:
     """What ``indicate`` says on success: the modalities Table 1 marks indicated and undetermined."""
     label = study_label(args, document.get("subject"), document.get("session"))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from brainmets.cli.common import (
     REFERENCE_OPTIONS,
-    amount,
     check_identity,
     command_config,
     command_inputs,
@@ -21,6 +20,7 @@ from brainmets.cli.common import (
     summarize,
     threads_options,
 )
+from brainmets.display import amount
 
 COLUMNS = ["region", "kind", "reference_instance", "prediction_instance", "reference_volume_mm3", "dice", "hd95_mm",
            "nsd", "large"]  # fmt: skip

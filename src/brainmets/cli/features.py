@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 
 from brainmets.cli.common import (
-    amount,
     check_identity,
     command_config,
     command_inputs,
@@ -17,7 +16,6 @@ from brainmets.cli.common import (
     finite_number,
     identity_options,
     parent_parser,
-    plural,
     reference_options,
     scheme_options,
     status_options,
@@ -25,6 +23,7 @@ from brainmets.cli.common import (
     summarize,
     threads_options,
 )
+from brainmets.display import amount, count
 from brainmets.errors import ConfigError
 
 #: Command-line options that set a value of the config's ``features`` section: (dest, config path).
@@ -370,8 +369,8 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             write_json(tmp["label_sidecar"], INSTANCE_SIDECAR)
         if "figure" in tmp:
             _study_figure(tmp["figure"], measurement, args)
-    count, volume = result.study["lesion_count"], result.study["cumulative_tumor_volume_ml"]
-    summarize(args, f"{study_label(args)}: {plural(count, 'lesion')}, {amount(volume)} mL", paths)
+    lesions, volume = result.study["lesion_count"], result.study["cumulative_tumor_volume_ml"]
+    summarize(args, f"{study_label(args)}: {count(lesions, 'lesion')}, {amount(volume)} mL", paths)
     return paths
 
 

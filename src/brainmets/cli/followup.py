@@ -11,11 +11,11 @@ from brainmets.cli.common import (
     config_options,
     identity_options,
     parent_parser,
-    plural,
     status_options,
     summarize,
     threads_options,
 )
+from brainmets.display import count
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -125,6 +125,6 @@ def run(args: argparse.Namespace) -> dict:
                 write_tsv(tmp[name], [f.name for f in fields], rows)
                 write_json(tmp[f"{name}_dictionary"], data_dictionary(fields))
     responses = ", ".join(r["response"] for r in document["rano_bm"]) or "none"
-    summarize(args, f"sub-{document['subject']}: {plural(len(document['sessions']), 'session')}, RANO-BM {responses}",
+    summarize(args, f"sub-{document['subject']}: {count(len(document['sessions']), 'session')}, RANO-BM {responses}",
               outputs)  # fmt: skip
     return outputs

@@ -12,6 +12,7 @@ import statistics
 from collections.abc import Iterable
 from pathlib import Path
 
+from brainmets.display import amount, count
 from brainmets.figures.pictures import cell_number
 from brainmets.io import bids
 from brainmets.workflow.progress import RunOutcome, read_outcome
@@ -42,16 +43,8 @@ def link(text: str, target: str) -> str:
     return f"`{escape(text).replace('`', '')} <{target}_>`__"
 
 
-def _fmt(value: float) -> str:
-    return f"{round(value, 2):g}"
-
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
-
-
 def _range(values: list[float], unit: str = "") -> str:
-    return f"median {_fmt(statistics.median(values))}{unit} ({_fmt(min(values))} to {_fmt(max(values))}{unit})"
+    return f"median {amount(statistics.median(values))}{unit} ({amount(min(values))} to {amount(max(values))}{unit})"
 
 
 def _study(row: dict) -> str:
@@ -120,8 +113,8 @@ def front_page(
     if counts:
         empty = sum(n == 0 for n in counts)
         lines.append(
-            f":Lesions: {_fmt(sum(counts))} in {len(counts)} studies, per study {_range(counts)}"
-            + (f"; {_count(empty, 'study', 'studies')} without a lesion" if empty else "")
+            f":Lesions: {amount(sum(counts))} in {len(counts)} studies, per study {_range(counts)}"
+            + (f"; {count(empty, 'study', 'studies')} without a lesion" if empty else "")
         )
     volumes = [v for r in studies if (v := cell_number(r.get("cumulative_tumor_volume_ml"))) is not None]
     if volumes:
@@ -180,7 +173,7 @@ def _studies_table(status: list[dict], studies: list[dict], outcome: RunOutcome,
             name(study),
             escape(r.get("features_status", "")),
             escape(r.get("lesion_count", "")),
-            _fmt(v) if (v := cell_number(volume.get(study))) is not None else "n/a",
+            amount(v) if (v := cell_number(volume.get(study))) is not None else "n/a",
             str(warned.get(study, 0)),
             "missing" if study in no_row else "",
         ])  # fmt: skip
