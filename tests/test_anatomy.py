@@ -71,7 +71,7 @@ def seg_with_balls(path, balls, shape=(60, 60, 60), affine=None):
 def test_the_ventricle_distance_from_a_lesions_candidate_voxels_is_that_from_all_of_them(toy_parcellation, spacing):
     """Boundary voxels, and interior voxels whose cell holds a ventricle point, are the only ones that can
     be nearest: random blobs around and inside the 4th ventricle, on an anisotropic, flipped grid."""
-    from brainmets.location.locate import ventricle_candidates
+    from brainmets.location.locate import nearest_candidates
     from brainmets.measurement.geometry import apply_affine
 
     reference = build_reference(ReferenceChoice(parcellation=str(toy_parcellation)), None)
@@ -84,14 +84,13 @@ def test_the_ventricle_distance_from_a_lesions_candidate_voxels_is_that_from_all
         centre = [0, 10, -8] if trial % 3 == 0 else rng.uniform(-25, 25, size=3)  # a third hold the ventricle
         affine[:3, 3] = centre - affine[:3, :3] @ (np.asarray(shape) / 2)
         points = apply_affine(affine, np.argwhere(mask).astype(float))
-        candidates = ventricle_candidates(mask, affine, reference)
+        candidates = nearest_candidates(mask, affine, [tree])
         assert candidates is not None and not (candidates & ~mask).any()
         nearer = apply_affine(affine, np.argwhere(candidates).astype(float))
         assert tree.query(nearer)[0].min() == tree.query(points)[0].min(), trial
         assert candidates.sum() < mask.sum() or mask.sum() < 30  # the point: fewer voxels searched
     assert (
-        ventricle_candidates(mask, np.array([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]), reference)
-        is None
+        nearest_candidates(mask, np.array([[1, 0.3, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]), [tree]) is None
     )
 
 
@@ -132,7 +131,9 @@ def test_known_regions_of_a_synthetic_parcellation(tmp_path, toy_parcellation):
     assert study["brainstem_lesion_count"] == 1
     expected_pf = sum(r["posterior_fossa_fraction"] * r["volume_ml"] for r in result.lesions)
     assert study["posterior_fossa_tumor_volume_ml"] == pytest.approx(expected_pf)
-    assert study["location_reference"] == "parcellation: freesurfer" and study["location_notes"] == []
+    assert study["location_reference"] == "parcellation: freesurfer"
+    assert not [note for note in study["location_notes"] if note.startswith("reference")]  # the regions are there
+    assert any("no left lateral ventricle (4, 5) label" in note for note in study["location_notes"])  # no ventricles
     assert result.document["provenance"]["anatomy"]["alignment"] == "world"
 
 

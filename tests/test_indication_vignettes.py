@@ -371,6 +371,15 @@ def test_conflicts_are_raised_where_they_apply():
     assert "conflict.srs_poor_performance" in conflicts(2, CONTROLLED | {"kps": 60})
     assert "conflict.srs_poor_performance" not in conflicts(2, CONTROLLED | {"kps": 70})
     assert "conflict.srs_poor_performance" not in conflicts(2, {})  # KPS unknown: not claimed
+
+    def shifted(shift_mm):
+        document = features_document([lesion_row(), lesion_row()])
+        document["study"] |= {"midline_shift_mm": shift_mm, "evans_index": 0.25}
+        return conflict_ids(evaluate_study(document, CONTROLLED, RULES))
+
+    assert "conflict.srs_midline_shift" in shifted(12.0)  # AANS/CNS 2010: SRS candidates have < 1 cm shift
+    assert "conflict.srs_midline_shift" not in shifted(10.0)
+    assert "conflict.srs_midline_shift" not in conflicts(2)  # no parcellation: the shift is unknown
     assert "conflict.postoperative_residual_wbrt" in conflicts(3, CONTROLLED | {"post_operative": True})
     assert "conflict.postoperative_residual_wbrt" not in conflicts(2, CONTROLLED | {"post_operative": True})
     assert "conflict.wbrt_large_lesion" not in conflicts(

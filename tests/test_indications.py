@@ -390,6 +390,62 @@ def test_imaging_facts():
     assert empty["largest_diameter_mm"] == 0.0 and empty["posterior_fossa_involved"] is False
 
 
+def _with_parcellation(lesions, **study):
+    """A features document whose subject parcellation was measured (no shift, symmetric ventricles by default)."""
+    doc = features_document(lesions)
+    doc["study"] |= {
+        "midline_shift_mm": 1.0,
+        "lateral_ventricle_volume_left_ml": 10.0,
+        "lateral_ventricle_volume_right_ml": 10.0,
+        "evans_index": 0.25,
+    } | study
+    return doc
+
+
+def test_mass_effect_from_the_subjects_parcellation():
+    big = lesion_row(volume_ml=20.0, edema_volume_ml=40.0, hemisphere="left")  # past the 30 mL volume surrogate
+    facts = _facts(_with_parcellation([big]))
+    assert facts.values["mass_effect_on_imaging"] is None, "with a parcellation the shift decides, not the volume"
+    assert facts.values["mass_effect"] is None and "midline shift 1.0 mm" in facts.derivations["mass_effect"]
+    assert facts.thresholds["mass_effect"] == ("mass_effect_midline_shift_mm", "effaced_ventricle_ratio")
+    shifted = _facts(_with_parcellation([lesion_row(hemisphere="left")], midline_shift_mm=5.0))
+    assert shifted.values["mass_effect_on_imaging"] is True and shifted.values["mass_effect"] is True
+    assert "midline shift 5.0 mm" in shifted.derivations["mass_effect"]
+    below = _facts(
+        _with_parcellation([lesion_row()], midline_shift_mm=5.0), thresholds={"mass_effect_midline_shift_mm": 6}
+    )
+    assert below.values["mass_effect_on_imaging"] is None
+    effaced = _facts(_with_parcellation([lesion_row(hemisphere="left")], lateral_ventricle_volume_left_ml=5.0))
+    assert effaced.values["effaced_ventricle_side"] == "left" and effaced.values["mass_effect"] is True
+    other_side = _facts(_with_parcellation([lesion_row(hemisphere="right")], lateral_ventricle_volume_left_ml=5.0))
+    assert other_side.values["effaced_ventricle_side"] is None, "a small ventricle away from every lesion"
+    assert other_side.values["mass_effect"] is None
+    clinical = _facts(_with_parcellation([lesion_row()], midline_shift_mm=9.0), {"mass_effect": False})
+    assert clinical.values["mass_effect"] is False, "the clinical value wins"
+    assert any("mass_effect is no, but imaging shows it" in w for w in clinical.warnings)
+
+
+def test_hydrocephalus_needs_ventriculomegaly_and_an_obstructing_lesion():
+    touching = lesion_row(location="infratentorial", fourth_ventricle_contact=True)
+    facts = _facts(_with_parcellation([touching], evans_index=0.34)).values
+    assert facts["ventriculomegaly_on_imaging"] is True and facts["hydrocephalus_on_imaging"] is True
+    assert facts["hydrocephalus"] is True
+    third = lesion_row(third_ventricle_contact=True, fourth_ventricle_contact=False)
+    assert _facts(_with_parcellation([third], evans_index=0.34)).values["hydrocephalus"] is True
+    apart = lesion_row(location="infratentorial", fourth_ventricle_contact=False, third_ventricle_contact=False)
+    wide = _facts(_with_parcellation([apart], evans_index=0.34))
+    assert wide.values["ventriculomegaly_on_imaging"] is True and wide.values["hydrocephalus"] is None
+    assert "no lesion touches" in wide.derivations["hydrocephalus"]
+    normal = _facts(_with_parcellation([touching], evans_index=0.3)).values  # > 0.3, not >=
+    assert normal["ventriculomegaly_on_imaging"] is None and normal["hydrocephalus"] is None, "never no"
+    clinical = _facts(_with_parcellation([touching], evans_index=0.34), {"hydrocephalus": False})
+    assert clinical.values["hydrocephalus"] is False
+    assert any("clinical hydrocephalus is no" in w for w in clinical.warnings)
+    without = _facts(features_document([touching]))
+    assert without.values["hydrocephalus"] is None and "no Evans index measured" in without.derivations["hydrocephalus"]
+    assert without.thresholds["mass_effect"] == ("mass_effect_lesion_volume_ml",), "no parcellation: the fallback"
+
+
 def test_functionally_critical_regions():
     def critical(lesion, **thresholds):
         values = _facts(features_document([lesion_row(**lesion)]), thresholds=thresholds).values

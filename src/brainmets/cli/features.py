@@ -375,7 +375,7 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
-    from brainmets.figures.pictures import study_figure
+    from brainmets.figures.study_picture import study_figure
     from brainmets.io.images import image_on_grid
 
     label_map, result, params = measurement.label_map, measurement.features, measurement.parameters
@@ -392,4 +392,5 @@ def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
         result.instances,
         image,
         title=f"{name or Path(args.segmentation).name}: {result.study['lesion_count']} lesion(s)",
+        document=result.document,
     )

@@ -1,15 +1,10 @@
-"""Pictures: per study, axial slices through each lesion with its outlines; per cohort, summary plots.
-
-Study pictures are drawn with Pillow (quick to import: one per study), cohort plots with matplotlib's Agg
-canvas (no display needed). Slices are shown in the radiological convention
-(patient's right on the left of the picture, anterior up) after turning the arrays to the closest RAS
-orientation, so the pictures look the same whatever the storage order of the voxel axes.
+"""Pictures of a cohort (matplotlib's Agg canvas, no display needed): size distribution, volume against count,
+locations, indication frequencies, follow-up spider and swimmer plots, model-vs-reference agreement, and the
+picture that stands in for a failed study's. The per-study picture is :mod:`brainmets.figures.study_picture`.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -17,153 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from brainmets.schemes import CORE_ROLES, LabelScheme, Role, role_mask
-
-#: Whole tumour (core + edema) outlined in blue, enhancing tumour filled in red, core outlined in yellow.
-COLOURS = {"whole": "#34c6ff", "enhancing": "#ff3b30", "core": "#ffd400"}
-MAX_PANELS = 12
-FIELD_OF_VIEW_MM = 90.0
-
-
-def _canonical(array: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    import nibabel as nib
-
-    return nib.orientations.apply_orientation(array, nib.orientations.io_orientation(affine))
-
-
-def _canonical_spacing(affine: np.ndarray) -> np.ndarray:
-    import nibabel as nib
-
-    ornt = nib.orientations.io_orientation(affine)
-    spacing = np.empty(3)
-    spacing[ornt[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3], axis=0)
-    return spacing
-
-
-def _canonical_index(ijk: np.ndarray, affine: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Where voxel ``ijk`` of the stored array lands in the closest-RAS array."""
-    import nibabel as nib
-
-    ornt = nib.orientations.io_orientation(affine)
-    out = np.empty(3)
-    for axis, (target, flip) in enumerate(ornt):
-        value = ijk[axis] if flip > 0 else shape[axis] - 1 - ijk[axis]
-        out[int(target)] = value
-    return out
-
-
-PANEL_PX = 240  # side of one lesion's panel in the study picture
-
-
-def study_figure(
-    path: str | Path,
-    labels: np.ndarray,
-    affine: np.ndarray,
-    scheme: LabelScheme,
-    lesions: list[dict[str, Any]],
-    instances: np.ndarray,
-    image: np.ndarray | None = None,
-    title: str = "",
-) -> None:
-    """Axial slices through each lesion's centre (largest first): the whole tumour (core + edema) outlined in
-    blue, the enhancing tumour filled in red, the core outlined in yellow (the roles of ``scheme``, read in
-    each panel's window only), lesion ids above each lesion; on ``image`` (same grid) when given, else on the
-    label map. Drawn with Pillow (fast to import and render)."""
-    from PIL import Image, ImageDraw
-
-    background = _canonical(image if image is not None else labels, affine)  # as float per panel, not whole
-    canon = _canonical(labels, affine)
-    ids = _canonical(instances, affine)
-    spacing = _canonical_spacing(affine)
-    to_voxels = np.linalg.inv(affine)
-    panels = []
-    for lesion in lesions[:MAX_PANELS]:
-        world = np.array([lesion[f"centroid_{c}_mm"] for c in "xyz"])
-        centre = _canonical_index(to_voxels[:3, :3] @ world + to_voxels[:3, 3], affine, labels.shape)
-        caption = f"lesion {lesion['lesion_id']}: {lesion['max_diameter_3d_mm']:.1f} mm"
-        panels.append(_panel(background, canon, scheme, ids, centre, spacing, image is not None, caption))
-    if not panels:
-        middle = np.array([background.shape[0] / 2, background.shape[1] / 2, background.shape[2] / 2])
-        panels.append(
-            _panel(background, canon, scheme, ids, middle, spacing, image is not None, "no lesion", whole=True)
-        )
-    columns = min(len(panels), 4)
-    rows = math.ceil(len(panels) / columns)
-    header = 28
-    sheet = Image.new("RGB", (columns * PANEL_PX, rows * (PANEL_PX + 18) + header), "white")
-    draw = ImageDraw.Draw(sheet)
-    draw.text(
-        (8, 6),
-        title + (f"  ({len(lesions) - MAX_PANELS} smaller lesions not shown)" if len(lesions) > MAX_PANELS else ""),
-        fill="black",
-        font=_font(14),
-    )
-    for n, panel in enumerate(panels):
-        sheet.paste(panel, ((n % columns) * PANEL_PX, header + (n // columns) * (PANEL_PX + 18)))
-    sheet.save(path, format="PNG")  # optimize=True: 0.13 s more per study for a file 6 % smaller
-
-
-@functools.lru_cache(maxsize=8)
-def _font(size: int):
-    from PIL import ImageFont
-
-    return ImageFont.load_default(size=size)
-
-
-def _panel(background, labels, scheme, ids, centre, spacing, is_image, caption, whole=False):
-    """One axial slice around ``centre`` (closest-RAS voxel coordinates), as a Pillow image."""
-    from PIL import Image, ImageDraw
-    from skimage.measure import find_contours
-
-    k = int(np.clip(round(centre[2]), 0, background.shape[2] - 1))
-    if whole:
-        lo, hi = np.zeros(2, int), np.array(background.shape[:2])
-    else:
-        half = np.maximum((FIELD_OF_VIEW_MM / 2 / spacing[:2]).astype(int), 1)
-        lo = np.maximum(np.round(centre[:2]).astype(int) - half, 0)
-        hi = np.minimum(np.round(centre[:2]).astype(int) + half + 1, background.shape[:2])
-    window = (slice(lo[0], hi[0]), slice(lo[1], hi[1]), k)
-    values = background[window].astype(np.float32)
-    roles = labels[window]
-    masks = {
-        "core": role_mask(roles, scheme, *CORE_ROLES),
-        "enhancing": role_mask(roles, scheme, Role.ENHANCING),
-        "edema": role_mask(roles, scheme, Role.EDEMA),
-    }
-    if is_image:
-        low, high = np.percentile(values, [0.5, 99.5]) if values.size else (0.0, 1.0)
-        grey = np.clip((values - low) / max(high - low, 1e-6), 0, 1)
-    else:
-        grey = (values > 0) * 0.45
-    # screen pixel (row, col) <- voxel (x, y): anterior up (y reversed), patient's right on the left (x reversed)
-    to_screen = lambda a: np.asarray(a)[::-1, ::-1].T  # noqa: E731
-    rgb = np.repeat(to_screen(grey)[..., None], 3, axis=2)
-    rim = to_screen(masks["enhancing"])
-    rgb[rim] = 0.45 * rgb[rim] + 0.55 * np.array([1.0, 0.23, 0.19])
-    aspect = spacing[1] / spacing[0]
-    size = rgb.shape[1], max(int(round(rgb.shape[0] * aspect)), 1)
-    scale = PANEL_PX / max(size)
-    size = max(int(size[0] * scale), 1), max(int(size[1] * scale), 1)
-    picture = Image.fromarray((rgb * 255).astype(np.uint8)).resize(size, Image.NEAREST)
-    draw = ImageDraw.Draw(picture)
-    sx, sy = size[0] / rgb.shape[1], size[1] / rgb.shape[0]
-    whole_tumour = masks["core"] | masks["edema"]
-    for mask, colour in ((whole_tumour, COLOURS["whole"]), (masks["core"], COLOURS["core"])):
-        screen = to_screen(mask).astype(float)
-        for contour in find_contours(np.pad(screen, 1), 0.5):
-            points = [((c - 1 + 0.5) * sx, (r - 1 + 0.5) * sy) for r, c in contour]
-            draw.line(points, fill=colour, width=2)
-    screen_ids = to_screen(ids[window])
-    for lesion_id in np.unique(screen_ids[screen_ids > 0]):
-        rows, cols = np.nonzero(screen_ids == lesion_id)
-        x, y = (cols.mean() + 0.5) * sx, max(rows.min() * sy - 16, 0)
-        draw.text((x - 4, y), str(int(lesion_id)), fill="white", font=_font(13))
-    draw.text((4, size[1] - 16), "R", fill="white", font=_font(11))
-    draw.text((size[0] - 12, size[1] - 16), "L", fill="white", font=_font(11))
-    panel = Image.new("RGB", (PANEL_PX, PANEL_PX + 18), "white")
-    panel.paste(picture, ((PANEL_PX - size[0]) // 2, (PANEL_PX - size[1]) // 2))
-    ImageDraw.Draw(panel).text((4, PANEL_PX + 1), caption, fill="black", font=_font(12))
-    return panel
+from brainmets.figures.study_picture import cell_number, font
 
 
 def failure_figure(path: str | Path, title: str, message: str) -> None:
@@ -172,8 +21,8 @@ def failure_figure(path: str | Path, title: str, message: str) -> None:
 
     picture = Image.new("RGB", (640, 140), "white")
     draw = ImageDraw.Draw(picture)
-    draw.text((10, 8), title, fill="black", font=_font(16))
-    draw.multiline_text((10, 40), _wrap(message, 80), fill="#b00020", font=_font(12), spacing=4)
+    draw.text((10, 8), title, fill="black", font=font(16))
+    draw.multiline_text((10, 40), _wrap(message, 80), fill="#b00020", font=font(12), spacing=4)
     picture.save(path, format="PNG")
 
 
@@ -191,15 +40,6 @@ def _save(figure, path: str | Path) -> None:
 
 
 # ---- cohort plots -------------------------------------------------------------------------------------
-
-
-def cell_number(value: Any) -> float | None:
-    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def _figure(width: float, height: float, dpi: int = 90):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from brainmets.indications.conditions import ScoreRange, compare_range, kleene_all, kleene_any
+from brainmets.indications.mass_effect import anatomy_facts, complete_from_imaging, parcellation_measured, yes_no
 
 #: Facts read from the imaging features (``brainmets features`` output), with their definitions.
 IMAGING_FACTS = {
@@ -22,7 +23,12 @@ IMAGING_FACTS = {
     "eloquent_regions_involved": "the eloquent regions (reference definition names) the lesions lie in",
     "brainstem_involved": "some lesion involves the brainstem (unknown without a reference that has one)",
     "largest_lesion_brainstem_involved": "the largest lesion (by $size_diameter) involves the brainstem (unknown without a reference that has one; no when there is no lesion)",
-    "mass_effect_on_imaging": "yes when some lesion's core + edema volume >= $mass_effect_lesion_volume_ml, otherwise unknown (an imaging surrogate that cannot rule mass effect out)",
+    "mass_effect_on_imaging": "with the subject's parcellation: yes when midline_shift_mm >= $mass_effect_midline_shift_mm or a lesion's lateral ventricle is effaced (its volume <= $effaced_ventricle_ratio x the other side's); without one: yes when some lesion's core + edema volume >= $mass_effect_lesion_volume_ml; otherwise unknown (imaging that cannot rule mass effect out)",
+    "midline_shift_mm": "the midline shift measured on the subject's parcellation (study.midline_shift_mm)",
+    "effaced_ventricle_side": "the side (left, right) whose lateral ventricle holds at most $effaced_ventricle_ratio x the other side's volume while a lesion lies on that side (unknown without the subject's parcellation)",
+    "evans_index": "the Evans index measured on the subject's parcellation (study.evans_index)",
+    "ventriculomegaly_on_imaging": "yes when evans_index > $ventriculomegaly_evans_index, otherwise unknown",
+    "hydrocephalus_on_imaging": "yes when ventriculomegaly_on_imaging and some lesion touches the 4th or 3rd ventricle (obstructive), otherwise unknown (the post-operative risk factors of a posterior-fossa lesion never count)",
     "resection_cavity_present": "the segmentation holds resection-cavity voxels (unknown when its scheme has no cavity label)",
     "resection_cavity_count": "connected resection-cavity components (study.resection_cavity_count)",
     "cavity_diameter_mm": "diameter of the largest resection-cavity component by the measure $size_diameter (unknown without a cavity)",
@@ -42,6 +48,7 @@ DERIVED_FACTS = {
     "braf_positive": "molecular_markers include BRAF",
     "breast_subtype": "breast subtype of primary_histology (basal, luminal_a, her2, luminal_b)",
     "mass_effect": "the clinical mass_effect; when empty, yes if mass_effect_on_imaging (otherwise unknown)",
+    "hydrocephalus": "the clinical hydrocephalus; when empty, yes if hydrocephalus_on_imaging (otherwise unknown)",
     "post_operative": "the clinical post_operative; when empty, yes if the segmentation holds a resection cavity (otherwise unknown)",
     "primary_controlled": "the clinical primary_controlled; when empty, true if extracranial_disease is none or controlled, false if it is progressive with no extracranial metastases",
     "gross_total_resection": "the clinical gross_total_resection; when empty, yes if the segmentation has a resection cavity with no enhancing tissue in its rim (otherwise unknown)",
@@ -74,6 +81,8 @@ FACT_INPUTS = {
     "largest_lesion_brainstem_involved": ("anatomical reference (location of the lesions)",),
     "marked_edema_lesion_count": ("edema labels in the segmentation",),
     "mass_effect_on_imaging": ("mass_effect",),
+    "hydrocephalus_on_imaging": ("hydrocephalus", "subject parcellation (--parcellation)"),
+    "ventriculomegaly_on_imaging": ("subject parcellation (--parcellation)",),
     "resection_cavity_present": ("resection-cavity label in the segmentation",),
     "resected_lesion_diameter_mm": ("resected_lesion_diameter_mm",),
     "resected_lesion_posterior_fossa": ("resected_lesion_location",),
@@ -88,6 +97,11 @@ FACT_COMPANIONS = {
     "largest_diameter_mm": ("largest_diameter_measure",),
     "eloquent_involved": ("eloquent_regions_involved", "brainstem_involved"),
     "gross_total_resection": ("cavity_rim_enhancing_volume_ml",),
+    "mass_effect_on_imaging": ("midline_shift_mm", "effaced_ventricle_side"),
+    "mass_effect": ("midline_shift_mm", "effaced_ventricle_side"),
+    "ventriculomegaly_on_imaging": ("evans_index",),
+    "hydrocephalus_on_imaging": ("evans_index",),
+    "hydrocephalus": ("evans_index",),
     "resected_lesion_diameter_mm": ("resected_lesion_diameter_source",),
     "resected_lesion_posterior_fossa": ("resected_lesion_location_source",),
 }
@@ -100,7 +114,8 @@ FACT_THRESHOLDS = {
     "cavity_diameter_mm": ("size_diameter",),
     "eloquent_involved": ("brainstem_is_functionally_critical",),
     "marked_edema_lesion_count": ("marked_edema_ratio",),
-    "mass_effect_on_imaging": ("mass_effect_lesion_volume_ml",),
+    "ventriculomegaly_on_imaging": ("ventriculomegaly_evans_index",),
+    "hydrocephalus_on_imaging": ("ventriculomegaly_evans_index",),
     "poor_performance_status": ("poor_performance_kps_below",),
 }
 
@@ -180,7 +195,7 @@ def imaging_facts(document: dict[str, Any], thresholds: dict[str, Any]) -> dict[
         else sorted({name for r in regions if r for name in r}),
         "brainstem_involved": kleene_any([_brainstem(lesion) for lesion in lesions]),
         "largest_lesion_brainstem_involved": _brainstem(max(lesions, key=lambda x: x[measure])) if lesions else False,
-        "mass_effect_on_imaging": True if any(v >= thresholds["mass_effect_lesion_volume_ml"] for v in whole) else None,
+        **anatomy_facts(study, lesions, whole, thresholds),
         "resection_cavity_present": None if cavity_volume is None else cavity_volume > 0,
         "resection_cavity_count": study.get("resection_cavity_count"),
         "cavity_diameter_mm": largest_cavity[measure] if largest_cavity else None,
@@ -209,6 +224,11 @@ def build_facts(
     values: dict[str, Any] = {c: clinical.get(c) for c in clinical_columns if c not in ("subject", "session")}
     values.update(imaging_facts(document, thresholds))
     facts = Facts(values=values, thresholds=dict(FACT_THRESHOLDS))
+    facts.thresholds["mass_effect_on_imaging"] = (
+        ("mass_effect_midline_shift_mm", "effaced_ventricle_ratio")
+        if parcellation_measured(document["study"])
+        else ("mass_effect_lesion_volume_ml",)
+    )
     notes = facts.derivations
     if values["discarded_core_component_count"]:
         facts.thresholds["lesion_count"] = ("discarded_core_components",)
@@ -291,7 +311,7 @@ def _performance(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any
 
 
 def _yes(value: bool | None) -> str:
-    return "unknown" if value is None else ("yes" if value else "no")
+    return yes_no(value)
 
 
 def _markers(values: dict[str, Any], histology: dict[str, Any] | None, notes: dict[str, str]) -> None:
@@ -326,20 +346,8 @@ def _markers(values: dict[str, Any], histology: dict[str, Any] | None, notes: di
 def _surrogates(values: dict[str, Any], facts: Facts, thresholds: dict[str, Any], rim_mm: Any) -> None:
     """Clinical mass_effect, post_operative and gross_total_resection, or the imaging evidence that can
     confirm them when their cells are empty (never deny them)."""
-    notes, limit = facts.derivations, thresholds["mass_effect_lesion_volume_ml"]
-    if values["mass_effect"] is None:
-        facts.thresholds["mass_effect"] = ("mass_effect_lesion_volume_ml",)
-        if values["mass_effect_on_imaging"]:
-            values["mass_effect"] = True
-            notes["mass_effect"] = (
-                f"mass_effect = yes: clinical mass_effect empty; a lesion's core + edema reaches "
-                f"mass_effect_lesion_volume_ml ({limit} mL) on imaging (an assumption)"
-            )
-        else:
-            notes["mass_effect"] = (
-                f"mass_effect unknown: clinical mass_effect empty and no lesion's core + edema reaches "
-                f"mass_effect_lesion_volume_ml ({limit} mL); a small volume does not rule mass effect out"
-            )
+    notes = facts.derivations
+    complete_from_imaging(values, facts.derivations, facts.thresholds, thresholds)
     cavity = values["resection_cavity_present"]
     if values["post_operative"] is None and cavity:
         values["post_operative"] = True
@@ -440,8 +448,13 @@ def _contradictions(values: dict[str, Any], clinical: dict[str, Any], warnings: 
     imaging = values["mass_effect_on_imaging"]
     if clinical.get("mass_effect") is False and imaging:
         warnings.append(
-            "the clinical mass_effect is no, but a lesion's core + edema reaches mass_effect_lesion_volume_ml on "
-            "imaging (mass_effect_on_imaging yes): the clinical value is used; check the row"
+            "the clinical mass_effect is no, but imaging shows it (mass_effect_on_imaging yes): the clinical value "
+            "is used; check the row"
+        )
+    if clinical.get("hydrocephalus") is False and values["hydrocephalus_on_imaging"]:
+        warnings.append(
+            "the clinical hydrocephalus is no, but imaging shows ventriculomegaly with a lesion touching the 4th or "
+            "3rd ventricle (hydrocephalus_on_imaging yes): the clinical value is used; check the row"
         )
 
 

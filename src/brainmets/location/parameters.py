@@ -15,6 +15,16 @@ class LocationParameters:
     brainstem_min_fraction: float = 0.05
     eloquent_min_fraction: float = 0.05
     max_outside_brain_fraction: float = 0.5  # beyond this the reference is taken not to line up
+    # measured on the subject's own parcellation (brainmets.location.anatomy; docs/methods.md)
+    midline_pole_fraction: float = 0.1  # share of the brain's length at each pole that places the midline
+    midline_fissure_max_gap_mm: float = 10.0  # widest interhemispheric gap read as the fissure
+    septum_max_gap_mm: float = 4.0  # widest gap between the lateral ventricles read as the septum
+    midline_smoothing_mm: float = 3.0  # running-median radius along the septum and third ventricle
+    midline_shift_direction_min_mm: float = 1.0  # below this the shift has no direction
+    fourth_ventricle_contact_mm: float = 1.0  # a lesion this close to the 4th (or 3rd) ventricle touches it
+    optic_chiasm_near_mm: float = 3.0
+    pf_hydrocephalus_ventricle_ratio_max: float = 0.02  # J Neurooncol 2024, PMID 39607570
+    pf_hydrocephalus_edema_ratio_max: float = 0.85  # idem
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> LocationParameters:

@@ -25,6 +25,16 @@ ASTRO2022_TIERS = {
 }
 
 
+#: The pre-operative predictors of hydrocephalus after resection of a posterior-fossa metastasis (J Neurooncol
+#: 2024, PMID 39607570: 14 of 130 patients; multivariable odds ratios), as listed in the features document.
+PF_HYDROCEPHALUS_RISK_FACTORS = {
+    "fourth_ventricle_to_tumour_volume_ratio_low": "4th-ventricle / tumour volume <= anatomy.pf_hydrocephalus_ventricle_ratio_max (0.02; OR 33.1)",
+    "edema_to_tumour_volume_ratio_low": "edema / tumour volume <= anatomy.pf_hydrocephalus_edema_ratio_max (0.85; OR 10.6: little edema is the risk)",
+    "fourth_ventricle_contact": "the tumour touches the 4th ventricle (fourth_ventricle_contact; OR 5)",
+    "multiple_metastases": "more than one lesion (OR 2.4)",
+}
+
+
 LOCATION_LEVELS = {
     "supratentorial": "above the tentorium: posterior_fossa_fraction <= anatomy.mixed_margin (0.1)",
     "infratentorial": "in the posterior fossa: posterior_fossa_fraction >= 1 - anatomy.mixed_margin",
@@ -50,6 +60,48 @@ _CENTROID = [
         f"{c.upper()} world coordinate (RAS+: x to the Left→Right, y Posterior→Anterior, z Inferior→Superior) of the centre of mass of the core voxel centres",
     )
     for c in "xyz"
+]
+
+
+_OWN = "n/a without the subject's own parcellation"
+_SIDES = {"left": "the subject's left", "right": "the subject's right"}
+
+#: Per-lesion fields measured on the subject's own parcellation (FreeSurfer aseg labels; docs/methods.md).
+_SUBJECT_PARCELLATION_LESION_FIELDS = [
+    Field(
+        "hemisphere",
+        None,
+        f"side of the ideal midline plane (see midline_shift_mm) the core's centroid lies on; {_OWN} or when the plane cannot be placed",
+        _SIDES,
+    ),
+    Field(
+        "distance_to_brainstem_mm",
+        "mm",
+        f"shortest distance between the centres of a core voxel and a brainstem voxel (aseg 16): 0 when they overlap, one voxel spacing when face-adjacent; {_OWN} or when it has no label 16",
+    ),
+    Field(
+        "fourth_ventricle_contact",
+        None,
+        f"the same distance to the 4th ventricle (aseg 15) is <= anatomy.fourth_ventricle_contact_mm (1 mm); {_OWN}",
+        BOOLEAN,
+    ),
+    Field(
+        "third_ventricle_contact",
+        None,
+        f"the same distance to the 3rd ventricle (aseg 14) is <= anatomy.fourth_ventricle_contact_mm (1 mm); {_OWN}",
+        BOOLEAN,
+    ),
+    Field(
+        "distance_to_optic_chiasm_mm",
+        "mm",
+        f"shortest distance between the centres of a core voxel and an optic-chiasm voxel (aseg 85; the label covers the chiasm only, not the optic nerves and tracts); {_OWN} or when it has no label 85",
+    ),
+    Field(
+        "near_optic_chiasm",
+        None,
+        "distance_to_optic_chiasm_mm <= anatomy.optic_chiasm_near_mm (3 mm; the nerves and tracts are not labelled, so a lesion near them is not flagged)",
+        BOOLEAN,
+    ),
 ]
 
 
@@ -193,6 +245,7 @@ LESION_FIELDS: list[Field] = [
         "mm",
         "shortest distance between a core voxel centre and a 4th-ventricle voxel centre (0 when they overlap); n/a when the reference has no 4th ventricle",
     ),
+    *_SUBJECT_PARCELLATION_LESION_FIELDS,
 ]
 
 
@@ -341,7 +394,53 @@ STUDY_FIELDS: list[Field] = [
     Field(
         "location_notes",
         None,
-        "why location fields are n/a for this study (no reference, or labels the reference lacks)",
+        "why location fields are n/a for this study (no reference, no subject parcellation, or labels they lack)",
+    ),
+    Field(
+        "midline_shift_mm",
+        "mm",
+        "largest distance of the septum pellucidum (where lateral ventricles 4 and 43 face each other) or of the third ventricle (14) from the ideal midline plane, fitted to the interhemispheric fissure near the frontal and occipital poles; each point first smoothed by a running median within anatomy.midline_smoothing_mm (3 mm); a normal septum lies up to ~1.5 mm off; n/a without the subject's own parcellation (see midline_shift_reason)",
+    ),
+    Field(
+        "midline_shift_towards",
+        None,
+        "the subject's side the septum or third ventricle is displaced to; n/a under anatomy.midline_shift_direction_min_mm (1 mm)",
+        _SIDES,
+    ),
+    Field("midline_shift_reason", None, "why midline_shift_mm is n/a (n/a when it was measured)"),
+    Field(
+        "lateral_ventricle_volume_left_ml",
+        "mL",
+        f"left lateral ventricle (aseg 4 + 5) voxels x voxel volume; {_OWN} or when it has neither label",
+    ),
+    Field(
+        "lateral_ventricle_volume_right_ml",
+        "mL",
+        f"right lateral ventricle (aseg 43 + 44) voxels x voxel volume; {_OWN} or when it has neither label",
+    ),
+    Field("third_ventricle_volume_ml", "mL", f"third ventricle (aseg 14) volume; {_OWN} or when it has no label 14"),
+    Field("fourth_ventricle_volume_ml", "mL", f"fourth ventricle (aseg 15) volume; {_OWN} or when it has no label 15"),
+    Field(
+        "evans_index",
+        None,
+        "maximal width of the frontal horns (4 and 43 in front of the third ventricle) over the internal cranial width on the same axial slab, both along the midline plane's normal; the cranium is the parcellation's labelled extent (inside the inner table), which makes the index read high; > 0.3 is ventriculomegaly; "
+        + _OWN,
+    ),
+    Field(
+        "fourth_ventricle_to_tumour_volume_ratio",
+        None,
+        "fourth_ventricle_volume_ml / core volume of the largest posterior-fossa (infratentorial or mixed) lesion, taken to be the one operated on; n/a without a posterior-fossa lesion or the subject's own parcellation",
+    ),
+    Field(
+        "edema_to_tumour_volume_ratio",
+        None,
+        "that lesion's edema_volume_ml / its core volume; n/a as above, or without an edema label",
+    ),
+    Field(
+        "pf_postoperative_hydrocephalus_risk_factors",
+        None,
+        "the predictors of hydrocephalus after resection of a posterior-fossa metastasis (J Neurooncol 2024, PMID 39607570) that are present; they predict hydrocephalus after surgery, not hydrocephalus now; n/a as above; [] in JSON, none in TSV tables, when none is present",
+        PF_HYDROCEPHALUS_RISK_FACTORS,
     ),
 ]
 

@@ -17,7 +17,16 @@ import numpy as np
 from brainmets._version import __version__
 from brainmets.errors import InputDataError, LabelSchemeError
 from brainmets.io.labelmap import LabelMap
-from brainmets.location.locate import empty_location, locate, missing_notes, ventricle_candidates
+from brainmets.location.anatomy import ParcellationAnatomy, subject_anatomy
+from brainmets.location.locate import (
+    empty_location,
+    empty_structure_distances,
+    locate,
+    missing_notes,
+    nearest_candidates,
+    structure_distances,
+    ventricle_tree,
+)
 from brainmets.location.parameters import LocationParameters
 from brainmets.location.references import Reference
 from brainmets.measurement.geometry import (
@@ -39,6 +48,7 @@ from brainmets.study.rows import (
     mark_radiotherapy_triage,
     mark_rano_targets,
     ml,
+    pf_postoperative_hydrocephalus,
     ratio,
 )
 
@@ -173,41 +183,60 @@ def measure_label_map(
         row["edema_index"] = None if edema_ml is None else ratio(edema_ml + row["volume_ml"], row["volume_ml"])
     mark_rano_targets(rows, params)
     mark_radiotherapy_triage(rows, params)
-    _add_location(rows, lesions, crop_affine, reference, location or LocationParameters(), label_map.source)
+    location = location or LocationParameters()
+    anatomy = subject_anatomy(reference, location)
+    _add_location(rows, lesions, crop_affine, reference, location, label_map.source, anatomy)
 
     edema_only = edema_only_rows(assignment, lesions.regions, edema, cropped)
-    cavities = cavity_rows(lesions, cropped, params, reference, location or LocationParameters())
+    cavities = cavity_rows(lesions, cropped, params, reference, location)
     study = _summary(rows, edema_only, cavities, counts, lesions, assignment, scheme, vox_mm3)
-    study = {"subject": subject, "session": session, **study, **_location_summary(rows, reference)}
+    study = {
+        "subject": subject,
+        "session": session,
+        **study,
+        **_location_summary(rows, reference, anatomy),
+        **anatomy.study,
+        **pf_postoperative_hydrocephalus(rows, anatomy, location),
+    }
 
     document = {
         "study": study,
         "lesions": rows,
         "edema_only_components": edema_only,
         "resection_cavities": cavities,
-        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings),
+        "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings, anatomy),
     }
     return StudyFeatures(document, affine, shape, box, lesions)
 
 
-def _add_location(rows, lesions, affine, reference, location, source) -> None:
-    """Location fields of every lesion (null without a reference)."""
+def _add_location(rows, lesions, affine, reference, location, source, anatomy: ParcellationAnatomy) -> None:
+    """Location fields of every lesion (null without a reference), and its distances to the structures of the
+    subject's parcellation (null without one)."""
     if reference is None:
         for row in rows:
             row.update(empty_location())
+            row.update(empty_structure_distances())
         return
     points, nearer = [], []
+    trees = [ventricle_tree(reference), *anatomy.trees.values()]
     for lesion_id, box in enumerate(lesions.boxes, start=1):
         mask, offset = lesions.mask(lesion_id), [s.start for s in box]
         points.append(apply_affine(affine, (np.argwhere(mask) + offset).astype(float)))
-        candidates = ventricle_candidates(mask, _crop_affine(affine, offset), reference)
+        candidates = nearest_candidates(mask, _crop_affine(affine, offset), trees)
         nearer.append(None if candidates is None else points[-1][candidates[mask]])  # rows in argwhere's order
     names = ", ".join([source, *(image.source for image in reference.images.values())])
-    for row, located in zip(rows, locate(points, reference, location, names, nearer)):
+    for row, located, lesion_points, near in zip(
+        rows, locate(points, reference, location, names, nearer), points, nearer
+    ):
         row.update(located)
+        if anatomy.trees:
+            centroid = np.array([row[f"centroid_{c}_mm"] for c in "xyz"])
+            row.update(structure_distances(lesion_points if near is None else near, centroid, anatomy, location))
+        else:
+            row.update(empty_structure_distances())
 
 
-def _location_summary(rows, reference) -> dict[str, Any]:
+def _location_summary(rows, reference, anatomy: ParcellationAnatomy) -> dict[str, Any]:
     """Study-level location counts (null without a reference) and why location fields are null."""
     located = reference is not None
     has_brainstem = located and reference.has("brainstem")
@@ -219,7 +248,7 @@ def _location_summary(rows, reference) -> dict[str, Any]:
         "posterior_fossa_tumor_volume_ml": sum(r["posterior_fossa_fraction"] * r["volume_ml"] for r in rows)
         if located
         else None,
-        "location_notes": missing_notes(reference),
+        "location_notes": missing_notes(reference, anatomy),
     }
 
 
@@ -266,7 +295,7 @@ def _software_versions() -> dict[str, str]:
     return {"brainmets": __version__, "python": platform.python_version(), **{p: version(p) for p in packages}}
 
 
-def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings) -> dict[str, Any]:
+def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings, anatomy) -> dict[str, Any]:
     affine = label_map.affine
     shear = axis_shear_deg(affine)
     warnings = [*label_map.warnings, *misreadings]
@@ -299,6 +328,6 @@ def _provenance(label_map, params, grid, counts, vox_mm3, reference, location, m
         "warnings": warnings,
         "anatomy": None
         if reference is None
-        else {**reference.provenance, "parameters": asdict(location or LocationParameters())},
+        else {**reference.provenance, "parameters": asdict(location), **anatomy.provenance()},
         "research_use_only": True,
     }

@@ -10,6 +10,7 @@ import cc3d
 import numpy as np
 from scipy import ndimage
 
+from brainmets.location.anatomy import ParcellationAnatomy
 from brainmets.location.locate import empty_location, locate_cavity
 from brainmets.location.parameters import LocationParameters
 from brainmets.location.references import Reference
@@ -146,6 +147,37 @@ def mark_radiotherapy_triage(rows: list[dict[str, Any]], params: FeatureParamete
         else:
             row["astro2022_srs_tier"] = "over_40mm"
         row["astro2022_srs_over_60mm"] = diameter > params.astro2022_discouraged_above_mm
+
+
+def pf_postoperative_hydrocephalus(
+    rows: list[dict[str, Any]], anatomy: ParcellationAnatomy, params: LocationParameters
+) -> dict[str, Any]:
+    """The predictors of hydrocephalus after posterior-fossa surgery, for the largest lesion (by core volume)
+    that is infratentorial or mixed: taken to be the one operated on, its core the paper's "tumour" and its
+    attributed edema the "edema". Null without a subject parcellation or a posterior-fossa lesion; a factor
+    that cannot be judged (no edema label) is left out of the list, which is then incomplete (see notes)."""
+    out: dict[str, Any] = dict.fromkeys(
+        ("fourth_ventricle_to_tumour_volume_ratio", "edema_to_tumour_volume_ratio",
+         "pf_postoperative_hydrocephalus_risk_factors"),
+    )  # fmt: skip
+    fourth = anatomy.study["fourth_ventricle_volume_ml"]
+    posterior = [r for r in rows if r.get("location") in ("infratentorial", "mixed")]
+    if not anatomy.trees or not posterior:
+        return out
+    tumour = max(posterior, key=lambda r: (r["volume_ml"], -r["lesion_id"]))
+    volume = tumour["volume_ml"]
+    out["fourth_ventricle_to_tumour_volume_ratio"] = ratio(fourth, volume)
+    out["edema_to_tumour_volume_ratio"] = ratio(tumour["edema_volume_ml"], volume)
+    factors = {
+        "fourth_ventricle_to_tumour_volume_ratio_low": out["fourth_ventricle_to_tumour_volume_ratio"] is not None
+        and out["fourth_ventricle_to_tumour_volume_ratio"] <= params.pf_hydrocephalus_ventricle_ratio_max,
+        "edema_to_tumour_volume_ratio_low": out["edema_to_tumour_volume_ratio"] is not None
+        and out["edema_to_tumour_volume_ratio"] <= params.pf_hydrocephalus_edema_ratio_max,
+        "fourth_ventricle_contact": bool(tumour["fourth_ventricle_contact"]),
+        "multiple_metastases": len(rows) > 1,
+    }
+    out["pf_postoperative_hydrocephalus_risk_factors"] = [name for name, present in factors.items() if present]
+    return out
 
 
 def mark_rano_targets(rows: list[dict[str, Any]], params: FeatureParameters) -> None:
