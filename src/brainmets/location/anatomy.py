@@ -16,7 +16,13 @@ from scipy.spatial import cKDTree
 
 from brainmets.location.parameters import LocationParameters
 from brainmets.location.references import Reference
-from brainmets.measurement.geometry import apply_affine, voxel_spacing_mm, voxel_volume_mm3
+from brainmets.measurement.geometry import (
+    apply_affine,
+    bounding_box,
+    crop_affine,
+    voxel_spacing_mm,
+    voxel_volume_mm3,
+)
 
 # FreeSurfer aseg label numbers (FreeSurferColorLUT.txt; SynthSeg "labels table.txt").
 LEFT_LATERAL_VENTRICLE, LEFT_INF_LAT_VENT = 4, 5
@@ -151,9 +157,7 @@ class _Grid:
         """The part of the grid in ``box`` (all of it for None)."""
         if box is None:
             return self
-        affine = self.affine.copy()
-        affine[:3, 3] = self.world(np.array([s.start for s in box], dtype=float))
-        return _Grid(self.cls[box], affine)
+        return _Grid(self.cls[box], crop_affine(self.affine, [s.start for s in box]))
 
 
 def measure_anatomy(labels: np.ndarray, affine: np.ndarray, params: LocationParameters) -> ParcellationAnatomy:
@@ -161,7 +165,7 @@ def measure_anatomy(labels: np.ndarray, affine: np.ndarray, params: LocationPara
     grid ``affine``), and KD-trees of the structures the lesions are measured against."""
     order = [int(a) for a in np.argsort(np.abs(labels.strides))[::-1]]  # a transposed array read in memory order
     labels, affine = labels.transpose(order), affine[:, [*order, 3]]
-    box = _box(labels)
+    box = bounding_box(labels != 0)
     if box is None:
         return ParcellationAnatomy(empty_anatomy("the parcellation is empty"), None, None, [])
     whole = _Grid(labels, affine).sub(box)
@@ -186,13 +190,12 @@ def measure_anatomy(labels: np.ndarray, affine: np.ndarray, params: LocationPara
             notes.append(f"the parcellation has no {what} label: {key} is null")
     trees = {name: (cKDTree(points[c]) if len(points[c]) else None) for name, c in STRUCTURES.items()}
 
-    plane, frame, axis, hemispheres, reason = _midline(grid, params)
-    shift_point = None
-    if plane is None:
+    midline, reason = _midline(grid, params)
+    if midline is None:
         study["midline_shift_reason"] = reason
         notes.append(f"midline shift and Evans index not measured: {reason}")
-        return ParcellationAnatomy(study, plane, shift_point, notes, trees)
-    shift, shift_point, reason = _shift(grid, points, plane, frame, axis, params)
+        return ParcellationAnatomy(study, None, None, notes, trees)
+    shift, shift_point, reason = _shift(grid, points, midline, params)
     if shift is None:
         study["midline_shift_reason"] = reason
         notes.append(f"midline shift not measured: {reason}")
@@ -200,47 +203,34 @@ def measure_anatomy(labels: np.ndarray, affine: np.ndarray, params: LocationPara
         study["midline_shift_mm"] = abs(shift)
         if abs(shift) >= params.midline_shift_direction_min_mm:
             study["midline_shift_towards"] = "right" if shift > 0 else "left"
-    study["evans_index"], why = _evans_index(grid, points, frame, axis, hemispheres)
+    study["evans_index"], why = _evans_index(grid, points, midline)
     if why:
         notes.append(f"evans_index not measured: {why}")
-    return ParcellationAnatomy(study, plane, shift_point, notes, trees)
+    return ParcellationAnatomy(study, midline.plane, shift_point, notes, trees)
 
 
-def _box(labels: np.ndarray) -> tuple[slice, ...] | None:
-    """The bounding box of the labelled voxels (None when there are none)."""
-    labelled = labels != 0
-    across = labelled.any(axis=0)
-    box = []
-    for along in (labelled.any(axis=(1, 2)), across.any(axis=1), across.any(axis=0)):
-        idx = np.flatnonzero(along)
-        if not idx.size:
-            return None
-        box.append(slice(int(idx[0]), int(idx[-1]) + 1))
-    return tuple(box)
+def _points_by_class(cls: np.ndarray, affine: np.ndarray, classes: range) -> dict[int, np.ndarray]:
+    """World coordinates of the voxel centres of each of ``classes`` (consecutive) in one pass over ``cls``."""
+    flat = cls.reshape(-1)
+    index = np.flatnonzero((flat >= classes.start) & (flat < classes.stop))
+    found = flat[index]
+    index = index[np.argsort(found, kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(found, minlength=classes.stop)[classes])])
+    world = apply_affine(affine, np.column_stack(np.unravel_index(index, cls.shape)).astype(float))
+    return {c: world[bounds[n] : bounds[n + 1]] for n, c in enumerate(classes)}
 
 
 def _small_structures(grid: _Grid) -> dict[int, np.ndarray]:
     """World coordinates of every voxel centre of the ventricles, brainstem and chiasm, by class."""
-    flat = grid.cls.reshape(-1)
-    index = np.flatnonzero((flat >= _SMALL.start) & (flat < _SMALL.stop))
-    classes = flat[index]
-    index = index[np.argsort(classes, kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=_SMALL.stop)[_SMALL])])
-    world = grid.world(np.column_stack(np.unravel_index(index, grid.cls.shape)).astype(float))
-    return {c: world[bounds[n] : bounds[n + 1]] for n, c in enumerate(_SMALL)}
+    return _points_by_class(grid.cls, grid.affine, _SMALL)
 
 
 def _sampled(grid: _Grid) -> dict[int, np.ndarray]:
     """World coordinates of every second voxel (along each axis) of the hemispheres and the cerebellum, by
     class: enough for centroids and axes."""
-    sample = np.ascontiguousarray(grid.cls[::2, ::2, ::2])
-    flat = sample.reshape(-1)
-    index = np.flatnonzero((flat >= _LEFT) & (flat <= _CEREBELLUM))
-    classes = flat[index]
-    index = index[np.argsort(classes, kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(classes, minlength=_CEREBELLUM + 1)[_LEFT:])])
-    world = grid.world(np.column_stack(np.unravel_index(index, sample.shape)).astype(float) * 2)
-    return {c: world[bounds[n] : bounds[n + 1]] for n, c in enumerate((_LEFT, _RIGHT, _CEREBELLUM))}
+    affine = grid.affine.copy()
+    affine[:3, :3] *= 2  # the sample's grid
+    return _points_by_class(np.ascontiguousarray(grid.cls[::2, ::2, ::2]), affine, range(_LEFT, _CEREBELLUM + 1))
 
 
 @dataclass(frozen=True)
@@ -326,16 +316,26 @@ def _facing(grid: _Grid, rows: _Rows, left: int, right: int, max_gap: float, box
     return rows.points(part.affine, part.cls.shape, (wall_l + wall_r) / 2.0, keep)
 
 
-def _midline(grid: _Grid, params: LocationParameters):
+@dataclass(frozen=True)
+class _Midline:
+    """The fitted plane, the head's frame aligned with it, the rows the grid is read along, and the sampled
+    hemisphere points (for the Evans index's slab)."""
+
+    plane: MidlinePlane
+    frame: _Frame
+    rows: _Rows
+    hemispheres: np.ndarray
+
+
+def _midline(grid: _Grid, params: LocationParameters) -> tuple[_Midline | None, str | None]:
     """The ideal midline plane: a plane fitted (least squares, outliers beyond 3 robust SDs dropped) to the
     interhemispheric fissure's midpoints near the frontal and occipital poles (the anterior and posterior
     ``midline_pole_fraction`` of the hemispheres' length), where the falx is attached and a mass does not push
-    it; refitted twice in the frame of the previous fit. Returns (plane, frame, rows, the sampled hemisphere points,
-    reason when none)."""
+    it; refitted twice in the frame of the previous fit. Returns (the midline, or None and the reason)."""
     sampled = _sampled(grid)
     left, right = sampled[_LEFT], sampled[_RIGHT]
     if len(left) < 100 or len(right) < 100:
-        return None, None, None, None, "the parcellation has no left and right hemisphere labels (2/3 and 41/42)"
+        return None, "the parcellation has no left and right hemisphere labels (2/3 and 41/42)"
     frame = _initial_frame(left, right, sampled[_CEREBELLUM])
     rows = _Rows.along(grid.affine, frame.axes[0])
     both = np.concatenate([left, right])
@@ -354,22 +354,16 @@ def _midline(grid: _Grid, params: LocationParameters):
         local = frame.coordinates(fissure)
         front, back = local[:, 1] >= length[1] - reach, local[:, 1] <= length[0] + reach
         if min(front.sum(), back.sum()) < 10:
-            return (
-                None,
-                None,
-                None,
-                None,
-                (
-                    f"too few interhemispheric fissure points near the frontal ({front.sum()}) and occipital "
-                    f"({back.sum()}) poles"
-                ),
+            return None, (
+                f"too few interhemispheric fissure points near the frontal ({front.sum()}) and occipital "
+                f"({back.sum()}) poles"
             )
         coef = _robust_plane(local[front | back])
         normal = frame.axes.T @ np.array([1.0, -coef[1], -coef[2]])
         normal /= np.linalg.norm(normal)
         plane = MidlinePlane(normal, frame.origin + coef[0] * frame.axes[0])
         frame = frame.with_normal(normal, plane.point)
-    return plane, frame, rows, both, None
+    return _Midline(plane, frame, rows, both), None
 
 
 def _robust_plane(local: np.ndarray) -> np.ndarray:
@@ -395,11 +389,12 @@ def _structure_box(grid: _Grid, *worlds: np.ndarray, rows: _Rows | None = None) 
     return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
-def _shift(grid: _Grid, points, plane: MidlinePlane, frame: _Frame, rows: _Rows, params: LocationParameters):
+def _shift(grid: _Grid, points, midline: _Midline, params: LocationParameters):
     """The largest distance from the plane of the septum pellucidum (halfway between the lateral ventricles 4
     and 43 where they face each other) or of the third ventricle (14, halfway between its walls), each point's
     distance first replaced by the median over the points of that structure within ``midline_smoothing_mm``
     (in the midline plane). Returns (signed shift, the point's world position, reason when none)."""
+    plane, frame, rows = midline.plane, midline.frame, midline.rows
     structures = []
     if len(points[_LV_L]) and len(points[_LV_R]):
         box = _structure_box(grid, points[_LV_L], points[_LV_R])
@@ -428,13 +423,12 @@ def _shift(grid: _Grid, points, plane: MidlinePlane, frame: _Frame, rows: _Rows,
     return shift, where, None
 
 
-def _evans_index(
-    grid: _Grid, points, frame: _Frame, rows: _Rows, hemispheres: np.ndarray
-) -> tuple[float | None, str | None]:
+def _evans_index(grid: _Grid, points, midline: _Midline) -> tuple[float | None, str | None]:
     """Frontal-horn width over the internal cranial width on the same axial slab (one voxel thick, normal to
     the head's superior axis), both across the midline plane's normal: the frontal horns are the lateral
     ventricles (4, 43) in front of the third ventricle's anterior end, the cranium the parcellation's labelled
     intracranial extent (so the index reads high). Widths run between voxel centres."""
+    frame, rows, hemispheres = midline.frame, midline.rows, midline.hemispheres
     third, lv_l, lv_r = points[_V3], points[_LV_L], points[_LV_R]
     if not len(third) or not len(lv_l) or not len(lv_r):
         return None, "the parcellation lacks the lateral (4, 43) or third (14) ventricle"

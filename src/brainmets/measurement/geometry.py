@@ -43,6 +43,25 @@ def apply_affine(affine: np.ndarray, ijk: np.ndarray) -> np.ndarray:
     return ijk @ affine[:3, :3].T + affine[:3, 3]
 
 
+def crop_affine(affine: np.ndarray, origin) -> np.ndarray:
+    """The affine of a crop whose first voxel is voxel ``origin`` of the image."""
+    shifted = affine.copy()
+    shifted[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
+    return shifted
+
+
+def bounding_box(mask: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of a 3D mask's true voxels (None when there are none): three projections, two passes."""
+    across = mask.any(axis=0)
+    box = []
+    for along in (mask.any(axis=(1, 2)), across.any(axis=1), across.any(axis=0)):
+        idx = np.flatnonzero(along)
+        if not idx.size:
+            return None
+        box.append(slice(int(idx[0]), int(idx[-1]) + 1))
+    return tuple(box)
+
+
 @dataclass(frozen=True)
 class AxialGrid:
     """The patient-axial cutting planes of an image: z = origin_z + n * spacing (RAS mm)."""

@@ -33,6 +33,8 @@ from brainmets.measurement.geometry import (
     AxialGrid,
     apply_affine,
     axis_shear_deg,
+    bounding_box,
+    crop_affine,
     voxel_spacing_mm,
     voxel_volume_mm3,
 )
@@ -84,18 +86,6 @@ class StudyFeatures:
         return self.document["study"]
 
 
-def _nonzero_box(labels: np.ndarray) -> tuple[tuple[slice, ...] | None, np.ndarray]:
-    """Bounding box of the non-zero voxels (None when there are none), and the non-zero mask."""
-    nonzero = labels != 0
-    box = []
-    for axis in range(3):
-        idx = np.flatnonzero(nonzero.any(axis=tuple(a for a in range(3) if a != axis)))
-        if idx.size == 0:
-            return None, nonzero
-        box.append(slice(int(idx[0]), int(idx[-1]) + 1))
-    return tuple(box), nonzero
-
-
 def _label_counts(crop: np.ndarray, nonzero: np.ndarray, scheme) -> dict[int, int]:
     """Voxel count of every non-zero label value: one comparison per value the scheme knows, and a full
     count only when some non-zero voxel holds another value (an error, or the binary scheme)."""
@@ -104,13 +94,6 @@ def _label_counts(crop: np.ndarray, nonzero: np.ndarray, scheme) -> dict[int, in
     if scheme.nonzero_role is not None or sum(counts.values()) != int(np.count_nonzero(nonzero)):
         return count_values(crop[nonzero])
     return {v: c for v, c in counts.items() if c}
-
-
-def _crop_affine(affine: np.ndarray, origin) -> np.ndarray:
-    """The affine of a crop whose first voxel is voxel ``origin`` of the image."""
-    shifted = affine.copy()
-    shifted[:3, 3] = apply_affine(affine, np.asarray(origin, dtype=float))
-    return shifted
 
 
 def measure_label_map(
@@ -132,7 +115,8 @@ def measure_label_map(
     """
     labels, affine, shape, scheme = label_map.labels, label_map.affine, label_map.shape, params.scheme
     vox_mm3 = voxel_volume_mm3(affine)
-    box, nonzero = _nonzero_box(labels)
+    nonzero = labels != 0
+    box = bounding_box(nonzero)
     box = box or (slice(0, 1),) * 3  # an empty study: a one-voxel crop holding nothing
     origin = tuple(s.start for s in box)
     crop = labels[box]
@@ -157,17 +141,17 @@ def measure_label_map(
     misreadings += [mismatch] if mismatch else []
     for warning in misreadings:
         log.warning("%s: %s", label_map.source, warning)
-    crop_affine = _crop_affine(affine, origin)
+    cropped_affine = crop_affine(affine, origin)
     grid = AxialGrid.from_affine(affine, shape)
-    cropped = Crop(crop, crop_affine, origin, shape, grid, scheme)
+    cropped = Crop(crop, cropped_affine, origin, shape, grid, scheme)
 
     core = role_mask(crop, scheme, *CORE_ROLES)
     edema = role_mask(crop, scheme, Role.EDEMA)
     lesions = find_lesions(
-        core, edema, crop_affine, params.connectivity, params.min_lesion_volume_mm3, params.merge_distance_mm
+        core, edema, cropped_affine, params.connectivity, params.min_lesion_volume_mm3, params.merge_distance_mm
     )
     measure = partial(lesion_row, lesions, cropped)
-    assign = partial(assign_edema, lesions, edema, crop_affine, params.min_edema_component_volume_mm3)
+    assign = partial(assign_edema, lesions, edema, cropped_affine, params.min_edema_component_volume_mm3)
     ids = range(1, lesions.count + 1)
     if threads > 1 and lesions.count > 1:  # the edema is assigned while the lesions are measured
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -185,7 +169,7 @@ def measure_label_map(
     mark_radiotherapy_triage(rows, params)
     location = location or LocationParameters()
     anatomy = subject_anatomy(reference, location)
-    _add_location(rows, lesions, crop_affine, reference, location, label_map.source, anatomy)
+    _add_location(rows, lesions, cropped_affine, reference, location, label_map.source, anatomy)
 
     edema_only = edema_only_rows(assignment, lesions.regions, edema, cropped)
     cavities = cavity_rows(lesions, cropped, params, reference, location)
@@ -222,7 +206,7 @@ def _add_location(rows, lesions, affine, reference, location, source, anatomy: P
     for lesion_id, box in enumerate(lesions.boxes, start=1):
         mask, offset = lesions.mask(lesion_id), [s.start for s in box]
         points.append(apply_affine(affine, (np.argwhere(mask) + offset).astype(float)))
-        candidates = nearest_candidates(mask, _crop_affine(affine, offset), trees)
+        candidates = nearest_candidates(mask, crop_affine(affine, offset), trees)
         nearer.append(None if candidates is None else points[-1][candidates[mask]])  # rows in argwhere's order
     names = ", ".join([source, *(image.source for image in reference.images.values())])
     for row, located, lesion_points, near in zip(

@@ -155,7 +155,7 @@ def pf_postoperative_hydrocephalus(
     """The predictors of hydrocephalus after posterior-fossa surgery, for the largest lesion (by core volume)
     that is infratentorial or mixed: taken to be the one operated on, its core the paper's "tumour" and its
     attributed edema the "edema". Null without a subject parcellation or a posterior-fossa lesion; a factor
-    that cannot be judged (no edema label) is left out of the list, which is then incomplete (see notes)."""
+    that cannot be judged (no edema label: its ratio is null) is left out of the list."""
     out: dict[str, Any] = dict.fromkeys(
         ("fourth_ventricle_to_tumour_volume_ratio", "edema_to_tumour_volume_ratio",
          "pf_postoperative_hydrocephalus_risk_factors"),
