@@ -449,6 +449,7 @@ def longitudinal(out: Path) -> None:
         for offset, core_r in lesions:
             paint(labels, (offset[0] + shift, *offset[1:]), core_r, rng, affine=affine)
         save(out / f"sub-{subject}_ses-{session}_dseg.nii.gz", labels, affine)
+        save_image(out / f"sub-{subject}_ses-{session}_{IMAGE}", t1c_like(labels, affine, "", shift), affine)
         if shift:
             back = np.eye(4)
             back[0, 3] = -shift
@@ -473,23 +474,26 @@ def toy_parcellation() -> np.ndarray:
     return aseg.astype(np.int16)
 
 
+#: Each demo study's synthetic contrast-enhanced T1-like image (the studies sheet's `subject_image`).
+IMAGE = "ce-gadolinium_T1w.nii.gz"
+
 #: The demo's studies sheet (config/demo.yaml names it): the cohort, its follow-ups and its two predictions.
-STUDIES_TSV = """subject\tsession\tsegmentation\tlabel_scheme\tparcellation\tdate\ttransform\ttreatment\tprediction
-01\t01\tsub-01_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
-02\t01\tsub-02_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-02_ses-01_desc-model_pred.nii.gz
-03\t01\tsub-03_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-03_ses-01_desc-model_pred.nii.gz
-04\t01\tsub-04_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
-05\t02\tsub-05_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t
-06\t01\tsub-06_ses-01_dseg.nii.gz\tbrats-2021\ttoy_aseg.nii.gz\t\t\t\t
-10\t01\tsub-10_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-10\t\tsrs\t
-10\t02\tsub-10_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-20\t\t\t
-10\t03\tsub-10_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t
-10\t04\tsub-10_ses-04_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-08-15\t\t\t
-11\t01\tsub-11_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-02-01\t\twbrt\t
-11\t02\tsub-11_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-04-01\tsub-11_ses-02_transform.txt\t\t
-11\t03\tsub-11_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t
-12\t01\tsub-12_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-15\t\t\t
-12\t02\tsub-12_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-15\t\t\t
+STUDIES_TSV = """subject\tsession\tsegmentation\tlabel_scheme\tparcellation\tdate\ttransform\ttreatment\tprediction\tsubject_image
+01\t01\tsub-01_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t\tsub-01_ses-01_ce-gadolinium_T1w.nii.gz
+02\t01\tsub-02_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-02_ses-01_desc-model_pred.nii.gz\tsub-02_ses-01_ce-gadolinium_T1w.nii.gz
+03\t01\tsub-03_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\tsub-03_ses-01_desc-model_pred.nii.gz\tsub-03_ses-01_ce-gadolinium_T1w.nii.gz
+04\t01\tsub-04_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t\tsub-04_ses-01_ce-gadolinium_T1w.nii.gz
+05\t02\tsub-05_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t\t\t\t\tsub-05_ses-02_ce-gadolinium_T1w.nii.gz
+06\t01\tsub-06_ses-01_dseg.nii.gz\tbrats-2021\ttoy_aseg.nii.gz\t\t\t\t\tsub-06_ses-01_ce-gadolinium_T1w.nii.gz
+10\t01\tsub-10_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-10\t\tsrs\t\tsub-10_ses-01_ce-gadolinium_T1w.nii.gz
+10\t02\tsub-10_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-20\t\t\t\tsub-10_ses-02_ce-gadolinium_T1w.nii.gz
+10\t03\tsub-10_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t\tsub-10_ses-03_ce-gadolinium_T1w.nii.gz
+10\t04\tsub-10_ses-04_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-08-15\t\t\t\tsub-10_ses-04_ce-gadolinium_T1w.nii.gz
+11\t01\tsub-11_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-02-01\t\twbrt\t\tsub-11_ses-01_ce-gadolinium_T1w.nii.gz
+11\t02\tsub-11_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-04-01\tsub-11_ses-02_transform.txt\t\t\tsub-11_ses-02_ce-gadolinium_T1w.nii.gz
+11\t03\tsub-11_ses-03_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-06-01\t\t\t\tsub-11_ses-03_ce-gadolinium_T1w.nii.gz
+12\t01\tsub-12_ses-01_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-01-15\t\t\t\tsub-12_ses-01_ce-gadolinium_T1w.nii.gz
+12\t02\tsub-12_ses-02_dseg.nii.gz\tbrats-mets-2023\ttoy_aseg.nii.gz\t2024-03-15\t\t\t\tsub-12_ses-02_ce-gadolinium_T1w.nii.gz
 """
 
 #: Synthetic clinical rows of the demo cohort, for the indication module (empty cell = unknown).
@@ -502,6 +506,48 @@ subject\tsession\tage_years\tkps\textracranial_disease\textracranial_metastases\
 05\t02\t61\t80\tcontrolled\tyes\tyes\trenal\tnone\tno\t\tno\tno\tyes\tno\tno\teffective\tno\tyes\t1\tno\tno\tno\tno\tno\tno\tno\t12.1\tno\tno\t
 06\t01\t72\t\t\tyes\t\tunknown\t\tyes\t\tyes\t\tno\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t
 """
+
+
+#: Contrast-enhanced T1-like intensities of the demo's synthetic images: background, scalp fat, skull, CSF, grey
+#: and white matter, and the label map's regions (edema dark, enhancing rim bright, necrosis and cavity darker).
+T1C = {"scalp": 180, "skull": 25, "csf": 40, "grey": 110, "white": 145, "edema": 100, "enhancing": 240,
+       "necrotic": 60, "cavity": 38}  # fmt: skip
+
+
+def t1c_like(labels: np.ndarray, affine: np.ndarray, scheme: str, head_shift_mm: float = 0.0) -> np.ndarray:
+    """A synthetic contrast-enhanced T1-like image of a demo study on its own grid, so that the default run's
+    pictures show anatomy: a head (scalp, skull, CSF) around the toy parcellation's brain ellipsoid, grey matter
+    over white matter, two lateral ventricles and the study's lesions, in 8 bits with sharp edges (which compress
+    to about 0.12 MB). Not a simulation of MRI: a background a reader can place the lesions on."""
+    x, y, z = np.moveaxis(world_grid(labels.shape, affine) - BRATS_CENTRE - [head_shift_mm, 0, 0], -1, 0)
+
+    def radius(r, c=(0, 0, 0)) -> np.ndarray:  # of the ellipsoid of semi-axes r around c: 1 on its surface
+        return np.sqrt(((x - c[0]) / r[0]) ** 2 + ((y - c[1]) / r[1]) ** 2 + ((z - c[2]) / r[2]) ** 2)
+
+    head, brain = radius((80, 97, 72)), radius((70, 85, 60))
+    image = np.zeros(labels.shape, np.uint8)
+    image[head <= 1] = T1C["scalp"]
+    image[radius((77, 94, 69)) <= 1] = T1C["skull"]
+    image[radius((73, 89, 64)) <= 1] = T1C["csf"]
+    image[brain <= 1] = T1C["grey"]
+    image[radius((64, 79, 54)) <= 1] = T1C["white"]
+    for side in (-1, 1):
+        image[radius((5, 20, 7), (side * 9, 8, 12)) <= 1] = T1C["csf"]
+    enhancing, necrotic, cavity = (4, 1, None) if scheme == "brats-2021" else (3, 1, 4)
+    for label, role in ((2, "edema"), (enhancing, "enhancing"), (necrotic, "necrotic"), (cavity, "cavity")):
+        if label is not None:
+            image[labels == label] = T1C[role]
+    return image
+
+
+def save_image(path: Path, image: np.ndarray, affine: np.ndarray) -> None:
+    """An intensity image as gzip level 9 without a timestamp (a third of nibabel's default size)."""
+    import gzip
+
+    img = nib.Nifti1Image(image, affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0))
 
 
 def cohort(out: Path) -> None:
@@ -521,6 +567,7 @@ def cohort(out: Path) -> None:
             for centre, core_r, edema_r, necrotic_r in lesions:
                 paint(labels, centre, core_r, rng, edema_r=edema_r, necrotic_r=necrotic_r, scheme=scheme)
         save(out / f"sub-{subject}_ses-{session}_dseg.nii.gz", labels, BRATS_AFFINE)
+        save_image(out / f"sub-{subject}_ses-{session}_{IMAGE}", t1c_like(labels, BRATS_AFFINE, scheme), BRATS_AFFINE)
 
 
 def main(argv: list[str]) -> int:

@@ -171,6 +171,56 @@ def test_axial_diameters_of_a_disc_stack():
     assert axial.perpendicular_mm == pytest.approx(axial.longest_mm, abs=0.5)
 
 
+def _segment_distance(points: np.ndarray, segments: np.ndarray) -> np.ndarray:
+    """Each point's distance to the nearest of the segments (M, 2, 2)."""
+    a, b = segments[:, 0], segments[:, 1]
+    ab = b - a
+    t = np.clip(((points[:, None] - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-300), 0, 1)
+    return np.linalg.norm(points[:, None] - (a + t[..., None] * ab), axis=-1).min(axis=1)
+
+
+def _flat_ellipsoid(stored_flipped: bool):
+    """A flat ellipsoid (semi-axes 12 and 6 mm in the axial plane, turned 30 degrees; 7 mm high) on a
+    0.5 x 0.5 x 2 mm grid, as is or stored with x reversed and the axes permuted (the affine saying so)."""
+    spacing = np.array([0.5, 0.5, 2.0])
+    world = np.indices((60, 60, 9), dtype=float).transpose(1, 2, 3, 0) * spacing - [15.0, 15.0, 8.0]
+    turn = np.deg2rad(30)
+    u = world[..., 0] * np.cos(turn) + world[..., 1] * np.sin(turn)
+    v = -world[..., 0] * np.sin(turn) + world[..., 1] * np.cos(turn)
+    mask = (u / 12) ** 2 + (v / 6) ** 2 + (world[..., 2] / 7) ** 2 <= 1
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = [-15.0, -15.0, -8.0]
+    if stored_flipped:  # voxel (x, y, z) stored at (y, z, 59 - x)
+        mask = np.ascontiguousarray(np.flip(mask, axis=0).transpose(1, 2, 0))
+        affine = affine @ np.array([[0, 0, -1, 59], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1.0]])
+    return mask, affine
+
+
+def test_the_calipers_lie_on_the_outline_of_their_plane_whatever_the_storage_order():
+    """The longest diameter's ends and the perpendicular's lie on the section outline of the plane reported,
+    are as far apart as the lengths reported, and are perpendicular; the same voxels stored flipped and
+    permuted give the same ends (ties broken in world order, not storage order)."""
+    from brainmets.measurement.geometry import plane_sections
+
+    ends = []
+    for flipped in (False, True):
+        mask, affine = _flat_ellipsoid(flipped)
+        mesh = surface_mesh(mask, affine)
+        grid = AxialGrid.from_affine(affine, mask.shape)
+        axial = axial_diameters(mesh, grid)
+        longest, perpendicular = axial.longest_ends, axial.perpendicular_ends
+        assert np.linalg.norm(longest[1] - longest[0]) == pytest.approx(axial.longest_mm, rel=1e-9)
+        assert np.linalg.norm(perpendicular[1] - perpendicular[0]) == pytest.approx(axial.perpendicular_mm, rel=1e-9)
+        assert axial.longest_mm == pytest.approx(24.0, abs=1) and axial.perpendicular_mm == pytest.approx(12.0, abs=1)
+        assert abs((longest[1] - longest[0]) @ (perpendicular[1] - perpendicular[0])) < 1e-6
+        planes, bounds, segments = plane_sections(mesh, grid.origin_z_mm, grid.spacing_mm, 1e-6)
+        k = int(np.argmin(np.abs(grid.origin_z_mm + planes * grid.spacing_mm - axial.plane_z_mm)))
+        outline = segments[bounds[k] : bounds[k + 1]]
+        assert np.all(_segment_distance(np.vstack([longest, perpendicular]), outline) < 1e-9)
+        ends.append(np.vstack([longest, perpendicular]))
+    assert np.allclose(ends[0], ends[1], atol=1e-6)
+
+
 def _same(a: dict, b: dict, keys, rel=1e-9):
     for key in keys:
         assert b[key] == pytest.approx(a[key], rel=rel, abs=1e-9), key

@@ -73,9 +73,21 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="lesion instance label map (NIfTI): core voxels carry their lesion_id; a BIDS name (*_dseg.nii.gz) "
         "also gets its label table (*_dseg.tsv) and sidecar (*_dseg.json)",
     )
-    out.add_argument("--out-figure", metavar="PNG", help="axial slices through each lesion, outlines and ids drawn")
+    out.add_argument(
+        "--out-figure",
+        metavar="PNG",
+        help="each lesion's axial slice of its RANO-BM longest diameter: calipers, outlines, lesion ids, legend, "
+        "scale bar and orientation drawn",
+    )
     out.add_argument(
         "--image", metavar="FILE", help="background of --out-figure (e.g. the T1c); default: the label map"
+    )
+    out.add_argument(
+        "--figure-max-panels",
+        type=_panel_count,
+        default=12,
+        metavar="N",
+        help="lesions drawn in --out-figure, largest first (1-48; default 12); a tile counts the others",
     )
     out_dir = parent_parser()
     out_dir.add_argument_group(OUTPUTS).add_argument(
@@ -391,6 +403,19 @@ def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
         result.lesions,
         result.instances,
         image,
-        title=f"{name or Path(args.segmentation).name}: {result.study['lesion_count']} lesion(s)",
+        title=f"{name or Path(args.segmentation).name}: {count(result.study['lesion_count'], 'lesion')}"
+        + ("" if args.image else " (no image given: drawn on the label map)"),
         document=result.document,
+        max_panels=args.figure_max_panels,
     )
+
+
+def _panel_count(text: str) -> int:
+    """A --figure-max-panels value: a whole number from 1 to 48."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 48:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 48")
+    return value

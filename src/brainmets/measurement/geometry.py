@@ -19,6 +19,10 @@ from skimage.measure import marching_cubes
 PLANE_OFFSET_FRACTION = 1e-6
 #: Directions at which section widths are sampled to bound the longest diameter (see ``axial_diameters``).
 WIDTH_DIRECTIONS = 16
+#: Calipers of equal length (within this fraction) are ties, broken by world position to this many decimals
+#: (mm), so that the storage order of the voxels never picks among them.
+TIE_TOLERANCE = 1e-9
+TIE_DECIMALS = 6
 
 
 def voxel_volume_mm3(affine: np.ndarray) -> float:
@@ -151,16 +155,30 @@ def max_pairwise_distance(points: np.ndarray, chunk: int = 1024) -> float:
 
 
 def _farthest_pair(points: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """The farthest pair among 2D points, with its length (hull first only when there are many points)."""
+    """The farthest pair among 2D points, with its length (hull first only when there are many points). Ties
+    (a disc, a square) go to the pair that comes first in world coordinates, each pair's ends in x-then-y order,
+    so the same outline stored in any voxel order gives the same caliper."""
     candidates = points
     if len(points) > 64:
         try:
             candidates = points[ConvexHull(points).vertices]
         except (QhullError, ValueError):
             candidates = np.unique(points, axis=0)
+    if len(candidates) < 2:
+        return 0.0, candidates[0], candidates[0]
     d2 = cdist(candidates, candidates, "sqeuclidean")
-    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
-    return float(np.sqrt(d2[i, j])), candidates[i], candidates[j]
+    tied = zip(*np.nonzero(np.triu(d2 >= d2.max() * (1 - TIE_TOLERANCE), 1)))
+    p, q = min((sorted((candidates[i], candidates[j]), key=_world_key) for i, j in tied), key=_pair_key)
+    return float(np.sqrt(d2.max())), p, q  # the ends of a tie lie within the tolerance of it
+
+
+def _world_key(point: np.ndarray) -> tuple[float, ...]:
+    """A point's place in x-then-y order, blind to the last bits (which the storage order can change)."""
+    return tuple(np.round(point, TIE_DECIMALS) + 0.0)
+
+
+def _pair_key(pair) -> tuple[float, ...]:
+    return (*_world_key(pair[0]), *_world_key(pair[1]))
 
 
 def plane_sections(
@@ -201,8 +219,14 @@ def plane_sections(
 
 
 def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
+    """Length of :func:`longest_chord_ends`' chord."""
+    return longest_chord_ends(segments, direction)[0]
+
+
+def longest_chord_ends(segments: np.ndarray, direction: np.ndarray) -> tuple[float, np.ndarray | None]:
     """Longest segment perpendicular to ``direction`` lying inside the closed polygons made of ``segments``
-    (even-odd rule), e.g. the RANO-BM perpendicular diameter when ``direction`` is the longest diameter.
+    (even-odd rule), e.g. the RANO-BM perpendicular diameter when ``direction`` is the longest diameter: its
+    length and its ends, shape (2, 2) (None when there is no chord); ties go to the chord first in world order.
 
     The inside length along a line is piecewise linear in the line's offset, so its maximum is reached next
     to a vertex: the offsets tried are every vertex offset, nudged to either side. Each segment is crossed
@@ -215,7 +239,7 @@ def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     b = segments @ across  # (M, 2) position along the chord
     span = float(np.ptp(a)) if a.size else 0.0
     if span == 0.0:
-        return 0.0
+        return 0.0, None
     nudge = span * 1e-9
     verts = np.unique(a)
     offsets = np.concatenate([verts - nudge, verts + nudge])
@@ -225,7 +249,7 @@ def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     stop = np.searchsorted(offsets, np.maximum(a0, a1), side="left")
     count = np.maximum(stop - first, 0)
     if not count.any():
-        return 0.0
+        return 0.0, None
     seg = np.repeat(np.arange(len(a)), count)  # one row per (segment, line) crossing
     line = first[seg] + (np.arange(seg.size) - (np.cumsum(count) - count)[seg])
     t = offsets[line]
@@ -237,7 +261,15 @@ def longest_chord(segments: np.ndarray, direction: np.ndarray) -> float:
     crossings = np.diff(np.r_[starts, line.size])  # per line
     rank = np.arange(line.size) - np.repeat(starts, crossings)
     opens = (rank % 2 == 0) & (rank + 1 < np.repeat(crossings // 2 * 2, crossings))  # even-odd pairs
-    return float((pos[1:][opens[:-1]] - pos[:-1][opens[:-1]]).max()) if opens.any() else 0.0
+    if not opens.any():
+        return 0.0, None
+    pick = opens[:-1]
+    lengths = pos[1:][pick] - pos[:-1][pick]
+    tied = lengths >= lengths.max() * (1 - TIE_TOLERANCE)
+    at = offsets[line[:-1][pick][tied]][:, None] * d
+    ends = np.stack([at + pos[:-1][pick][tied][:, None] * across, at + pos[1:][pick][tied][:, None] * across], 1)
+    best = min(range(len(ends)), key=lambda k: _pair_key(sorted(ends[k], key=_world_key)))
+    return float(lengths.max()), np.array(sorted(ends[best], key=_world_key))  # ends within the tolerance
 
 
 @dataclass(frozen=True)
@@ -248,6 +280,9 @@ class AxialDiameters:
     perpendicular_mm: float
     slice_count: int
     plane_z_mm: float | None
+    #: the calipers' ends in the plane, world (x, y) mm, shape (2, 2): where a reader would put them
+    longest_ends: np.ndarray | None = None
+    perpendicular_ends: np.ndarray | None = None
 
 
 def axial_diameters(mesh: Mesh, grid: AxialGrid) -> AxialDiameters:
@@ -278,16 +313,18 @@ def axial_diameters(mesh: Mesh, grid: AxialGrid) -> AxialDiameters:
         zc, seg = grid.origin_z_mm + planes[k] * grid.spacing_mm, segments[bounds[k] : bounds[k + 1]]
         length, p, q = _farthest_pair(seg.reshape(-1, 2))
         longest = max(longest, length)
-        results.append((length, zc, seg, q - p))
-    best_perp, best_z = -1.0, None
-    for length, zc, seg, direction in sorted(results, key=lambda r: r[1]):
-        if length >= longest * (1 - 1e-9) and length > 0:
-            perp = longest_chord(seg, direction)
+        results.append((length, zc, seg, np.array([p, q])))
+    best_perp, best = -1.0, None
+    for length, zc, seg, ends in sorted(results, key=lambda r: r[1]):
+        if length >= longest * (1 - TIE_TOLERANCE) and length > 0:
+            perp, perp_ends = longest_chord_ends(seg, ends[1] - ends[0])
             if perp > best_perp:
-                best_perp, best_z = perp, zc
+                best_perp, best = perp, (zc, ends, perp_ends)
     return AxialDiameters(
         longest_mm=float(longest),
         perpendicular_mm=float(max(best_perp, 0.0)),
         slice_count=len(planes),
-        plane_z_mm=None if best_z is None else float(best_z),
+        plane_z_mm=None if best is None else float(best[0]),
+        longest_ends=None if best is None else best[1],
+        perpendicular_ends=None if best is None else best[2],
     )

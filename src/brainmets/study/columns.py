@@ -152,6 +152,17 @@ LESION_FIELDS: list[Field] = [
         "number of patient-axial planes that cut the core (acquired slices for an axial acquisition)",
     ),
     Field("axial_plane_z_mm", "mm", "world z (RAS) of the axial plane where the longest diameter was found"),
+    *(
+        Field(
+            f"axial_{caliper}_{c}{end}_mm",
+            "mm",
+            f"world {c} (RAS) of end {end} of the {caliper} diameter, in the plane z = axial_plane_z_mm (the "
+            "caliper drawn on the study figure; ends in x-then-y order)",
+        )
+        for caliper in ("longest", "perpendicular")
+        for end in (1, 2)
+        for c in "xy"
+    ),
     Field(
         "necrotic_fraction",
         None,

@@ -15,6 +15,7 @@ from brainmets.location.locate import empty_location, locate_cavity
 from brainmets.location.parameters import LocationParameters
 from brainmets.location.references import Reference
 from brainmets.measurement.geometry import (
+    AxialDiameters,
     AxialGrid,
     apply_affine,
     axial_diameters,
@@ -111,6 +112,7 @@ def lesion_row(lesions: Lesions, crop: Crop, lesion_id: int) -> dict[str, Any]:
         "axial_perpendicular_diameter_mm": axial.perpendicular_mm,
         "axial_slice_count": axial.slice_count,
         "axial_plane_z_mm": axial.plane_z_mm,
+        **caliper_fields(axial),
         "equivalent_sphere_diameter_mm": float(np.cbrt(6.0 * voxels * vox_mm3 / np.pi)),
         "surface_area_mm2": area,
         "sphericity": float(np.cbrt(36.0 * np.pi * mesh_mm3**2) / area) if area > 0 else None,
@@ -119,6 +121,16 @@ def lesion_row(lesions: Lesions, crop: Crop, lesion_id: int) -> dict[str, Any]:
         **{f"extent_{c}_mm": float(v) for c, v in zip("xyz", np.ptp(mesh.vertices, axis=0))},
         "core_components": len(lesions.members[lesion_id - 1]),
     }
+
+
+def caliper_fields(axial: AxialDiameters) -> dict[str, float | None]:
+    """The RANO-BM calipers' ends (world x, y mm in the plane ``axial_plane_z_mm``), as the lesion table has them."""
+    fields = {}
+    for caliper, ends in (("longest", axial.longest_ends), ("perpendicular", axial.perpendicular_ends)):
+        for end in (1, 2):
+            for axis, c in enumerate("xy"):
+                fields[f"axial_{caliper}_{c}{end}_mm"] = None if ends is None else float(ends[end - 1][axis])
+    return fields
 
 
 def necrotic_fraction(necrotic_ml: float | None, enhancing_ml: float | None) -> float | None:

@@ -89,6 +89,8 @@ def feature_jobs(plan: Plan, members: Sequence[str], threads: int) -> str:
             args += ["--image", row["subject_image"]]
         for flag, suffix in feature_outputs(plan):
             args += [flag, plan.study_file(study, suffix)]
+        if plan.study_figures:
+            args += ["--figure-max-panels", str(plan.config["study_figure_max_panels"])]
         studies.append({"args": args, "log": plan.study_log("features", study)})
     common = ["--config-json", _sections(plan, FEATURES_SECTIONS), "--threads", str(threads)]
     return jobs_document("features", common, studies)
