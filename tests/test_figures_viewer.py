@@ -77,10 +77,15 @@ def phantom():
             }
         )
         if k < 3:  # lesion 3 has no caliper columns, as tables from before they were added
+            u, p = (
+                r * np.array([np.cos(np.pi / 5), np.sin(np.pi / 5)]),
+                (r - 0.5) * np.array([-np.sin(np.pi / 5), np.cos(np.pi / 5)]),
+            )
             rows[-1].update(
-                axial_longest_x1_mm=cx - r, axial_longest_y1_mm=cy, axial_longest_x2_mm=cx + r, axial_longest_y2_mm=cy,
-                axial_perpendicular_x1_mm=cx, axial_perpendicular_y1_mm=cy - r + 0.5,
-                axial_perpendicular_x2_mm=cx, axial_perpendicular_y2_mm=cy + r - 0.5,
+                axial_longest_x1_mm=cx - u[0], axial_longest_y1_mm=cy - u[1],
+                axial_longest_x2_mm=cx + u[0], axial_longest_y2_mm=cy + u[1],
+                axial_perpendicular_x1_mm=cx - p[0], axial_perpendicular_y1_mm=cy - p[1],
+                axial_perpendicular_x2_mm=cx + p[0], axial_perpendicular_y2_mm=cy + p[1],
             )  # fmt: skip
     return labels, instances, image, rows
 
@@ -264,6 +269,16 @@ def test_page_renders_and_a_row_moves_the_crosshair_to_the_lesion(tmp_path):
             centroid = np.array([row[f"centroid_{c}_mm"] for c in "xyz"])
             assert np.linalg.norm(np.array(mm[:3]) - centroid) <= np.linalg.norm(AFFINE[:3, :3], axis=0).max()
             assert f"Lesion {row['lesion_id']}" in browser.find_element(By.ID, "card").text
+            # only this lesion's caliper values (2k-1, 2k) stay opaque in the caliper overlay's label colormap
+            lut = browser.execute_script(
+                "const c = bmViewer.nv.volumes[2].colormapLabel; return [c.min, Array.from(c.lut)]"
+            )
+            opaque = {lut[0] + i // 4 for i in range(3, len(lut[1]), 4) if lut[1][i] > 0}
+            k = row["lesion_id"]
+            assert opaque == ({2 * k - 1, 2 * k} if k < 3 else set())
+        browser.find_element(By.ID, "radio").click()
+        assert browser.execute_script("return bmViewer.nv.opts.isRadiologicalConvention")
+        assert "Radiological convention" in browser.find_element(By.ID, "convention").text
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

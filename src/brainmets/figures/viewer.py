@@ -410,9 +410,15 @@ function selectLesion(id) {
 }
 async function main() {
   nv = new niivue.Niivue({ backColor: [0, 0, 0, 1], show3Dcrosshair: true, isColorbar: false,
-    multiplanarShowRender: niivue.SHOW_RENDER.NEVER, crosshairColor: [1, 0.2, 1, 1], logLevel: "warn" });
+    multiplanarShowRender: niivue.SHOW_RENDER.NEVER, crosshairColor: [1, 0.2, 1, 0.7], logLevel: "warn" });
   await nv.attachTo("gl");
-  nv.onLocationChange = (d) => { document.getElementById("location").textContent = d.string || ""; };
+  const classes = new Map(DATA.classes.map((c) => [c.code, c.name]));
+  nv.onLocationChange = (d) => {
+    const label = d.values.find((v) => v.name === "labels.nii.gz");
+    const what = label ? classes.get(Math.round(label.value)) : undefined;
+    const mm = Array.from(d.mm).slice(0, 3).map((v) => v.toFixed(1)).join(", ");
+    document.getElementById("location").textContent = `RAS ${mm} mm` + (what ? `: ${what}` : "");
+  };
   for (const v of DATA.volumes) {
     const img = await niivue.NVImage.loadFromBase64({ base64: v.b64, name: v.name, colormap: "gray",
       opacity: v.opacity === undefined ? 1 : v.opacity, cal_min: v.cal ? v.cal[0] : NaN,
