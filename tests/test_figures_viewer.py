@@ -32,13 +32,26 @@ AFFINE = np.array(
     ]
 )
 SHAPE = (40, 90, 80)
+
+
+def _rotation(axis: int, degrees: float) -> np.ndarray:
+    """A 4x4 rotation about a world axis."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    i, j = [a for a in range(3) if a != axis]
+    out = np.eye(4)
+    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
+    return out
+
+
+# the same grid tilted 15 degrees about x and 10 about z: no voxel axis is along a world axis
+OBLIQUE = _rotation(2, 10) @ _rotation(0, 15) @ AFFINE
 # centre (world RAS mm), core radius, necrotic radius (0: none)
 LESIONS = [((-15.0, 10.0, 6.0), 8.0, 4.0), ((18.0, -20.0, -12.0), 6.0, 0.0), ((5.0, 22.0, 20.0), 4.5, 0.0)]
 
 
-def phantom():
-    """Label map, instances, image and lesion rows of three spherical lesions with edema on :data:`AFFINE`."""
-    world = nib.affines.apply_affine(AFFINE, np.indices(SHAPE).reshape(3, -1).T).reshape(*SHAPE, 3)
+def phantom(affine=AFFINE):
+    """Label map, instances, image and lesion rows of three spherical lesions with edema on ``affine``'s grid."""
+    world = nib.affines.apply_affine(affine, np.indices(SHAPE).reshape(3, -1).T).reshape(*SHAPE, 3)
     labels = np.zeros(SHAPE, dtype=np.uint8)
     instances = np.zeros(SHAPE, dtype=np.int32)
     distances = [np.linalg.norm(world - np.array(c), axis=-1) for c, _, _ in LESIONS]
@@ -56,14 +69,14 @@ def phantom():
     rows = []
     for k in range(1, len(LESIONS) + 1):
         vox = np.argwhere(instances == k)
-        cx, cy, cz = nib.affines.apply_affine(AFFINE, vox.mean(axis=0))
-        i = int(round(np.median(vox[:, 0])))  # the axial voxel slice through the lesion (axis 0 is world z)
-        z = float(nib.affines.apply_affine(AFFINE, [i, 0, 0])[2])
+        cx, cy, cz = nib.affines.apply_affine(affine, vox.mean(axis=0))
+        i = int(round(np.median(vox[:, 0])))  # the axial voxel slice through the lesion (axis 0 is nearest z)
+        z = float(nib.affines.apply_affine(affine, [i, *vox[:, 1:].mean(axis=0)])[2])
         r = LESIONS[k - 1][1]
         rows.append(
             {
                 "lesion_id": k,
-                "volume_ml": len(vox) * abs(np.linalg.det(AFFINE[:3, :3])) / 1000,
+                "volume_ml": len(vox) * abs(np.linalg.det(affine[:3, :3])) / 1000,
                 "max_diameter_3d_mm": 2 * r,
                 "axial_longest_diameter_mm": 2 * r,
                 "axial_perpendicular_diameter_mm": 2 * r - 1,
@@ -103,10 +116,10 @@ def volume(data: dict, name: str) -> nib.Nifti1Image:
     return nib.Nifti1Image.from_bytes(gzip.decompress(base64.b64decode(entry["b64"])))
 
 
-def write(tmp_path, **kwargs):
-    labels, instances, image, rows = phantom()
+def write(tmp_path, affine=AFFINE, **kwargs):
+    labels, instances, image, rows = phantom(affine)
     path = tmp_path / "viewer.html"
-    args = dict(labels=labels, affine=AFFINE, scheme=SCHEME, lesions=rows, instances=instances, image=image)
+    args = dict(labels=labels, affine=affine, scheme=SCHEME, lesions=rows, instances=instances, image=image)
     viewer.viewer_page(path, **(args | kwargs))
     return path, labels, instances, image, rows
 
@@ -171,6 +184,25 @@ def test_calipers_are_drawn_on_their_axial_slice(tmp_path):
             length = np.linalg.norm(np.subtract(*ends))
             extent = np.linalg.norm(world[:, :2].max(axis=0) - world[:, :2].min(axis=0))
             assert abs(extent - length) <= 1.2  # within a voxel spacing
+
+
+def test_calipers_on_an_oblique_grid_lie_on_one_voxel_slice(tmp_path):
+    path, _, _, _, rows = write(tmp_path, OBLIQUE)
+    calipers = volume(page_data(path), "calipers.nii.gz")
+    values = np.asarray(calipers.dataobj)
+    for value in (1, 2, 3, 4):
+        voxels = np.argwhere(values == value)
+        assert len(set(voxels[:, 0])) == 1  # axis 0 is the one nearest world z
+        k, which = (value + 1) // 2, ("longest", "perpendicular")[1 - value % 2]
+        middle = np.mean([[rows[k - 1][f"axial_{which}_{c}{e}_mm"] for c in "xy"] for e in "12"], axis=0)
+        world = nib.affines.apply_affine(calipers.affine, voxels)
+        assert np.linalg.norm(world[:, :2].mean(axis=0) - middle) < 1.5
+
+
+def test_volumes_on_different_grids_are_refused(tmp_path):
+    labels, instances, image, rows = phantom()
+    with pytest.raises(ValueError, match="one 3D grid"):
+        viewer.viewer_page(tmp_path / "x.html", labels, AFFINE, SCHEME, rows, instances, image=image[:-1])
 
 
 def test_downsampling_keeps_a_correct_affine():
@@ -241,11 +273,12 @@ def _browser():
 
 
 @pytest.mark.slow
-def test_page_renders_and_a_row_moves_the_crosshair_to_the_lesion(tmp_path):
+@pytest.mark.parametrize("affine", [AFFINE, OBLIQUE], ids=["flipped-permuted", "oblique"])
+def test_page_renders_and_a_row_moves_the_crosshair_to_the_lesion(tmp_path, affine):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    path, labels, instances, image, rows = write(tmp_path, title="Phantom")
+    path, labels, instances, image, rows = write(tmp_path, affine, title="Phantom")
     browser = _browser()
     try:
         browser.get(path.as_uri())
@@ -267,7 +300,7 @@ def test_page_renders_and_a_row_moves_the_crosshair_to_the_lesion(tmp_path):
             browser.find_element(By.CSS_SELECTOR, f"#rows tr[data-id='{row['lesion_id']}']").click()
             mm = browser.execute_script("return Array.from(bmViewer.nv.frac2mm(bmViewer.nv.scene.crosshairPos))")
             centroid = np.array([row[f"centroid_{c}_mm"] for c in "xyz"])
-            assert np.linalg.norm(np.array(mm[:3]) - centroid) <= np.linalg.norm(AFFINE[:3, :3], axis=0).max()
+            assert np.linalg.norm(np.array(mm[:3]) - centroid) <= np.linalg.norm(affine[:3, :3], axis=0).max()
             assert f"Lesion {row['lesion_id']}" in browser.find_element(By.ID, "card").text
             # only this lesion's caliper values (2k-1, 2k) stay opaque in the caliper overlay's label colormap
             lut = browser.execute_script(

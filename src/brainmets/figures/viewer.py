@@ -217,7 +217,7 @@ def _row(row: dict, vox: ViewerVolumes, instances_box: np.ndarray) -> dict:
 
 
 def viewer_page(
-    path,
+    path: str | Path,
     labels: np.ndarray,
     affine: np.ndarray,
     scheme: LabelScheme,
@@ -235,6 +235,9 @@ def viewer_page(
     labels = np.asarray(labels)
     instances = np.asarray(instances)
     affine = np.asarray(affine, dtype=float)
+    grids = [labels.shape, instances.shape] + ([np.shape(image)] if image is not None else [])
+    if labels.ndim != 3 or len(set(grids)) != 1 or affine.shape != (4, 4):
+        raise ValueError(f"viewer_page: labels, instances and image must share one 3D grid, got {grids}")
     vox = viewer_volumes(labels, affine, scheme, lesions, instances, image)
     box = tuple(slice(o, o + n) for o, n in zip(vox.origin, vox.overlay.shape))
     rows = [_row(r, vox, instances[box]) for r in sorted(lesions, key=lambda r: int(r["lesion_id"]))]
