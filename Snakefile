@@ -43,6 +43,7 @@ rule all:
         rules.dataset_description.output,
         rules.front_page.output,
         all_study_files(bids.OVERLAY) if STUDY_FIGURES else [],
+        all_study_files(bids.VIEWER) if STUDY_VIEWERS else [],
         PLAN.followup_files(bids.SPIDER) if STUDY_FIGURES else [],
     message:
         f"every result of the {len(STUDIES)} studies is up to date"

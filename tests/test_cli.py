@@ -439,13 +439,15 @@ def test_batch_refuses_a_malformed_jobs_document(jobs, message, capsys):
 
 def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_earlier_outputs(tmp_path, capsys):
     """With --status-json (the workflow's way), a failure removes what the study no longer supports and says
-    so; the picture is replaced by the failure picture. Without it, a failed command leaves files alone."""
+    so; the picture and the viewer page are replaced by ones saying why. Without it, a failed command leaves files alone."""
     seg = tmp_path / "seg.nii.gz"
     shutil.copy(PHANTOMS / "sphere.nii.gz", seg)
     out, status = tmp_path / "out", tmp_path / "out" / "status.json"
-    args = ["features", seg, "--subject", "01", "--out-dir", out, "--out-figure", out / "overlay.png"]
+    args = ["features", seg, "--subject", "01", "--out-dir", out, "--out-figure", out / "overlay.png",
+            "--out-viewer", out / "viewer.html"]  # fmt: skip
     assert _run([*args, "--status-json", status], capsys)[0] == 0
-    written = {k: v for k, v in json.loads(status.read_text())["outputs"].items() if k != "figure"}
+    assert "niivue" in (out / "viewer.html").read_text()  # the page, NiiVue inlined
+    written = {k: v for k, v in json.loads(status.read_text())["outputs"].items() if k not in ("figure", "viewer")}
     assert len(written) == 6 and all(Path(p).is_file() for p in written.values())
 
     seg.write_bytes(b"\x1f\x8bnot gzip any more")
@@ -453,7 +455,9 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_earlier_outputs(tmp_pat
     document = json.loads(status.read_text())
     assert code == 0 and document["status"] == "failed" and "not a readable NIfTI" in document["error"]
     assert sorted(document["removed_outputs"]) == sorted(written.values())
-    assert sorted(p.name for p in out.iterdir()) == ["overlay.png", "status.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["overlay.png", "status.json", "viewer.html"]
+    page = (out / "viewer.html").read_text()
+    assert "not a readable NIfTI" in page and "niivue" not in page  # the viewer says why, as the picture does
     assert "removed the earlier outputs this failure no longer supports" in err
 
     indications = tmp_path / "ind.json"

@@ -59,7 +59,7 @@ def test_the_commands_list_their_options_in_their_own_order():
     features = commands["features"]
     assert options(features)[:12] == [
         "--help", "--verbose", "--quiet", "segmentation", "--out-json", "--out-tsv", "--out-instances", "--out-figure",
-        "--image", "--figure-max-panels", "--status-json", "--out-dir",
+        "--out-viewer", "--image", "--figure-max-panels", "--status-json",
     ]  # fmt: skip
     assert [g.title for g in features._action_groups] == [
         "positional arguments",

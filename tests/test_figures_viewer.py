@@ -312,9 +312,11 @@ def test_page_renders_and_a_row_moves_the_crosshair_to_the_lesion(tmp_path, affi
             opaque = {lut[0] + i // 4 for i in range(3, len(lut[1]), 4) if lut[1][i] > 0}
             k = row["lesion_id"]
             assert opaque == ({2 * k - 1, 2 * k} if k < 3 else set())
-        browser.find_element(By.ID, "radio").click()
-        assert browser.execute_script("return bmViewer.nv.opts.isRadiologicalConvention")
+        assert browser.execute_script("return bmViewer.nv.opts.isRadiologicalConvention")  # as the study figure
         assert "Radiological convention" in browser.find_element(By.ID, "convention").text
+        browser.find_element(By.ID, "radio").click()
+        assert not browser.execute_script("return bmViewer.nv.opts.isRadiologicalConvention")
+        assert "Neurological convention" in browser.find_element(By.ID, "convention").text
         errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
         assert not errors, errors
     finally:

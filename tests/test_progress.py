@@ -328,6 +328,25 @@ def test_the_front_page_answers_how_the_run_went(tmp_path):
     assert links == {f"javascript:show('{t}')" for t in figures + pictures}  # each study's picture, each figure
 
 
+def test_the_front_page_links_each_studys_viewer_page_beside_the_results(tmp_path):
+    """With viewers, the studies table gets a Viewer column: a plain link to each study's page under the results
+    folder (a file beside the report, not one of its embedded results)."""
+    text = front_page(outcome_of(tmp_path), STATUS, STUDIES, INDICATIONS, results="res", study_figures=False,
+                      study_viewers=True)  # fmt: skip
+    figures = [
+        f"{f}.png" for f in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+    ]
+    doctree, problems = render(text, figures)
+    assert problems == []
+    links = {n.get("refuri") for n in doctree.findall() if n.tagname == "reference"}
+    assert links - {f"javascript:show('{t}')" for t in figures} == {
+        "res/sub-01/ses-01/anat/sub-01_ses-01_desc-lesions_viewer.html",
+        "res/sub-02/anat/sub-02_desc-lesions_viewer.html",
+        "res/sub-03/ses-01/anat/sub-03_ses-01_desc-lesions_viewer.html",
+    }
+    assert "Viewer" in text
+
+
 def test_the_front_page_without_study_pictures_links_none(tmp_path):
     text = front_page(outcome_of(tmp_path), STATUS, STUDIES, INDICATIONS, results="res", study_figures=False)
     figures = [

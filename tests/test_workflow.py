@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -448,7 +449,8 @@ def _browser():
     for flag in (
         "--headless",
         "--no-sandbox",
-        "--disable-gpu",
+        "--use-angle=swiftshader",  # WebGL2 for the viewer pages, in software
+        "--enable-unsafe-swiftshader",
         "--disable-quic",
         "--no-first-run",
         "--disable-background-networking",
@@ -482,6 +484,9 @@ def _front_page_answers_how_the_run_went(work, browser):
     rows = [r for r in rows if r.startswith("sub-")]
     assert len(rows) == RUN_COUNT and rows[0].startswith(f"sub-01 ses-01 ok {status[0]['lesion_count']} ")
     assert sum(" failed " in f" {r} " for r in rows) == 2
+    viewers = [a.get_attribute("href") for a in browser.find_elements(By.XPATH, "//a[normalize-space(.)='open']")]
+    assert len(viewers) == RUN_COUNT and all(h.endswith("_desc-lesions_viewer.html") for h in viewers)
+    assert all(Path(unquote(urlparse(h).path)).is_file() for h in viewers)  # each study's page, beside the report
     links = browser.find_elements(By.XPATH, "//a[starts-with(@href, 'javascript:app.showResultInfo')]")
     assert len(links) == RUN_COUNT + 2 + 4 + 6  # each study (the failed ones twice), follow-ups, figures
     browser.find_element(By.XPATH, "//a[normalize-space(.)='sub-02 ses-01']").click()  # the study's result panel
@@ -537,8 +542,29 @@ def test_report_opens_and_shows_the_figures(workflow_run):
                 assert browser.execute_script("return arguments[0].naturalWidth", shown[-1]) > 100
             browser.find_element(By.XPATH, "//a[normalize-space(.)='Results']").click()
             time.sleep(0.5)
+        _a_viewer_page_goes_to_each_lesion(workflow_run, browser)
     finally:
         browser.quit()
+
+
+def _a_viewer_page_goes_to_each_lesion(work, browser):
+    """sub-02 ses-01's viewer page, as the workflow wrote it: it renders with WebGL2 and each row of its lesion
+    table moves NiiVue's crosshair to that lesion's centroid in the study's lesion table (within a voxel)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    anat = work / "results/sub-02/ses-01/anat"
+    browser.get((anat / "sub-02_ses-01_desc-lesions_viewer.html").as_uri())
+    if not browser.execute_script("return !!document.createElement('canvas').getContext('webgl2')"):
+        pytest.skip("this chromium gives no WebGL2 context (SwiftShader missing?)")
+    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return !!(window.bmViewer && bmViewer.ready)"))
+    lesions = _tsv(anat / "sub-02_ses-01_desc-lesions_features.tsv")
+    assert len(lesions) == 3
+    for lesion in lesions:
+        browser.find_element(By.CSS_SELECTOR, f"#rows tr[data-id='{lesion['lesion_id']}']").click()
+        mm = browser.execute_script("return Array.from(bmViewer.nv.frac2mm(bmViewer.nv.scene.crosshairPos))")
+        centroid = [float(lesion[f"centroid_{c}_mm"]) for c in "xyz"]
+        assert max(abs(a - b) for a, b in zip(mm[:3], centroid)) <= 1.0  # the 1 mm grid's voxel
 
 
 def test_bids_folder_discovery(tmp_path):

@@ -19,8 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path(__file__).resolve().parent
 #: Files of the workflow's results that are not compared: the logs (timings, paths) and the report's front page
-#: (it shows the run's time). The HTML report itself is never made here.
+#: (it shows the run's time). The HTML report itself is never made here, and the viewer pages (2.5 MB each, the
+#: NiiVue bundle in every one) are tested by tests/test_figures_viewer.py and the workflow tests.
 WORKFLOW_SKIPPED = ("logs/", "group/summary.rst")
+WORKFLOW_SKIPPED_SUFFIXES = ("_viewer.html",)
 #: Phantoms measured by `brainmets features` (each with its picture and instance map).
 PHANTOMS = sorted(p.name.removesuffix(".nii.gz") for p in (ROOT / "test_data" / "phantoms").glob("*.nii.gz"))
 
@@ -48,7 +50,7 @@ def run_workflow(work: Path, out: Path) -> None:
     results = work / "results"
     for path in sorted(results.rglob("*")):
         name = path.relative_to(results).as_posix()
-        if path.is_file() and not name.startswith(WORKFLOW_SKIPPED):
+        if path.is_file() and not name.startswith(WORKFLOW_SKIPPED) and not name.endswith(WORKFLOW_SKIPPED_SUFFIXES):
             (out / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(path, out / name)
 

@@ -81,7 +81,7 @@ rule front_page:
     run:
         from brainmets.workflow.front_page import write_front_page
 
-        write_front_page(output[0], input, results=RESULTS, study_figures=STUDY_FIGURES, followed=FOLLOWED, log=log[0])
+        write_front_page(output[0], input, results=RESULTS, study_figures=STUDY_FIGURES, study_viewers=STUDY_VIEWERS, followed=FOLLOWED, log=log[0])
 
 
 rule dataset_description:

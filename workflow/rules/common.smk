@@ -21,6 +21,7 @@ PLAN = Plan.load(config, Path(workflow.basedir, "workflow", "schemas", "studies.
 BRAINMETS = brainmets_command(workflow.deployment_settings.deployment_method)
 RESULTS = PLAN.results
 STUDY_FIGURES = PLAN.study_figures  # each study's picture and each follow-up's spider plot
+STUDY_VIEWERS = PLAN.study_viewers  # each study's lesion viewer page
 STUDIES = PLAN.studies
 BATCHES = PLAN.study_batches  # features and indications jobs, batch_size studies each, in sheet order
 FOLLOWED = PLAN.followed  # subjects with two or more dated sessions

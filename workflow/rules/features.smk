@@ -28,6 +28,7 @@ for batch, members in BATCHES.items():
                 )
                 for s in (members if STUDY_FIGURES else [])
             ],
+            viewers=[study_file(s, bids.VIEWER) for s in (members if STUDY_VIEWERS else [])],
         params:
             brainmets=BRAINMETS,
             jobs=lambda wildcards, threads, members=members, batch=batch: jobs_file(

@@ -15,6 +15,7 @@ BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix 
 *_features.json
 *_features.tsv
 *_overlay.png
+*_viewer.html
 *_status.json
 *_indications.json
 *_desc-followup.json
@@ -38,6 +39,7 @@ Per study, in `sub-<label>/[ses-<label>/]anat/`:
 - `*_desc-brainmets_indications.json`: what the review's Table 1 supports, every rule with its evidence;
 - `*_desc-brainmets_status.json`: whether the study was processed, or why it failed;
 - `*_desc-lesions_overlay.png`: the study's picture;
+- `*_desc-lesions_viewer.html`: the study's lesion viewer (open it in a browser: one self-contained page);
 - `*_desc-brainmets_comparison.json` (when the studies sheet names a prediction): the prediction compared with
   the segmentation, and its status document.
 

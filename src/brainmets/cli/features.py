@@ -80,7 +80,15 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "scale bar and orientation drawn",
     )
     out.add_argument(
-        "--image", metavar="FILE", help="background of --out-figure (e.g. the T1c); default: the label map"
+        "--out-viewer",
+        metavar="HTML",
+        help="a self-contained page to browse the study in three planes (NiiVue) beside its lesion table: a row "
+        "goes to the lesion and shows its calipers (no network needed; --image as the background)",
+    )
+    out.add_argument(
+        "--image",
+        metavar="FILE",
+        help="background of --out-figure and --out-viewer (e.g. the T1c); default: the label map",
     )
     out.add_argument(
         "--figure-max-panels",
@@ -297,10 +305,14 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
             key: inside(out_dir / bids.file_name(base, suffix), out_dir)
             for key, suffix in (("json", bids.FEATURES), ("tsv", bids.LESIONS_TSV), ("instances", bids.INSTANCES))
         }
-    named = {key: value for key in ("json", "tsv", "instances", "figure") if (value := getattr(args, f"out_{key}"))}
+    named = {
+        key: value for key in ("json", "tsv", "instances", "figure", "viewer") if (value := getattr(args, f"out_{key}"))
+    }
     paths.update({key: Path(value) for key, value in named.items()})
     if not paths:
-        raise ConfigError("no output requested: give --out-json, --out-tsv, --out-instances, --out-figure or --out-dir")
+        raise ConfigError(
+            "no output requested: give --out-json, --out-tsv, --out-instances, --out-figure, --out-viewer or --out-dir"
+        )
     if "tsv" in paths:
         paths["dictionary"] = paths["tsv"].with_suffix(".json")
     if "instances" in paths:
@@ -313,6 +325,8 @@ def output_paths(args: argparse.Namespace) -> dict[str, Path]:
             paths["label_sidecar"] = paths["instances"].with_name(stem + ".json")
     if "figure" in paths and not str(paths["figure"]).lower().endswith(".png"):
         raise ConfigError(f"--out-figure {paths['figure']}: the picture is a PNG, name it .png")
+    if "viewer" in paths and not str(paths["viewer"]).lower().endswith(".html"):
+        raise ConfigError(f"--out-viewer {paths['viewer']}: the viewer is a web page, name it .html")
     outputs = [*named.values(), *(path for key, path in paths.items() if key not in named)]  # as given: "dir/"
     check_outputs([*outputs, *([args.status_json] if args.status_json else [])], command_inputs(args))
     return paths
@@ -379,15 +393,17 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
             labels = [{"index": r["lesion_id"], "name": f"lesion-{r['lesion_id']}"} for r in result.lesions]
             write_tsv(tmp["label_table"], ["index", "name"], labels)
             write_json(tmp["label_sidecar"], INSTANCE_SIDECAR)
-        if "figure" in tmp:
-            _study_figure(tmp["figure"], measurement, args)
+        if "figure" in tmp or "viewer" in tmp:
+            _pictures(tmp.get("figure"), tmp.get("viewer"), measurement, args)
     lesions, volume = result.study["lesion_count"], result.study["cumulative_tumor_volume_ml"]
     summarize(args, f"{study_label(args)}: {count(lesions, 'lesion')}, {amount(volume)} mL", paths)
     return paths
 
 
-def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
-    from brainmets.figures.study_picture import study_figure
+def _pictures(figure: Path | None, viewer: Path | None, measurement, args: argparse.Namespace) -> None:
+    """The study figure and the viewer page, on the image (read once) when one is given."""
+    from brainmets.figures.study_picture import lesion_panel_pngs, study_figure
+    from brainmets.figures.viewer import viewer_page
     from brainmets.io.images import image_on_grid
 
     label_map, result, params = measurement.label_map, measurement.features, measurement.parameters
@@ -395,19 +411,13 @@ def _study_figure(path: Path, measurement, args: argparse.Namespace) -> None:
     name = " ".join(
         x for x in (f"sub-{args.subject}" if args.subject else "", f"ses-{args.session}" if args.session else "") if x
     )
-    study_figure(
-        path,
-        label_map.labels,
-        label_map.affine,
-        params.scheme,
-        result.lesions,
-        result.instances,
-        image,
-        title=f"{name or Path(args.segmentation).name}: {count(result.study['lesion_count'], 'lesion')}"
-        + ("" if args.image else " (no image given: drawn on the label map)"),
-        document=result.document,
-        max_panels=args.figure_max_panels,
-    )
+    title = f"{name or Path(args.segmentation).name}: {count(result.study['lesion_count'], 'lesion')}"
+    drawn = (label_map.labels, label_map.affine, params.scheme, result.lesions, result.instances, image)
+    if figure is not None:
+        study_figure(figure, *drawn, title=title + ("" if args.image else " (no image given: drawn on the label map)"),
+                     document=result.document, max_panels=args.figure_max_panels)  # fmt: skip
+    if viewer is not None:
+        viewer_page(viewer, *drawn, title=title, panels=lesion_panel_pngs(*drawn, document=result.document))
 
 
 def _panel_count(text: str) -> int:

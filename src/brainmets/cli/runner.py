@@ -118,7 +118,7 @@ def _run_with_status(args: argparse.Namespace) -> int:
 
             traceback.print_exc(file=sys.stderr)
         with signals_deferred():  # and no stale "ok" status document while the failure is recorded
-            removed = remove_outputs(args, keep=("figure",))
+            removed = remove_outputs(args, keep=("figure", "viewer"))
             Path(args.status_json).unlink(missing_ok=True)
         if removed:
             print(f"brainmets: removed the earlier outputs this failure no longer supports: {', '.join(removed)}",
@@ -128,6 +128,11 @@ def _run_with_status(args: argparse.Namespace) -> int:
 
             with atomic_path(args.out_figure) as tmp:
                 failure_figure(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")
+        if getattr(args, "out_viewer", None):
+            from brainmets.figures.viewer import failure_page
+
+            with atomic_path(args.out_viewer) as tmp:
+                failure_page(tmp, f"sub-{args.subject}" if args.subject else "study", f"failed: {error}")
     status = {
         "subject": args.subject,
         "session": getattr(args, "session", None),

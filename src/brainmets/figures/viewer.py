@@ -21,6 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from brainmets.figures.lesion_panel import COLOURS
 from brainmets.measurement.geometry import bounding_box, crop_affine
 from brainmets.schemes import LabelScheme, Role, role_mask
 
@@ -33,8 +34,10 @@ CLASSES = (
     (4, Role.EDEMA, "Edema (SNFH)", (40, 200, 90)),
     (5, Role.CAVITY, "Resection cavity", (70, 130, 250)),
 )
-#: Colours of the caliper overlay: RANO-BM longest axial diameter and its perpendicular.
-CALIPER_COLOURS = {"longest": (255, 255, 255), "perpendicular": (0, 230, 255)}
+#: Colours of the caliper overlay: RANO-BM longest axial diameter and its perpendicular, as the study figure's.
+CALIPER_COLOURS = {
+    name: tuple(int(COLOURS[name][i : i + 2], 16) for i in (1, 3, 5)) for name in ("longest", "perpendicular")
+}
 MARGIN_VOXELS = 4
 MAX_FACTOR = 8
 _CALIPER_KEYS = ("x1", "y1", "x2", "y2")
@@ -283,6 +286,15 @@ def viewer_page(
     Path(path).write_text(page, encoding="utf-8")
 
 
+def failure_page(path: str | Path, title: str, message: str) -> None:
+    """The page that stands in for a failed study's viewer (so the report's link says why)."""
+    Path(path).write_text(
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>'
+        f"<body><h1>{html.escape(title)}</h1><p>{html.escape(message)}</p><p>Research use only.</p></body></html>\n",
+        encoding="utf-8",
+    )
+
+
 def _script_json(data: dict) -> str:
     """JSON safe inside a ``<script>`` element."""
     return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
@@ -331,7 +343,7 @@ tr.selected{background:#334}.legend span.sw{display:inline-block;width:12px;heig
 <div id="location"></div>
 <div class="legend" id="legend"></div>
 <p id="convention"></p>
-<label><input type="checkbox" id="radio"> radiological convention</label>
+<label><input type="checkbox" id="radio" checked> radiological convention</label>
 @@NOTE@@
 <p>Click a view to move the crosshair; scroll to change slice; right-drag to adjust contrast.
 World coordinates are RAS millimetres (x to the subject's right, y anterior, z superior).</p>
@@ -398,7 +410,7 @@ function selectLesion(id) {
   if (l.plane_z !== null) text += ` on the axial plane z = ${fmt(l.plane_z, 1)} mm`;
   if (l.centroid) text += `<br>Centroid (RAS mm): ${l.centroid.map((v) => fmt(v, 1)).join(", ")}`;
   if (l.caliper.longest) {
-    text += `<br>The caliper is drawn in the overlay on its axial slice (white: longest, cyan: perpendicular).` +
+    text += `<br>The caliper is drawn in the overlay on its axial slice (orange: longest, violet: perpendicular).` +
       `<br><button id="goplane">Go to the caliper's slice</button>`;
   } else {
     text += "<br>No caliper endpoints in the lesion table.";

@@ -29,6 +29,8 @@ INSTANCES_LABELS = "desc-lesions_dseg.tsv"
 INSTANCES_SIDECAR = "desc-lesions_dseg.json"
 #: The study's picture (``--out-figure``).
 OVERLAY = "desc-lesions_overlay.png"
+#: The study's lesion viewer page (``--out-viewer``).
+VIEWER = "desc-lesions_viewer.html"
 #: The features step's status document (``--status-json``).
 STATUS = "desc-brainmets_status.json"
 #: The indication document (``brainmets indicate --out-json``).

@@ -68,6 +68,7 @@ def front_page(
     *,
     results: str,
     study_figures: bool,
+    study_viewers: bool = False,
     followed: Iterable[str] = (),
 ) -> str:
     """The fragment (section titles underlined with ``-``: it goes under a title of the including page)."""
@@ -143,7 +144,7 @@ def front_page(
             [", ".join(escape(s) for s in outcome.without_clinical_row[:MAX_LISTED])]
             + ([f"... and {len(outcome.without_clinical_row) - MAX_LISTED} more"] if len(outcome.without_clinical_row) > MAX_LISTED else []),
         )  # fmt: skip
-    out += _studies_table(status, studies, outcome, name, results)
+    out += _studies_table(status, studies, outcome, name, results, study_viewers)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -152,7 +153,17 @@ def _section(title: str, items: list[str]) -> list[str]:
     return [title, "-" * len(title), "", *(f"- {item}" for item in shown), ""]
 
 
-def _studies_table(status: list[dict], studies: list[dict], outcome: RunOutcome, name, results: str) -> list[str]:
+def viewer_link(row: dict, results: str) -> str:
+    """A link to a study's viewer page, a file beside the report's results (relative to the folder the workflow
+    ran in, where ``snakemake --report`` writes the report): the report does not embed the pages."""
+    session = row.get("session_id")
+    folder = row["participant_id"] + (f"/{session}" if session and session != "n/a" else "")
+    return f"`open <{results}/{folder}/anat/{bids.file_name(_study(row), bids.VIEWER)}>`__"
+
+
+def _studies_table(
+    status: list[dict], studies: list[dict], outcome: RunOutcome, name, results: str, viewers: bool = False
+) -> list[str]:
     if not status:
         return []
     volume = {_study(r): r.get("cumulative_tumor_volume_ml") for r in studies}
@@ -166,7 +177,7 @@ def _studies_table(status: list[dict], studies: list[dict], outcome: RunOutcome,
     if len(shown) < len(status):
         out += [f"Every study is listed in ``{results}/group/status.tsv``.", ""]
     out += [".. list-table::", "   :header-rows: 1", ""]
-    rows = [["Study", "Status", "Lesions", "Volume (mL)", "Warnings", "Clinical row"]]
+    rows = [["Study", "Status", "Lesions", "Volume (mL)", "Warnings", "Clinical row", *(["Viewer"] * viewers)]]
     for r in shown:
         study = _study(r)
         rows.append([
@@ -176,6 +187,7 @@ def _studies_table(status: list[dict], studies: list[dict], outcome: RunOutcome,
             amount(v) if (v := cell_number(volume.get(study))) is not None else "n/a",
             str(warned.get(study, 0)),
             "missing" if study in no_row else "",
+            *([viewer_link(r, results)] * viewers),
         ])  # fmt: skip
     for row in rows:
         out.append(f"   * - {row[0]}")
@@ -189,6 +201,7 @@ def write_front_page(
     *,
     results: str,
     study_figures: bool,
+    study_viewers: bool = False,
     followed: Iterable[str] = (),
     log: str | os.PathLike | None = None,
 ) -> None:
@@ -207,6 +220,7 @@ def write_front_page(
         read_table(inputs.indications_table),
         results=results,
         study_figures=study_figures,
+        study_viewers=study_viewers,
         followed=followed,
     )
     with atomic_path(path) as tmp:

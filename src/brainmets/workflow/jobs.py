@@ -68,6 +68,7 @@ def feature_outputs(plan: Plan) -> tuple[tuple[str, str], ...]:
         ("--out-tsv", bids.LESIONS_TSV),
         ("--out-instances", bids.INSTANCES),
         *([("--out-figure", bids.OVERLAY)] if plan.study_figures else []),
+        *([("--out-viewer", bids.VIEWER)] if plan.study_viewers else []),
         ("--status-json", bids.STATUS),
     )
 

@@ -51,6 +51,11 @@ class Plan:
         return bool(self.config["study_figures"])
 
     @property
+    def study_viewers(self) -> bool:
+        """Whether each study gets its lesion viewer page (config ``study_viewers``)."""
+        return bool(self.config["study_viewers"])
+
+    @property
     def names(self) -> list[str]:
         """The studies' names (``sub-01_ses-01``), in sheet order."""
         return [str(s) for s in self.studies.index]
