@@ -98,6 +98,7 @@ def test_a_corrupt_study_fails_alone_and_is_listed(workflow_run):
         "sub-07_ses-01_desc-brainmets_indications.json",
         "sub-07_ses-01_desc-brainmets_status.json",
         "sub-07_ses-01_desc-lesions_overlay.png",
+        "sub-07_ses-01_desc-lesions_viewer.html",  # the page saying why
     ]  # no features document, nothing half-written
     log = (workflow_run / "results/logs/features/sub-07/ses-01/sub-07_ses-01.log").read_text()
     assert "sub-07_ses-01_dseg.nii.gz: not a readable NIfTI" in log
@@ -389,6 +390,7 @@ def test_a_study_that_fails_on_a_rerun_keeps_none_of_its_features(workflow_run, 
         "sub-01_ses-01_desc-brainmets_indications.json",
         "sub-01_ses-01_desc-brainmets_status.json",
         "sub-01_ses-01_desc-lesions_overlay.png",
+        "sub-01_ses-01_desc-lesions_viewer.html",  # the page saying why
     ]
     status = json.loads((anat / "sub-01_ses-01_desc-brainmets_status.json").read_text())
     assert status["status"] == "failed" and {Path(p).name for p in status["removed_outputs"]} == {
