@@ -328,3 +328,27 @@ def _png(path):
     import matplotlib.image
 
     return (matplotlib.image.imread(str(path))[..., :3] * 255).astype(np.uint8)
+
+
+def test_a_noisy_background_is_cropped_away_as_zeros_are(tmp_path):
+    """A scanner's image, not skull-stripped: a bright head in Rician-like background noise. The page keeps the
+    head's box (and its margin), not the whole grid, and so needs no downsampling."""
+    rng = np.random.default_rng(1)
+    shape = (240, 240, 155)
+    grid = np.indices(shape, dtype=np.float32)
+    head = ((grid[0] - 120) / 70) ** 2 + ((grid[1] - 110) / 85) ** 2 + ((grid[2] - 80) / 60) ** 2 <= 1
+    image = np.abs(rng.normal(scale=15, size=shape)).astype(np.float32)
+    image[head] += 300 + 60 * np.sin(grid[0][head] / 5)
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[110:125, 100:115, 70:85] = 3
+    instances = (labels == 3).astype(np.int32)
+    rows = [{"lesion_id": 1, "volume_ml": 3.4, "centroid_x_mm": 117.0, "centroid_y_mm": 107.0, "centroid_z_mm": 77.0}]
+    path = tmp_path / "scanner.html"
+    viewer.viewer_page(path, labels, np.eye(4), SCHEME, rows, instances, image=image)
+    data = page_data(path)
+    assert data["imageFactor"] == 1
+    first, last = np.array([50, 25, 20]), np.array([190, 195, 140])  # the head's voxels, the margin 4 around
+    origin = np.array(data["cropOrigin"])
+    end = origin + data["shape"] - 1
+    assert np.all(np.abs(origin - (first - 4)) <= 2) and np.all(np.abs(end - (last + 4)) <= 2)  # a noise spike
+    # touching the head may join it

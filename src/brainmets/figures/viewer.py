@@ -58,16 +58,33 @@ def bundle_js() -> str:
 
 
 def _crop_box(labels: np.ndarray, instances: np.ndarray, image: np.ndarray | None) -> tuple[slice, ...]:
-    """The non-zero box of labels, lesions and image (the brain), widened by a margin; the whole grid if empty."""
+    """The box of the labels, lesions and the head in the image (:func:`head_mask`), widened by a margin; the
+    whole grid if empty."""
     mask = (labels != 0) | (instances != 0)
     if image is not None:
-        mask |= np.isfinite(image) & (image != 0)
+        mask |= head_mask(image)
     box = bounding_box(mask)
     if box is None:
         return tuple(slice(0, n) for n in labels.shape)
     return tuple(
         slice(max(s.start - MARGIN_VOXELS, 0), min(s.stop + MARGIN_VOXELS, n)) for s, n in zip(box, labels.shape)
     )
+
+
+def head_mask(image: np.ndarray) -> np.ndarray:
+    """The head in an intensity image: its largest connected part brighter than half Otsu's threshold (of a
+    sample of the finite voxels), so that a scanner's noisy background is cropped away as a skull-stripped
+    image's zeros are."""
+    import cc3d
+    from skimage.filters import threshold_otsu
+
+    values = np.asarray(image, dtype=np.float32)
+    sample = values[::3, ::3, ::3]
+    sample = sample[np.isfinite(sample)]
+    if sample.size < 2 or np.ptp(sample) == 0:
+        return np.isfinite(values) & (values != 0)
+    bright = np.isfinite(values) & (values > 0.5 * threshold_otsu(sample))
+    return cc3d.largest_k(bright, k=1, connectivity=6) > 0
 
 
 def quantise(image: np.ndarray, low: float = 0.5, high: float = 99.5) -> np.ndarray:
