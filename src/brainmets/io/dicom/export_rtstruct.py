@@ -42,7 +42,10 @@ def slice_contours(mask: np.ndarray, affine_lps: np.ndarray, k: int) -> list[np.
             line = line[:-1]
         if len(line) < 3:
             continue
-        ijk = np.column_stack([line - 1, np.full(len(line), float(k))])  # undo the padding
+        # undo the padding; a contour along the grid's edge runs half a voxel out: kept a hair inside, so that
+        # rounding the coordinates never puts it off the grid (voxel centres are unaffected)
+        line = np.clip(line - 1, -0.499, np.asarray(mask.shape[:2]) - 0.501)
+        ijk = np.column_stack([line, np.full(len(line), float(k))])
         out.append(ijk @ affine_lps[:3, :3].T + affine_lps[:3, 3])
     return out
 
