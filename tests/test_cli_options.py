@@ -22,14 +22,14 @@ def options(parser: argparse.ArgumentParser) -> list[str]:
 
 
 SHARED = {
-    "--verbose": ("features", "indicate", "followup", "compare", "cohort", "figures", "dataset-description"),
-    "--config": ("features", "indicate", "followup", "compare"),
-    "--config-json": ("features", "indicate", "followup", "compare"),
+    "--verbose": ("features", "indicate", "followup", "compare", "export", "cohort", "figures", "dataset-description"),
+    "--config": ("features", "indicate", "followup", "compare", "export"),
+    "--config-json": ("features", "indicate", "followup", "compare", "export"),
     "--threads": ("features", "followup", "compare"),
-    "--subject": ("features", "indicate", "followup", "compare"),
-    "--session": ("features", "indicate", "compare"),
-    "--status-json": ("features", "indicate", "followup", "compare"),
-    "--scheme": ("features", "compare"),
+    "--subject": ("features", "indicate", "followup", "compare", "export"),
+    "--session": ("features", "indicate", "compare", "export"),
+    "--status-json": ("features", "indicate", "followup", "compare", "export"),
+    "--scheme": ("features", "compare", "export"),
     "--parcellation": ("features", "compare"),
     "--atlas-dir": ("features", "compare"),
 }
@@ -55,6 +55,10 @@ def test_the_commands_list_their_options_in_their_own_order():
     assert options(commands["followup"]) == [
         "--help", "--verbose", "--quiet", "--timeline", "--subject", "--out-json", "--out-figure", "--status-json",
         "--out-dir", "--config", "--config-json", "--register", "--threads",
+    ]  # fmt: skip
+    assert options(commands["export"]) == [
+        "--help", "--verbose", "--quiet", "segmentation", "--format", "--out", "--reference-series", "--image",
+        "--followup", "--subject", "--session", "--scheme", "--config", "--config-json", "--status-json",
     ]  # fmt: skip
     features = commands["features"]
     assert options(features)[:12] == [

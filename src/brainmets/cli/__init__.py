@@ -1,6 +1,6 @@
-"""Command line: ``brainmets features``, ``indicate``, ``cohort``, ``figures``, ``dataset-description``,
-``batch``. One module per subcommand, each a thin layer over :mod:`brainmets.api`; :mod:`.runner` is the one
-place that maps errors to exit codes."""
+"""Command line: ``brainmets features``, ``indicate``, ``followup``, ``compare``, ``export``, ``cohort``,
+``figures``, ``dataset-description``, ``batch``. One module per subcommand, each a thin layer over
+:mod:`brainmets.api` or the layers below; :mod:`.runner` is the one place that maps errors to exit codes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import sys
 from collections.abc import Sequence
 
 from brainmets._version import __version__
-from brainmets.cli import batch, cohort, compare, dataset_description, features, figures, followup, indicate
+from brainmets.cli import (
+    batch,
+    cohort,
+    compare,
+    dataset_description,
+    export,
+    features,
+    figures,
+    followup,
+    indicate,
+)
 from brainmets.cli.common import EXIT_USAGE, LOG_FORMAT, flat, verbosity_options
 from brainmets.cli.runner import run
 from brainmets.errors import ConfigError
@@ -33,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"brainmets {__version__}")
     verbosity = verbosity_options()
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (features, indicate, followup, compare, cohort, figures, dataset_description):
+    for command in (features, indicate, followup, compare, export, cohort, figures, dataset_description):
         command.add_parser(sub, [verbosity])
     batch.add_parser(sub)
     return parser

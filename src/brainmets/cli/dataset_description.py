@@ -21,6 +21,10 @@ BIDSIGNORE = """# brainmets outputs that are not BIDS files (BIDS has no suffix 
 *_desc-followup.json
 *_spider.png
 *_comparison.json
+*_desc-lesions_seg.dcm
+*_desc-lesions_rtstruct.dcm
+*_desc-lesions_seg_series/
+*_desc-lesions_rtstruct_series/
 """
 
 README = """# brainmets results

@@ -412,3 +412,33 @@ def table_rows(document: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dic
         for entry, vol in zip(document["rano_bm"], document["volumetric_response"])
     ]
     return document["lesions"], responses
+
+
+def session_tracks(document: dict[str, Any], session: str, source: str) -> tuple[dict[int, int], int]:
+    """Of one session of a follow-up document: each lesion id's track id, and the session's index. A session
+    the document does not hold is an error naming ``source`` (the document's file)."""
+    sessions = [s["session"] for s in document.get("sessions", [])]
+    if session not in sessions:
+        raise InputDataError(
+            source, f"holds no session {session!r} (sessions: {', '.join(map(str, sessions)) or 'none'})"
+        )
+    rows = [r for r in document["lesions"] if r["session"] == session and r["lesion_id"] is not None]
+    return {int(r["lesion_id"]): int(r["track_id"]) for r in rows}, sessions.index(session)
+
+
+def followup_key(document: dict[str, Any]) -> str:
+    """The follow-up's own identity, from which stable per-track UIDs are derived: its baseline segmentation's
+    SHA-256 (no patient identifier), else the baseline's lesion rows (ids, volumes, centroids)."""
+    import hashlib
+    import json
+
+    digests = (document.get("provenance") or {}).get("segmentation_sha256") or []
+    if digests and digests[0]:
+        return f"sha256:{digests[0]}"
+    baseline = document["sessions"][0]["session"] if document.get("sessions") else None
+    rows = [
+        [r["track_id"], r["lesion_id"], r["volume_ml"], r["centroid_x_mm"], r["centroid_y_mm"], r["centroid_z_mm"]]
+        for r in document.get("lesions", [])
+        if r["session"] == baseline
+    ]
+    return "lesions:" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()

@@ -174,7 +174,12 @@ def _merge_groups(labels: np.ndarray, n: int, boxes: list, affine: np.ndarray, d
 def _nearest_lesion_counts(
     instances: np.ndarray, targets: np.ndarray, affine: np.ndarray, spacing: np.ndarray, minlength: int
 ) -> np.ndarray:
-    """How many ``targets`` voxels have each lesion's core as the nearest core (Euclidean, mm).
+    """How many ``targets`` voxels have each lesion's core as the nearest core (Euclidean, mm)."""
+    return np.bincount(_nearest_lesion(instances, targets, affine, spacing)[targets], minlength=minlength)
+
+
+def _nearest_lesion(instances: np.ndarray, targets: np.ndarray, affine: np.ndarray, spacing: np.ndarray) -> np.ndarray:
+    """The id of the nearest lesion core at each ``targets`` voxel (0 elsewhere), on the arrays' grid.
 
     One feature transform (scipy's exact EDT) over the arrays turned to the closest RAS orientation, so that
     voxels equidistant from two lesions are resolved the same way however the voxel axes are stored.
@@ -189,8 +194,30 @@ def _nearest_lesion_counts(
         canonical == 0, sampling=canon_spacing, return_distances=False, return_indices=True
     )
     at = nib.orientations.apply_orientation(targets, ornt)  # read the nearest core only where it counts
-    nearest = canonical[index[0][at], index[1][at], index[2][at]]
-    return np.bincount(nearest, minlength=minlength)
+    nearest = np.zeros(canonical.shape, dtype=canonical.dtype)
+    nearest[at] = canonical[index[0][at], index[1][at], index[2][at]]
+    inverse = np.empty_like(ornt)  # back to the arrays' own axes
+    inverse[ornt[:, 0].astype(int)] = np.column_stack([np.arange(3), ornt[:, 1]])
+    return nib.orientations.apply_orientation(nearest, inverse)
+
+
+def edema_owners(lesions: Lesions, edema: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """Voxel by voxel, the lesion each edema voxel is attributed to (0: edema-only or not edema): the same rule
+    as :func:`assign_edema` (whose counts it reproduces), for writing each lesion's edema as its own segment."""
+    owners = np.zeros(edema.shape, dtype=np.int32)
+    spacing = voxel_spacing_mm(affine)
+    for r, ids in lesions.region_lesions.items():
+        box = lesions.region_boxes[r]
+        targets = (lesions.regions[box] == r) & edema[box]
+        if len(ids) == 1:
+            owners[box][targets] = ids[0]
+            continue
+        lut = np.zeros(lesions.component_count + 1, dtype=np.int32)
+        for lesion_id in ids:
+            lut[lesions.members[lesion_id - 1]] = lesion_id
+        instances = np.where(lesions.regions[box] == r, lut[lesions.components[box]], 0)
+        owners[box][targets] = _nearest_lesion(instances, targets, affine, spacing)[targets]
+    return owners
 
 
 @dataclass

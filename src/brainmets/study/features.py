@@ -40,7 +40,16 @@ from brainmets.measurement.geometry import (
 )
 from brainmets.measurement.lesions import Lesions, assign_edema, find_lesions
 from brainmets.measurement.parameters import FeatureParameters
-from brainmets.schemes import CORE_ROLES, Role, check_values, count_values, reading, role_mask, scheme_mismatch
+from brainmets.schemes import (
+    CORE_ROLES,
+    LabelScheme,
+    Role,
+    check_values,
+    count_values,
+    reading,
+    role_mask,
+    scheme_mismatch,
+)
 from brainmets.study.columns import DIAMETER_CLASSES
 from brainmets.study.rows import (
     Crop,
@@ -66,6 +75,7 @@ class StudyFeatures:
     shape: tuple[int, int, int]
     box: tuple[slice, ...]  # where the non-zero labels are
     lesion_map: Lesions  # on the crop ``box``
+    scheme: LabelScheme | None = None  # the scheme the labels were read with (binary for a map of 0 and 1)
 
     @cached_property
     def instances(self) -> np.ndarray:
@@ -190,7 +200,7 @@ def measure_label_map(
         "resection_cavities": cavities,
         "provenance": _provenance(label_map, params, grid, counts, vox_mm3, reference, location, misreadings, anatomy),
     }
-    return StudyFeatures(document, affine, shape, box, lesions)
+    return StudyFeatures(document, affine, shape, box, lesions, scheme)
 
 
 def _add_location(rows, lesions, affine, reference, location, source, anatomy: ParcellationAnatomy) -> None:

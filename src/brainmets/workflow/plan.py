@@ -41,6 +41,13 @@ class Plan:
         ``bids_dir`` (:func:`~.studies.load_studies`)."""
         from brainmets.workflow.studies import load_studies
 
+        if config.get("export"):  # the key is validated; its rule is not written yet: say so rather than skip it
+            from brainmets.errors import ConfigError
+
+            raise ConfigError(
+                "export: the workflow does not write DICOM exports yet; run `brainmets export` per study "
+                "(docs/dicom-export.md)"
+            )
         return cls(config, load_studies(config, schema_file))
 
     # ---- what the run makes ------------------------------------------------------------------------------
