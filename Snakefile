@@ -25,6 +25,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/indications.smk"
 include: "workflow/rules/followup.smk"
 include: "workflow/rules/compare.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/cohort.smk"
 
 
@@ -44,6 +45,7 @@ rule all:
         rules.front_page.output,
         all_study_files(bids.OVERLAY) if STUDY_FIGURES else [],
         all_study_files(bids.VIEWER) if STUDY_VIEWERS else [],
+        [all_study_files(bids.EXPORT_STATUS[fmt]) for fmt in EXPORTS],
         PLAN.followup_files(bids.SPIDER) if STUDY_FIGURES else [],
     message:
         f"every result of the {len(STUDIES)} studies is up to date"

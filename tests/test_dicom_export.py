@@ -278,7 +278,7 @@ def test_a_segmentation_stored_in_another_axis_order_is_put_on_the_reference_gri
     assert np.array_equal(_world(back.labels, back.affine, [int(Role.EDEMA)]), _world(labels, FLIPPED, [2]))
 
 
-def test_the_commands_usage_errors(tmp_path, capsys):
+def test_the_commands_usage_errors(tmp_path, capsys, caplog):
     nifti = _nifti(tmp_path / "p.nii.gz", phantom(FLIPPED), FLIPPED)
     with pytest.raises(SystemExit) as exc:
         main(["export", str(nifti), "--format", "png", "--out", str(tmp_path / "x.dcm")])
@@ -286,9 +286,10 @@ def test_the_commands_usage_errors(tmp_path, capsys):
     assert _export(nifti, tmp_path / "x.dcm", "--format", "rtstruct", "--followup", str(nifti)) == 2
     assert "--followup needs --session" in capsys.readouterr().err
     assert _export(nifti, nifti, "--format", "rtstruct") == 2  # the output is the input
+    capsys.readouterr()
     empty = _nifti(tmp_path / "empty.nii.gz", np.zeros(SHAPE, np.uint8), FLIPPED)
-    assert _export(empty, tmp_path / "e.dcm", "--format", "dicom-seg") == 1
-    assert "has no lesion: there is nothing to export" in capsys.readouterr().err
+    assert main(["export", str(empty), "--out", str(tmp_path / "e.dcm"), "--format", "dicom-seg"]) == 0  # valid
+    assert "no lesion: no dicom-seg written (a DICOM SEG needs at least one segment)" in caplog.text
     assert not (tmp_path / "e.dcm").exists() and not (tmp_path / "e_series").exists()
 
 

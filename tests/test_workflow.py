@@ -660,3 +660,47 @@ def test_a_bad_cell_of_the_studies_sheet_stops_the_run_with_one_line(tmp_path):
     assert f"{sheet}: row 2 (subject b), column label_scheme: custom label scheme: unknown role 'tumour'" in (
         run.stdout + run.stderr
     )
+
+
+def test_the_workflow_exports_dicom_seg_and_rtstruct_numbered_by_track(tmp_path):
+    """`export: [dicom-seg, rtstruct]` on a study without lesions and a subject followed over four sessions: every
+    export status is ok (the empty study's says nothing was written), each followed session's SEG gives a lesion
+    the same Tracking ID and UID in every session and its RTSTRUCT ROI the track's number, the SEG reads back to
+    the lesion table's volumes, and no identifier is invented (the derived series' patient is empty)."""
+    import pydicom
+
+    work = workflow_copy(tmp_path / "work")
+    sheet = work / "test_data" / "cohort" / "studies.tsv"
+    lines = sheet.read_text().splitlines()
+    sheet.write_text("\n".join([lines[0], *(line for line in lines[1:] if line.startswith(("04\t", "10\t")))]) + "\n")
+    run = snakemake(work, "--config", "export=[dicom-seg,rtstruct]", "study_figures=False", "study_viewers=False")
+    assert run.returncode == 0, run.stderr[-3000:]
+    statuses = sorted((work / "results").rglob("*_desc-*_status.json"))
+    exports = [json.loads(p.read_text()) for p in statuses if "dicomseg" in p.name or "rtstruct" in p.name]
+    assert len(exports) == 10 and all(d["status"] == "ok" for d in exports)
+    empty = work / "results/sub-04/ses-01/anat"
+    assert (
+        "no lesion: no dicom-seg written"
+        in json.loads((empty / "sub-04_ses-01_desc-dicomseg_status.json").read_text())["warnings"][0]
+    )
+    assert not list(empty.glob("*.dcm"))
+    uids = {}
+    for session in ("01", "02", "03", "04"):
+        anat = work / f"results/sub-10/ses-{session}/anat"
+        seg = pydicom.dcmread(anat / f"sub-10_ses-{session}_desc-lesions_seg.dcm")
+        assert str(seg.PatientName) == "" and seg.PatientID == ""
+        for segment in seg.SegmentSequence:
+            uids.setdefault(segment.TrackingID, set()).add(segment.TrackingUID)
+        rois = pydicom.dcmread(anat / f"sub-10_ses-{session}_desc-lesions_rtstruct.dcm").StructureSetROISequence
+        tracks = {int(r.ROINumber) for r in rois}
+        assert tracks == {int(t.removeprefix("lesion ")) for t in {s.TrackingID for s in seg.SegmentSequence}}
+        table = _tsv(anat / f"sub-10_ses-{session}_desc-lesions_features.tsv")
+        rerun = tmp_path / f"back_{session}.tsv"
+        done = subprocess.run([sys.executable, "-m", "brainmets", "features", "-q",
+                               str(anat / f"sub-10_ses-{session}_desc-lesions_seg.dcm"), "--reference-series",
+                               str(anat / f"sub-10_ses-{session}_desc-lesions_seg_series"), "--out-tsv", str(rerun)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert sorted(r["volume_ml"] for r in _tsv(rerun)) == sorted(r["volume_ml"] for r in table)
+    assert set(uids) == {"lesion 1", "lesion 2"}  # sub-10's two lesions, followed over the four sessions
+    assert all(len(u) == 1 for u in uids.values())  # one Tracking UID per track, in every session

@@ -268,3 +268,27 @@ def test_every_jobs_document_parses_as_brainmets_batch_reads_it(plan):
         for study in studies:
             args = parser.parse_args([command, *study["args"], *common])
             assert args.command == command
+
+
+def test_export_jobs_number_followed_studies_by_track_and_use_the_image_or_reference_series():
+    plan = make_plan(export=["rtstruct", "dicom-seg"])
+    assert (
+        plan.exports == ["dicom-seg", "rtstruct"]
+        and make_plan().exports == []
+        and make_plan(export="rtstruct").exports == ["rtstruct"]
+    )
+    document = json.loads(jobs.export_jobs(plan, ["sub-02", "sub-10_ses-02"], "dicom-seg"))
+    assert document["command"] == "export"
+    assert document["common"] == ["--config-json", sections(plan, "features", "anatomy", "dicom")]
+    first, followed = (s["args"] for s in document["studies"])
+    assert first == ["/d/s02.nii.gz", "--subject", "02", "--format", "dicom-seg",
+                     "--out", "res/sub-02/anat/sub-02_desc-lesions_seg.dcm", "--image", "/d/t1.nii.gz",
+                     "--status-json", "res/sub-02/anat/sub-02_desc-dicomseg_status.json"]  # fmt: skip
+    assert followed[followed.index("--followup") + 1] == "res/sub-10/sub-10_desc-followup.json"
+    assert document["studies"][1]["log"] == "res/logs/export-dicom-seg/sub-10/ses-02/sub-10_ses-02.log"
+    assert jobs.export_inputs(plan, ["sub-02", "sub-10_ses-02"]) == [
+        "/d/s02.nii.gz", "/d/t1.nii.gz", "/d/s10b.nii.gz", "res/sub-10/sub-10_desc-followup_status.json",
+    ]  # fmt: skip
+    assert plan.batch_message("export-rtstruct", "0001", ["sub-02"]).startswith(
+        "brainmets export --format rtstruct, batch 0001"
+    )

@@ -28,6 +28,7 @@ FOLLOWED = PLAN.followed  # subjects with two or more dated sessions
 FOLLOWUP_BATCHES = PLAN.subject_batches
 COMPARED = PLAN.compared  # studies whose sheet row names a prediction
 COMPARE_BATCHES = PLAN.compare_batches
+EXPORTS = PLAN.exports  # the DICOM exports written per study (config `export`)
 
 
 wildcard_constraints:
@@ -48,3 +49,5 @@ def followup_inputs(subjects): return jobs.followup_inputs(PLAN, subjects)
 def followup_jobs(subjects, threads): return jobs.followup_jobs(PLAN, subjects, threads)
 def compare_inputs(members): return jobs.compare_inputs(PLAN, members)
 def compare_jobs(members, threads): return jobs.compare_jobs(PLAN, members, threads)
+def export_inputs(members): return jobs.export_inputs(PLAN, members)
+def export_jobs(members, fmt): return jobs.export_jobs(PLAN, members, fmt)

@@ -68,7 +68,7 @@ def jobs_file(text: str, name: str, folder: str | Path = ".snakemake/brainmets-j
     return str(path)
 
 
-BATCH_COMMANDS = ("features", "indicate", "followup", "compare")
+BATCH_COMMANDS = ("features", "indicate", "followup", "compare", "export")
 
 
 @contextlib.contextmanager

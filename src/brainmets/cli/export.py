@@ -178,8 +178,15 @@ def run(args: argparse.Namespace) -> dict[str, Path]:
     tracks = _tracks(args, measurement)
     label_map = measurement.label_map
     items = study_segments(measurement, tracks) if args.format == "dicom-seg" else study_rois(measurement, tracks)
-    if not items:
-        raise InputDataError(args.segmentation, "has no lesion: there is nothing to export")
+    if not items:  # valid data with nothing to draw: a SEG or RTSTRUCT needs at least one segment or ROI
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%s: no lesion: no %s written (a DICOM %s needs at least one %s)", Path(args.segmentation).name,
+            args.format, "SEG" if args.format == "dicom-seg" else "RTSTRUCT",
+            "segment" if args.format == "dicom-seg" else "ROI",
+        )  # fmt: skip
+        return {}
     if source is not None:
         on_grid = reference_grid(label_map.affine, label_map.shape, source, args.segmentation)
         for item in items:

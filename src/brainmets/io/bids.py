@@ -31,6 +31,9 @@ INSTANCES_SIDECAR = "desc-lesions_dseg.json"
 OVERLAY = "desc-lesions_overlay.png"
 #: The study's lesion viewer page (``--out-viewer``).
 VIEWER = "desc-lesions_viewer.html"
+#: The study's DICOM exports (``brainmets export --format``) and each one's status document.
+EXPORTS = {"dicom-seg": "desc-lesions_seg.dcm", "rtstruct": "desc-lesions_rtstruct.dcm"}
+EXPORT_STATUS = {"dicom-seg": "desc-dicomseg_status.json", "rtstruct": "desc-rtstruct_status.json"}
 #: The features step's status document (``--status-json``).
 STATUS = "desc-brainmets_status.json"
 #: The indication document (``brainmets indicate --out-json``).

@@ -130,6 +130,49 @@ def indication_jobs(plan: Plan, members: Sequence[str]) -> str:
     return jobs_document("indicate", common, studies)
 
 
+# ---- DICOM exports ----------------------------------------------------------------------------------------
+
+
+def export_inputs(plan: Plan, members: Sequence[str]) -> list[str]:
+    """The batch's segmentations, reference series or images and, for followed studies, their subject's
+    follow-up status document (the follow-up numbers the lesions by track)."""
+    files = []
+    for study in members:
+        row = plan.row(study)
+        files += [row[c] for c in ("segmentation", "reference_series", "subject_image") if row[c]]
+        if study in plan.tracked:
+            files.append(plan.subject_file(plan.tracked[study], bids.FOLLOWUP_STATUS))
+    return list(dict.fromkeys(files))
+
+
+def export_jobs(plan: Plan, members: Sequence[str], fmt: str) -> str:
+    """`brainmets export --format fmt` for each study of a batch: on its reference series when the sheet names
+    one, else on a derived series from its image; a followed study's lesions numbered by track."""
+    studies = []
+    for study in members:
+        row = plan.row(study)
+        args = [
+            row["segmentation"],
+            *_identity(row),
+            "--format",
+            fmt,
+            "--out",
+            plan.study_file(study, bids.EXPORTS[fmt]),
+        ]
+        if row["label_scheme"]:
+            args += ["--scheme", row["label_scheme"]]
+        if row["reference_series"]:
+            args += ["--reference-series", row["reference_series"]]
+        elif row["subject_image"]:
+            args += ["--image", row["subject_image"]]
+        if study in plan.tracked:
+            args += ["--followup", plan.subject_file(plan.tracked[study], bids.FOLLOWUP)]
+        args += ["--status-json", plan.study_file(study, bids.EXPORT_STATUS[fmt])]
+        studies.append({"args": args, "log": plan.study_log(f"export-{fmt}", study)})
+    common = ["--config-json", _sections(plan, FEATURES_SECTIONS)]
+    return jobs_document("export", common, studies)
+
+
 # ---- follow-up --------------------------------------------------------------------------------------------
 
 

@@ -41,13 +41,6 @@ class Plan:
         ``bids_dir`` (:func:`~.studies.load_studies`)."""
         from brainmets.workflow.studies import load_studies
 
-        if config.get("export"):  # the key is validated; its rule is not written yet: say so rather than skip it
-            from brainmets.errors import ConfigError
-
-            raise ConfigError(
-                "export: the workflow does not write DICOM exports yet; run `brainmets export` per study "
-                "(docs/dicom-export.md)"
-            )
         return cls(config, load_studies(config, schema_file))
 
     # ---- what the run makes ------------------------------------------------------------------------------
@@ -61,6 +54,13 @@ class Plan:
     def study_viewers(self) -> bool:
         """Whether each study gets its lesion viewer page (config ``study_viewers``)."""
         return bool(self.config["study_viewers"])
+
+    @property
+    def exports(self) -> list[str]:
+        """The DICOM exports written per study (config ``export``: none, one format or a list), in a fixed order."""
+        chosen = self.config.get("export") or []
+        chosen = [chosen] if isinstance(chosen, str) else list(chosen)
+        return [f for f in bids.EXPORTS if f in chosen]
 
     @property
     def names(self) -> list[str]:
@@ -78,6 +78,11 @@ class Plan:
     def latest(self) -> dict[str, str]:
         """The study whose indications use its subject's follow-up (the last dated session) -> the subject."""
         return {studies[-1]: subject for subject, studies in self.followed.items()}
+
+    @cached_property
+    def tracked(self) -> dict[str, str]:
+        """Each study of a followed subject -> the subject: its exports number the lesions by track."""
+        return {study: subject for subject, studies in self.followed.items() for study in studies}
 
     @cached_property
     def compared(self) -> list[str]:
@@ -169,6 +174,8 @@ class Plan:
         from brainmets.workflow.progress import batch_message
 
         command = {"indications": "indicate"}.get(step, step)
+        if step.startswith("export-"):  # one log folder per format
+            command = f"export --format {step.removeprefix('export-')}"
         if step == "followup":
             return batch_message(f"brainmets {command}", batch, [bids.subject_entities(s) for s in members],
                                  "subjects", self.log_dir(step))  # fmt: skip
