@@ -19,8 +19,10 @@ from .conftest import ROOT
 
 FIXTURE = ROOT / "tests" / "fixtures" / "brats_evaluation_0.0.10_samples.json"
 FIXTURE_2023 = ROOT / "tests" / "fixtures" / "brats2023_metrics_samples.json"
-REGION_KEYS = ("tp", "fp", "fn", "prec", "rec", "rq", "sq_dsc", "sq_dsc_std", "sq_hd95", "sq_nsd", "global_bin_dsc",
-               "global_bin_hd95", "global_bin_nsd")  # fmt: skip
+REGION_KEYS = ("n_ref_instances", "n_pred_instances", "tp", "fp", "fn", "prec", "rec", "rq", "sq_dsc", "sq_dsc_std",
+               "sq_hd95", "sq_hd95_std", "sq_nsd", "sq_nsd_std", "pq_dsc", "global_bin_dsc", "global_bin_hd95",
+               "global_bin_nsd", "global_bin_volume_ref", "global_bin_volume_pred", "instance_volume_ref",
+               "instance_voxel_count_ref")  # fmt: skip
 
 
 def _number(value):
@@ -37,8 +39,9 @@ def _same(a, b) -> bool:
 @pytest.mark.slow
 @pytest.mark.shared
 def test_brats2025_equals_the_official_evaluator_on_the_real_pairs(shared):
-    """brats-evaluation 0.0.10 (panoptica 2.1.7) and its mets parser: every count, mean and global metric of
-    every region of the four real BraTS-METS pairs, to 1e-6; per-lesion values as multisets."""
+    """brats-evaluation 0.0.10 (panoptica 2.1.7) and its mets parser: every field it writes (counts, means,
+    PQ, global metrics and volumes) of every region of the four real BraTS-METS pairs, to 1e-6; per-lesion
+    values as multisets."""
     recorded = json.loads(FIXTURE.read_text())
     assert recorded["versions"]["BraTS-evaluation"] == "0.0.10" and recorded["versions"]["panoptica"] == "2.1.7"
     folder = shared / "real" / "brats-evaluation-samples"
@@ -47,15 +50,42 @@ def test_brats2025_equals_the_official_evaluator_on_the_real_pairs(shared):
         for region, theirs in case["panoptica_result"].items():
             if not isinstance(theirs, dict):
                 continue
-            mine = document["metrics"]["regions"][region]
-            wrong = [k for k in REGION_KEYS if not _same(mine.get(k), theirs.get(k))]
-            summary = {k[: -len(region) - 1]: v for k, v in parsed.items() if k.endswith(f"_{region}")}
-            wrong += [k for k, v in summary.items() if not _same(mine["summary"][k], v)]
+            wrong = _agrees(document["metrics"]["regions"][region], theirs, parsed, region)
             assert wrong == [], (case["case"], region, wrong)
-            for field in ("sq_dsc", "sq_hd95", "volume"):
-                ours = sorted(round(i.get(field, -1), 6) for i in mine["reference_instances"])
-                official = sorted(round(_number(i.get(field, -1)), 6) for i in theirs["reference_instances"])
-                assert ours == official, (case["case"], region, field)
+
+
+def _agrees(mine: dict, theirs: dict, parsed: dict, region: str) -> list[str]:
+    """The names of the evaluator's fields for one region (its result and its parsed summary) that brainmets'
+    result does not reproduce; per-lesion values compared as multisets."""
+    scalars = [k for k in theirs if k != "reference_instances"]
+    wrong = [k for k in scalars if k not in REGION_KEYS or not _same(mine.get(k), theirs[k])]
+    summary = {k[: -len(region) - 1]: v for k, v in parsed.items() if k.endswith(f"_{region}")}
+    wrong += [k for k, v in summary.items() if not _same(mine["summary"][k], v)]
+    for field in ("sq_dsc", "sq_hd95", "sq_nsd", "volume", "voxel_count", "is_matched"):
+        ours = sorted(round(float(i.get(field, -1)), 6) for i in mine["reference_instances"])
+        official = sorted(round(_number(i.get(field, -1)), 6) for i in theirs["reference_instances"])
+        wrong += [f"reference_instances.{field}"] if ours != official else []
+    return wrong
+
+
+def test_brats2025_equals_the_official_evaluator_on_generated_pairs():
+    """Every field brats-evaluation 0.0.10 writes per region (PQ and volumes included) and every field of its
+    mets parser, on generated pairs with edge cases: empty reference, empty prediction, both empty, a missed
+    lesion, a false positive, a cavity and a small lesion, anisotropic voxels (recorded by
+    tests/evaluator_pairs.py)."""
+    from .evaluator_pairs import FIXTURE as GENERATED
+    from .evaluator_pairs import pairs
+
+    recorded = json.loads(GENERATED.read_text())
+    assert recorded["versions"]["BraTS-evaluation"] == "0.0.10" and recorded["versions"]["panoptica"] == "2.1.7"
+    built = pairs()
+    assert sorted(built) == sorted(c["case"] for c in recorded["cases"])
+    for case in recorded["cases"]:
+        reference, prediction, zooms = built[case["case"]]
+        regions = evaluate(reference, prediction, [float(np.float32(z)) for z in zooms])  # the header's float32
+        for region in ("et", "tc", "wt", "rc"):
+            wrong = _agrees(regions[region], case["panoptica_result"][region], case["parsed_mets"], region)
+            assert wrong == [], (case["case"], region, wrong)
 
 
 def _pair(tmp_path, reference, prediction, affine=None, prediction_affine=None):

@@ -121,7 +121,15 @@ def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> di
             empty = not n_ref and not n_pred
             out[name] = math.nan if empty else (math.inf if name == "sq_hd95" else 0.0)
             out[f"{name}_std"] = math.nan
+    out["pq_dsc"] = out["sq_dsc"] * out["rq"]  # panoptic quality: NaN when both are empty, 0 without a match
     out.update(_global(reference, prediction))
+    counts = [instances[i]["voxel_count"] for i, _ in matched]
+    out.update(
+        global_bin_volume_ref=int(np.count_nonzero(reference)),
+        global_bin_volume_pred=int(np.count_nonzero(prediction)),
+        instance_voxel_count_ref=float(np.mean(counts)) if counts else math.nan,
+        instance_volume_ref=float(np.mean([instances[i]["volume"] for i, _ in matched])) if counts else math.nan,
+    )
     out["reference_instances"] = [instances[i] for i in sorted(instances)]
     out["prediction_instances_unmatched"] = sorted(set(range(1, n_pred + 1)) - {j for _, j in matched})
     return out
