@@ -190,6 +190,10 @@ COMPARISON_STUDY_FIELDS = [
         Field(f"{region}_f1", None, f"{region}: lesion detection F1 (brats2025; n/a for brats2023)")
         for region in ("et", "tc", "wt")
     ],
+    *[
+        Field(f"{region}_pq", None, f"{region}: panoptic quality, Dice (pq_dsc; brats2025; n/a for brats2023)")
+        for region in ("et", "tc", "wt")
+    ],
     *[Field(f"{region}_global_dice", None, f"{region}: Dice of the whole region") for region in ("et", "tc", "wt")],
     *[Field(f"{name}_difference", None, f"prediction - reference {name}") for name in STUDY_FEATURES],
     Field("missed_lesion_count", None, "reference lesions the prediction lacks"),
@@ -211,11 +215,13 @@ def table_rows(document: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str
             result = regions[region]
             study[f"{region}_lesionwise_dice"] = result["summary"]["lesionwise_dsc_mean"]
             study[f"{region}_f1"] = result["rq"]
+            study[f"{region}_pq"] = result["pq_dsc"]
             study[f"{region}_global_dice"] = result["global_bin_dsc"]
         else:
             result = regions[region.upper()]
             study[f"{region}_lesionwise_dice"] = result["LesionWise_Score_Dice"]
             study[f"{region}_f1"] = None
+            study[f"{region}_pq"] = None
             study[f"{region}_global_dice"] = result["Legacy_Dice"]
     for name, values in document["study"].items():
         study[f"{name}_difference"] = values["difference"]

@@ -44,7 +44,7 @@ class Comparison(Document):
     - ``lesions``: one row per lesion group (a reference lesion and its predicted counterparts, a missed or an
       invented lesion), numbered from 1 in the document's order (index ``group``): agreement, lesion ids, Dice,
       the features of both and their differences (the cohort's ``comparison_lesions`` columns);
-    - ``studies``: the study's one row, by (``subject``, ``session``): lesion-wise and global Dice and F1 per
+    - ``studies``: the study's one row, by (``subject``, ``session``): lesion-wise and global Dice, F1 and PQ per
       region, the study features' differences, missed and invented lesion counts (the cohort's
       ``comparison_studies`` columns);
     - ``study``: one row per study feature (lesion count, volumes, diameters, ...), by ``feature``: its
