@@ -127,7 +127,8 @@ def _validate(schema: str, data: Any, source: str) -> Any:
 
 def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
     """A JSON object from a file (UTF-8); NaN and Infinity literals, nesting too deep and anything but an
-    object are refused, naming the file."""
+    object are refused, naming the file. The strings "Infinity" and "-Infinity" (how brainmets writes an
+    infinite number) are read back as float inf and -inf."""
 
     def constant(name: str) -> None:
         raise ValueError(f"{name} is not a number JSON allows")
@@ -147,7 +148,19 @@ def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError)
         raise _error(error, path, f"not a {what} ({problem})") from None
     if not isinstance(document, dict):
         raise _error(error, path, f"not a {what} (a JSON object was expected)")
-    return document
+    return from_jsonable(document)
+
+
+def from_jsonable(value: Any) -> Any:
+    """A parsed JSON document with the strings "Infinity"/"-Infinity" (how brainmets writes +inf/-inf: see
+    brainmets.io.writers.to_jsonable) read back as float inf/-inf."""
+    if isinstance(value, dict):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    if isinstance(value, str) and value in ("Infinity", "-Infinity"):
+        return math.inf if value == "Infinity" else -math.inf
+    return value
 
 
 def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
