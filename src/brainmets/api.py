@@ -210,7 +210,9 @@ def indicate(
     if isinstance(features, Measurement):
         document = features.document
     elif isinstance(features, Mapping):
-        document = validate_with("features_document.schema.yaml", from_jsonable(dict(features)), "features")
+        document = validate_with(
+            "features_document.schema.yaml", from_jsonable(dict(features)), "features", infinity=True
+        )
     else:
         features_path = features
         document = read_features_document(features, InputDataError)

@@ -58,9 +58,10 @@ MAX_VALUES = 200_000
 MAX_INTEGER = 2**53
 
 
-def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
-    """(path, problem) of what a config or document must not hold: NaN, infinities, integers too large for a
-    float, and more values or depth than anybody means (a recursive or exploding YAML alias)."""
+def _bad_values(data: Any, infinity: bool = False) -> Iterator[tuple[tuple, str]]:
+    """(path, problem) of what a config or document must not hold: NaN, infinities (unless ``infinity``),
+    integers too large for a float, and more values or depth than anybody means (a recursive or exploding YAML
+    alias)."""
     budget = MAX_VALUES
     stack: list[tuple[tuple, Any, int]] = [((), data, 0)]
     while stack:
@@ -71,7 +72,7 @@ def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
             return
         if isinstance(value, bool):
             continue
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value) and not (infinity and math.isinf(value)):
             yield where, "not a finite number"
         elif isinstance(value, int) and abs(value) > MAX_INTEGER:
             yield where, f"the number {str(value)[:20]}... is out of range"
@@ -88,11 +89,12 @@ _VALIDATED: dict[tuple[str, str, str], Any] = {}
 _VALIDATED_MAX_ENTRIES, _VALIDATED_MAX_CHARS = 32, 100_000
 
 
-def validate_with(schema: str, data: Any, source: str) -> Any:
+def validate_with(schema: str, data: Any, source: str, infinity: bool = False) -> Any:
     """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
-    Unusable numbers (NaN, infinities, integers beyond 2^53) and structures too large or deep to be meant are
-    refused first: JSON schema's bounds let NaN through."""
-    for where, problem in _bad_values(data):  # first: an exploding alias must never be expanded (by repr)
+    Unusable numbers (NaN, infinities unless ``infinity``: a document brainmets wrote may hold them, integers
+    beyond 2^53) and structures too large or deep to be meant are refused first: JSON schema's bounds let NaN
+    through."""
+    for where, problem in _bad_values(data, infinity):  # first: an exploding alias must never be expanded (by repr)
         key = ".".join(map(str, where)) or "(top level)"
         raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")
     key = (schema, source, repr(data)) if schema in _SHARED_SCHEMAS else None
@@ -204,7 +206,7 @@ def read_features_document(path: str | Path, error: type[Exception] = ConfigErro
     named), its lesion count matching its lesions."""
     document = read_json(path, "brainmets features document", error)
     try:
-        document = validate_with("features_document.schema.yaml", document, str(path))
+        document = validate_with("features_document.schema.yaml", document, str(path), infinity=True)
     except ConfigError as exc:
         raise _error(error, path, f"not a brainmets features document ({str(exc).removeprefix(f'{path}: ')})") from None
     if document["study"]["lesion_count"] != len(document["lesions"]):
