@@ -154,16 +154,8 @@ def test_atomic_outputs_all_or_nothing(tmp_path):
 
 
 def test_tsv_cells():
-    assert [tsv_cell(v) for v in (None, True, False, 1.5, np.int64(3), [], ["a", "b"], float("inf"))] == [
-        "n/a",
-        "true",
-        "false",
-        "1.5",
-        "3",
-        "none",
-        "a,b",
-        "n/a",
-    ]
+    values = (None, True, False, 1.5, np.int64(3), [], ["a", "b"], float("inf"), float("-inf"), float("nan"))
+    assert [tsv_cell(v) for v in values] == ["n/a", "true", "false", "1.5", "3", "none", "a,b", "inf", "-inf", "n/a"]
 
 
 @pytest.mark.parametrize("step", ["mkdir", "mkstemp", "replace"])

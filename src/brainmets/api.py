@@ -10,14 +10,20 @@ Research use only: not a medical device.
 
 from __future__ import annotations
 
-import copy
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from brainmets.cohort_tables import Cohort, cohort_frames
 from brainmets.comparison.document import Comparison, compare_segmentations
-from brainmets.config import load_config, read_features_document, read_json, validate_with, with_features
+from brainmets.config import (
+    from_jsonable,
+    load_config,
+    read_features_document,
+    read_json,
+    validate_with,
+    with_features,
+)
 from brainmets.errors import ConfigError, InputDataError
 from brainmets.indications.document import indications_document
 from brainmets.longitudinal.subject import FollowUp, follow_up_timeline
@@ -204,7 +210,9 @@ def indicate(
     if isinstance(features, Measurement):
         document = features.document
     elif isinstance(features, Mapping):
-        document = validate_with("features_document.schema.yaml", copy.deepcopy(dict(features)), "features")
+        document = validate_with(
+            "features_document.schema.yaml", from_jsonable(dict(features)), "features", infinity=True
+        )
     else:
         features_path = features
         document = read_features_document(features, InputDataError)

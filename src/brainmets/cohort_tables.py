@@ -16,7 +16,7 @@ from brainmets.display import count, html_tables, one_line
 from brainmets.errors import InputDataError
 from brainmets.fields import KEY_FIELDS, Field, data_dictionary, keyed
 from brainmets.indications.engine import SUMMARY_FIELDS, summary_row
-from brainmets.io.writers import atomic_outputs, rounded_frame, to_jsonable, write_json, write_tsv
+from brainmets.io.writers import atomic_outputs, rounded, rounded_frame, write_json, write_tsv
 from brainmets.longitudinal.followup import LESION_TRACK_FIELDS, RESPONSE_FIELDS, table_rows
 from brainmets.study.columns import LESION_FIELDS, STUDY_FIELDS
 
@@ -200,7 +200,7 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    data = {c: [to_jsonable(r.get(c)) for r in rows] for c in columns}
+    data = {c: [rounded(r.get(c)) for r in rows] for c in columns}  # inf and NaN stay floats
     pq.write_table(pa.table(data), path)
 
 

@@ -58,9 +58,10 @@ MAX_VALUES = 200_000
 MAX_INTEGER = 2**53
 
 
-def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
-    """(path, problem) of what a config or document must not hold: NaN, infinities, integers too large for a
-    float, and more values or depth than anybody means (a recursive or exploding YAML alias)."""
+def _bad_values(data: Any, infinity: bool = False) -> Iterator[tuple[tuple, str]]:
+    """(path, problem) of what a config or document must not hold: NaN, infinities (unless ``infinity``),
+    integers too large for a float, and more values or depth than anybody means (a recursive or exploding YAML
+    alias)."""
     budget = MAX_VALUES
     stack: list[tuple[tuple, Any, int]] = [((), data, 0)]
     while stack:
@@ -71,7 +72,7 @@ def _bad_values(data: Any) -> Iterator[tuple[tuple, str]]:
             return
         if isinstance(value, bool):
             continue
-        if isinstance(value, float) and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value) and not (infinity and math.isinf(value)):
             yield where, "not a finite number"
         elif isinstance(value, int) and abs(value) > MAX_INTEGER:
             yield where, f"the number {str(value)[:20]}... is out of range"
@@ -88,11 +89,12 @@ _VALIDATED: dict[tuple[str, str, str], Any] = {}
 _VALIDATED_MAX_ENTRIES, _VALIDATED_MAX_CHARS = 32, 100_000
 
 
-def validate_with(schema: str, data: Any, source: str) -> Any:
+def validate_with(schema: str, data: Any, source: str, infinity: bool = False) -> Any:
     """Validate (a copy of) ``data`` against one of the package's schemas; return it with defaults filled in.
-    Unusable numbers (NaN, infinities, integers beyond 2^53) and structures too large or deep to be meant are
-    refused first: JSON schema's bounds let NaN through."""
-    for where, problem in _bad_values(data):  # first: an exploding alias must never be expanded (by repr)
+    Unusable numbers (NaN, infinities unless ``infinity``: a document brainmets wrote may hold them, integers
+    beyond 2^53) and structures too large or deep to be meant are refused first: JSON schema's bounds let NaN
+    through."""
+    for where, problem in _bad_values(data, infinity):  # first: an exploding alias must never be expanded (by repr)
         key = ".".join(map(str, where)) or "(top level)"
         raise ConfigError(f"{source}: {key if len(key) <= 80 else key[:77] + '...'}: {problem}")
     key = (schema, source, repr(data)) if schema in _SHARED_SCHEMAS else None
@@ -127,7 +129,8 @@ def _validate(schema: str, data: Any, source: str) -> Any:
 
 def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError) -> dict[str, Any]:
     """A JSON object from a file (UTF-8); NaN and Infinity literals, nesting too deep and anything but an
-    object are refused, naming the file."""
+    object are refused, naming the file. The strings "Infinity" and "-Infinity" (how brainmets writes an
+    infinite number) are read back as float inf and -inf."""
 
     def constant(name: str) -> None:
         raise ValueError(f"{name} is not a number JSON allows")
@@ -147,7 +150,19 @@ def read_json(path: str | Path, what: str, error: type[Exception] = ConfigError)
         raise _error(error, path, f"not a {what} ({problem})") from None
     if not isinstance(document, dict):
         raise _error(error, path, f"not a {what} (a JSON object was expected)")
-    return document
+    return from_jsonable(document)
+
+
+def from_jsonable(value: Any) -> Any:
+    """A parsed JSON document with the strings "Infinity"/"-Infinity" (how brainmets writes +inf/-inf: see
+    brainmets.io.writers.to_jsonable) read back as float inf/-inf."""
+    if isinstance(value, dict):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_jsonable(v) for v in value]
+    if isinstance(value, str) and value in ("Infinity", "-Infinity"):
+        return math.inf if value == "Infinity" else -math.inf
+    return value
 
 
 def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
@@ -191,7 +206,7 @@ def read_features_document(path: str | Path, error: type[Exception] = ConfigErro
     named), its lesion count matching its lesions."""
     document = read_json(path, "brainmets features document", error)
     try:
-        document = validate_with("features_document.schema.yaml", document, str(path))
+        document = validate_with("features_document.schema.yaml", document, str(path), infinity=True)
     except ConfigError as exc:
         raise _error(error, path, f"not a brainmets features document ({str(exc).removeprefix(f'{path}: ')})") from None
     if document["study"]["lesion_count"] != len(document["lesions"]):

@@ -23,7 +23,7 @@ from brainmets.cli.common import (
 from brainmets.display import amount
 
 COLUMNS = ["region", "kind", "reference_instance", "prediction_instance", "reference_volume_mm3", "dice", "hd95_mm",
-           "nsd", "large"]  # fmt: skip
+           "hd95_mm_scored", "nsd", "large"]  # fmt: skip
 
 
 def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
@@ -74,7 +74,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
 
 
 def rows(document: dict) -> list[dict]:
-    """The metric rows: every reference lesion of every region (matched or missed) and every invented one."""
+    """The metric rows: every reference lesion of every region (matched or missed) and every invented one.
+    ``hd95_mm`` is the measured HD95 (n/a for a missed or invented lesion, which has none); ``hd95_mm_scored``
+    is what the summary's lesion-wise HD95 scores it: the measured value, or the mode's penalty (373 mm in
+    brats2025, 374 mm in brats2023) for a missed or invented lesion."""
+    from brainmets.comparison.brats_metrics import HD95_PENALTY_2023_MM, HD95_PENALTY_MM
+
     out = []
     if document["metrics"]["mode"] == "brats2023":
         for region, result in document["metrics"]["regions"].items():
@@ -85,21 +90,25 @@ def rows(document: dict) -> list[dict]:
                     "reference_instance": lesion["gt_lesion_number"],
                     "prediction_instance": ",".join(map(str, found)) or None,
                     "reference_volume_mm3": lesion["gt_lesion_vol_mm3"], "dice": lesion["dice"],
-                    "hd95_mm": lesion["hd95"], "large": lesion["gt_lesion_vol_mm3"] > 2,
+                    "hd95_mm": lesion["hd95_raw"] if found else None, "hd95_mm_scored": lesion["hd95"],
+                    "large": lesion["gt_lesion_vol_mm3"] > 2,
                 })  # fmt: skip
-            out += [{"region": region, "kind": "invented", "prediction_instance": c, "dice": 0.0, "hd95_mm": 374.0}
-                    for c in result["fp_prediction_components"]]  # fmt: skip
+            out += [{"region": region, "kind": "invented", "prediction_instance": c, "dice": 0.0,
+                     "hd95_mm_scored": HD95_PENALTY_2023_MM} for c in result["fp_prediction_components"]]  # fmt: skip
         return out
     for region, result in document["metrics"]["regions"].items():
         for index, lesion in enumerate(result["reference_instances"], start=1):
+            matched = lesion["is_matched"]
             out.append({
-                "region": region, "kind": "matched" if lesion["is_matched"] else "missed", "reference_instance": index,
+                "region": region, "kind": "matched" if matched else "missed", "reference_instance": index,
                 "prediction_instance": lesion.get("prediction_instance"), "reference_volume_mm3": lesion["volume"],
-                "dice": lesion.get("sq_dsc", 0.0), "hd95_mm": lesion.get("sq_hd95"), "nsd": lesion.get("sq_nsd", 0.0),
-                "large": lesion["volume"] >= 20,
+                "dice": lesion.get("sq_dsc", 0.0), "hd95_mm": lesion.get("sq_hd95") if matched else None,
+                "hd95_mm_scored": lesion.get("sq_hd95") if matched else HD95_PENALTY_MM,
+                "nsd": lesion.get("sq_nsd", 0.0), "large": lesion["volume"] >= 20,
             })  # fmt: skip
         for index in result["prediction_instances_unmatched"]:
-            out.append({"region": region, "kind": "invented", "prediction_instance": index, "dice": 0.0, "nsd": 0.0})
+            out.append({"region": region, "kind": "invented", "prediction_instance": index, "dice": 0.0,
+                        "hd95_mm_scored": HD95_PENALTY_MM, "nsd": 0.0})  # fmt: skip
     return out
 
 

@@ -121,35 +121,60 @@ def check_outputs(outputs: Iterable[str | Path], inputs: Iterable[str | Path | N
 SIGNIFICANT_DIGITS = 6
 
 
-def to_jsonable(value: object) -> object:
-    """Plain JSON values: numpy scalars unwrapped, floats to SIGNIFICANT_DIGITS, non-finite floats as null."""
+#: How JSON spells the non-finite numbers it has no literal for (NaN is written as null); brainmets.config.read_json
+#: reads them back as floats.
+INFINITY, MINUS_INFINITY = "Infinity", "-Infinity"
+
+
+def rounded(value: object) -> object:
+    """Plain Python values: numpy scalars unwrapped, finite floats to SIGNIFICANT_DIGITS; inf, -inf and NaN kept."""
     if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
+        return {str(k): rounded(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
+        return [rounded(v) for v in value]
     if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
+        return [rounded(v) for v in value.tolist()]
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float):
-        return float(f"{value:.{SIGNIFICANT_DIGITS}g}") if math.isfinite(value) else None
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.{SIGNIFICANT_DIGITS}g}")
     return value
 
 
+def _json_number(value: object) -> object:
+    """A non-finite float as JSON has it: +inf and -inf as the strings "Infinity" and "-Infinity", NaN as null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else INFINITY if value > 0 else MINUS_INFINITY
+    return value
+
+
+def to_jsonable(value: object) -> object:
+    """Plain JSON values: as :func:`rounded`, with +inf/-inf as "Infinity"/"-Infinity" and NaN as null
+    (an infinite distance, one side empty, stays apart from an undefined one)."""
+    value = rounded(value)
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_jsonable(v) for v in value]
+    return _json_number(value)
+
+
 def write_json(path: str | Path, document: object) -> None:
-    """Sorted, indented JSON with no NaN (non-finite floats become null)."""
+    """Sorted, indented JSON with no NaN literal: NaN as null, +inf/-inf as "Infinity"/"-Infinity"."""
     text = json.dumps(to_jsonable(document), indent=2, sort_keys=True, allow_nan=False) + "\n"
     Path(path).write_text(text, encoding="utf-8")
 
 
 def tsv_cell(value: object) -> str:
-    """One TSV cell: ``n/a`` for missing, ``true``/``false`` for booleans, lists joined by commas (an empty
-    list, which is known to be empty rather than missing, as ``none``)."""
-    value = to_jsonable(value)
-    if value is None:
+    """One TSV cell: ``n/a`` for missing or NaN, ``inf``/``-inf`` for infinite numbers, ``true``/``false`` for
+    booleans, lists joined by commas (an empty list, which is known to be empty rather than missing, as ``none``)."""
+    value = rounded(value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
     if isinstance(value, list):
         return ",".join(tsv_cell(v) for v in value) if value else "none"
     return str(value)
@@ -177,8 +202,9 @@ def write_nifti(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
 
 def rounded_frame(rows: Sequence[Mapping[str, Any]], columns: list[str], index: str | list[str] | None) -> pd.DataFrame:
     """A table of ``rows`` (its ``columns``, in order), numbers rounded as the files have them
-    (:data:`brainmets.io.writers.SIGNIFICANT_DIGITS` significant digits: 19.347, not 19.346999999999998)."""
+    (:data:`brainmets.io.writers.SIGNIFICANT_DIGITS` significant digits: 19.347, not 19.346999999999998); inf and
+    NaN stay floats."""
     import pandas as pd  # imported when a table is asked for: the CLI's start stays fast
 
-    frame = pd.DataFrame([to_jsonable(dict(row)) for row in rows], columns=columns)
+    frame = pd.DataFrame([rounded(dict(row)) for row in rows], columns=columns)
     return frame.set_index(index) if index else frame
