@@ -317,6 +317,7 @@ def compare(
     config: PathLike | Mapping[str, Any] | None = None,
     reference_options: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    detection_bins_mm3: Sequence[float] | None = None,
     **parameters: Any,
 ) -> Comparison:
     """Two segmentations of one study compared (research use only): the BraTS-METS lesion-wise metrics per
@@ -327,12 +328,13 @@ def compare(
     (nearest neighbour) for the metrics; each is measured on its own grid for the features. ``parameters``
     are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both); ``reference_options``
     (``parcellation``, ``posterior_fossa_mask``, ``atlas``, ``atlas_dir``, as for :func:`locate`) locate the
-    lesions of both in the study's anatomy.
+    lesions of both in the study's anatomy. ``detection_bins_mm3``: the lower edges of the ``brats2025``
+    detection-by-size bins (default: the config's ``compare_detection_bins_mm3``, ``[0, 20, 100, 1000]``).
 
     Returns:
         a :class:`Comparison`: ``.lesions`` (one row per lesion group), ``.studies`` (the study's row of
-        metrics and differences), ``.study`` (each study feature of both) and ``.metrics`` (per region) as
-        DataFrames, and ``.document`` (the dict ``brainmets compare --out-json`` writes: ``metrics``,
+        metrics and differences), ``.study`` (each study feature of both), ``.metrics`` (per region) and
+        ``.detection_by_size`` (per region and size bin, ``brats2025``) as DataFrames, and ``.document`` (the dict ``brainmets compare --out-json`` writes: ``metrics``,
         ``lesions``, ``study``, ``indications``, ``warnings``, ``provenance``), which indexing the result reads
         too (``result["metrics"]``).
 
@@ -359,5 +361,6 @@ def compare(
         config=config,
         reference_options=reference_options,
         threads=threads,
+        detection_bins_mm3=detection_bins_mm3,
         **parameters,
     )

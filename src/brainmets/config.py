@@ -167,7 +167,11 @@ def from_jsonable(value: Any) -> Any:
 
 def validate_config(config: dict[str, Any], source: str = "configuration") -> dict[str, Any]:
     """Validate (a copy of) a brainmets config and return it with every default filled in."""
-    return validate_with(SCHEMA_FILE, config, source)
+    valid = validate_with(SCHEMA_FILE, config, source)
+    edges = valid["compare_detection_bins_mm3"]  # what JSON schema cannot say: ascending edges
+    if any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ConfigError(f"{source}: compare_detection_bins_mm3: {edges}: the edges must be strictly ascending")
+    return valid
 
 
 def read_text(path: str | Path, error: type[Exception] = ConfigError) -> str:

@@ -39,6 +39,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="brats2025 (default): brats-evaluation 0.0.10, panoptica one-to-one matching; brats2023: the 2023 "
         "lesion-wise script (dilated, pooled matching); each reproduced exactly",
     )
+    pair.add_argument(
+        "--detection-bins-mm3",
+        metavar="EDGES",
+        help="lower edges (mm3, ascending) of the brats2025 detection-by-size bins, comma-separated (default: the "
+        "config's compare_detection_bins_mm3, 0,20,100,1000); the last bin is open",
+    )
     clinical = parent_parser()
     clinical.add_argument("--clinical", metavar="TSV", help="clinical table: report the Table 1 verdicts that change")
     com = sub.add_parser(
@@ -122,6 +128,7 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 
 
 def run(args: argparse.Namespace) -> dict:
+    from brainmets.comparison.detection import parse_bins
     from brainmets.comparison.document import compare_segmentations
     from brainmets.io.writers import atomic_outputs, write_json, write_tsv
     from brainmets.schemes import scheme_setting
@@ -129,9 +136,11 @@ def run(args: argparse.Namespace) -> dict:
     check_identity(args)
     outputs = planned_outputs(args)
     parameters = {"label_scheme": scheme_setting(args.scheme)} if args.scheme else {}
+    bins = parse_bins(args.detection_bins_mm3) if args.detection_bins_mm3 else None
     document = compare_segmentations(
         args.reference, args.prediction, metrics=args.metrics, clinical=args.clinical, subject=args.subject,
-        session=args.session, config=command_config(args), threads=args.threads, **parameters,
+        session=args.session, config=command_config(args), threads=args.threads, detection_bins_mm3=bins,
+        **parameters,
         reference_options={k: getattr(args, k) for k in REFERENCE_OPTIONS},
     )  # fmt: skip
     with atomic_outputs(*outputs.values()) as tmp_paths:

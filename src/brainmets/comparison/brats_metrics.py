@@ -132,6 +132,10 @@ def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> di
     )
     out["reference_instances"] = [instances[i] for i in sorted(instances)]
     out["prediction_instances_unmatched"] = sorted(set(range(1, n_pred + 1)) - {j for _, j in matched})
+    pred_counts = np.bincount(pred_cc.ravel(), minlength=n_pred + 1)  # volumes as the reference's: voxels x mm3
+    out["prediction_instances_unmatched_volume"] = [
+        float(pred_counts[j]) * voxel_mm3 for j in out["prediction_instances_unmatched"]
+    ]
     return out
 
 

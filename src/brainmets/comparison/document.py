@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from brainmets.comparison.agreement import (
     verdict_changes,
 )
 from brainmets.comparison.brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
+from brainmets.comparison.detection import bin_label, check_bins, detection_document
 from brainmets.config import load_config, with_features
 from brainmets.display import Document, html_tables, one_line, who
 from brainmets.errors import ConfigError
@@ -49,7 +50,9 @@ class Comparison(Document):
       ``comparison_studies`` columns);
     - ``study``: one row per study feature (lesion count, volumes, diameters, ...), by ``feature``: its
       ``reference``, ``prediction`` and ``difference``;
-    - ``metrics``: one row per BraTS region, by ``region``: the evaluator's numbers (lists left out).
+    - ``metrics``: one row per BraTS region, by ``region``: the evaluator's numbers (lists left out);
+    - ``detection_by_size`` (``brats2025``): one row per region and size bin, by (``region``, ``bin``): the
+      bin's edges, reference lesions, detected, missed, recall, false positives and lesion-wise F1.
 
     Indexing it (``result["metrics"]``) reads the document. Its ``repr`` is one line; in a notebook it shows
     its lesion groups."""
@@ -82,6 +85,14 @@ class Comparison(Document):
             rows.append({"region": region, **scalars})
         columns = ["region", *dict.fromkeys(k for r in rows for k in r if k != "region")]
         return rounded_frame(rows, columns, "region")
+
+    @property
+    def detection_by_size(self) -> pd.DataFrame:
+        columns = ["region", "bin", "min_volume_mm3", "max_volume_mm3", "reference_lesions", "detected", "missed",
+                   "recall", "false_positives", "f1"]  # fmt: skip
+        table = self.document["metrics"].get("detection_by_size") or {}
+        rows = [{"region": r, "bin": bin_label(e), **e} for r, entries in table.items() for e in entries]
+        return rounded_frame(rows, columns, ["region", "bin"])
 
     def __repr__(self) -> str:
         count = self.document["study"]["lesion_count"]
@@ -130,6 +141,7 @@ def compare_segmentations(
     config: PathLike | Mapping[str, Any] | None = None,
     reference_options: Mapping[str, Any] | None = None,
     threads: int | None = None,
+    detection_bins_mm3: Iterable[float] | None = None,
     **parameters: Any,
 ) -> Comparison:
     """Two segmentations of one study compared (see :func:`brainmets.compare`)."""
@@ -137,6 +149,9 @@ def compare_segmentations(
     if metrics not in modes:
         raise ConfigError(f"metrics: {metrics!r} is not one of {', '.join(modes)}")
     settings = with_features(load_config(config), parameters)
+    given_bins = settings["compare_detection_bins_mm3"] if detection_bins_mm3 is None else detection_bins_mm3
+    source = "compare_detection_bins_mm3" if detection_bins_mm3 is None else "detection_bins_mm3"
+    bins = check_bins(given_bins, source)
     options = {k: str(v) for k, v in (reference_options or {}).items() if v}
     given = {k: options[k] for k in ("parcellation", "posterior_fossa_mask", "atlas") if k in options}
     choice = reference_choice(settings["anatomy"], given, atlas_dir=options.get("atlas_dir"))
@@ -173,6 +188,8 @@ def compare_segmentations(
             "prediction_sha256": pred.document["provenance"].get("input_sha256"),
         },
     }
+    if metrics == "brats2025":
+        document["metrics"]["detection_by_size"] = detection_document(regions, bins)
     if clinical is not None:
         section = settings["indications"]
         verdicts = [
