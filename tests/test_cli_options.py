@@ -49,7 +49,7 @@ def test_the_commands_list_their_options_in_their_own_order():
     commands = subcommands()
     assert options(commands["compare"]) == [
         "--help", "--verbose", "--quiet", "--reference", "--prediction", "--out-json", "--out-tsv",
-        "--metrics", "--scheme", "--clinical", "--subject", "--session", "--parcellation", "--posterior-fossa-mask",
+        "--metrics", "--detection-bins-mm3", "--scheme", "--clinical", "--subject", "--session", "--parcellation", "--posterior-fossa-mask",
         "--atlas", "--atlas-dir", "--config", "--config-json", "--status-json", "--threads",
     ]  # fmt: skip
     assert options(commands["followup"]) == [
