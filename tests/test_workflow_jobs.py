@@ -230,7 +230,7 @@ def test_compare_jobs_compare_the_prediction_with_the_segmentation(plan):
         "command": "compare",
         "common": [
             "--config-json", sections(plan, "anatomy", "dicom", "features", "followup", "indications"),
-            "--threads", "4", "--metrics", "brats2025", "--clinical", "/d/clinical.tsv",
+            "--threads", "4", "--metrics", "brats2025", "--detection-bins-mm3", "0,20,100,1000", "--clinical", "/d/clinical.tsv",
         ],
         "studies": [
             {
@@ -247,8 +247,10 @@ def test_compare_jobs_compare_the_prediction_with_the_segmentation(plan):
     assert jobs.compare_inputs(plan, ["sub-01_ses-01"]) == [
         "/d/s01.nii.gz", "/d/p01.nii.gz", "/d/aseg.nii.gz", "/d/clinical.tsv",
     ]  # fmt: skip
-    other = make_plan(clinical=None, compare_metrics="brats2023")
-    assert json.loads(jobs.compare_jobs(other, ["sub-01_ses-01"], 1))["common"][-2:] == ["--metrics", "brats2023"]
+    other = make_plan(clinical=None, compare_metrics="brats2023", compare_detection_bins_mm3=[0, 50, 500.5])
+    assert json.loads(jobs.compare_jobs(other, ["sub-01_ses-01"], 1))["common"][-4:] == [
+        "--metrics", "brats2023", "--detection-bins-mm3", "0,50,500.5",
+    ]  # fmt: skip
     assert jobs.compare_inputs(other, ["sub-01_ses-01"])[-1] == "/d/aseg.nii.gz"
 
 

@@ -222,6 +222,7 @@ def compare_jobs(plan: Plan, members: Sequence[str], threads: int) -> str:
         args += ["--out-json", plan.study_file(study, bids.COMPARISON)]
         args += ["--status-json", plan.study_file(study, bids.COMPARISON_STATUS)]
         studies.append({"args": args, "log": plan.study_log("compare", study)})
+    bins = ",".join(f"{edge:g}" for edge in plan.config["compare_detection_bins_mm3"])
     common = ["--config-json", _sections(plan, COMPARE_SECTIONS), "--threads", str(threads),
-              "--metrics", plan.config["compare_metrics"], *_clinical(plan)]  # fmt: skip
+              "--metrics", plan.config["compare_metrics"], "--detection-bins-mm3", bins, *_clinical(plan)]  # fmt: skip
     return jobs_document("compare", common, studies)
