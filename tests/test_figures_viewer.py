@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import gzip
+import hashlib
 import json
 import re
 import shutil
@@ -126,10 +127,12 @@ def write(tmp_path, affine=AFFINE, **kwargs):
 
 def test_bundle_is_package_data():
     files = resources.files("brainmets").joinpath("data/viewer")
-    assert files.joinpath("niivue.min.js").is_file() and files.joinpath("NIIVUE_LICENSE").is_file()
+    assert files.joinpath("niivue.min.js.gz").is_file() and files.joinpath("NIIVUE_LICENSE").is_file()
     assert "BSD 2-Clause" in files.joinpath("NIIVUE_LICENSE").read_text()
     assert "0.69.0" in files.joinpath("README.md").read_text()
     assert "Niivue" in viewer.bundle_js()
+    digest = hashlib.sha256(viewer.bundle_js().encode("utf-8")).hexdigest()
+    assert f"`{digest}`" in files.joinpath("README.md").read_text()  # the build its README records
 
 
 def test_page_is_one_self_contained_file(tmp_path):

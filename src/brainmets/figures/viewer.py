@@ -10,6 +10,7 @@ intensity image is, by an integer factor, when the page would exceed its byte bu
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import html
 import json
@@ -52,9 +53,12 @@ def overlay_codes(labels: np.ndarray, scheme: LabelScheme) -> np.ndarray:
     return codes
 
 
+@functools.lru_cache(maxsize=1)
 def bundle_js() -> str:
-    """The NiiVue bundle shipped as package data (see ``data/viewer/README.md``)."""
-    return resources.files("brainmets").joinpath("data/viewer/niivue.min.js").read_text(encoding="utf-8")
+    """The NiiVue bundle shipped (gzipped) as package data (see ``data/viewer/README.md``); read once per process,
+    as a batch writes many pages."""
+    packed = resources.files("brainmets").joinpath("data/viewer/niivue.min.js.gz").read_bytes()
+    return gzip.decompress(packed).decode("utf-8")
 
 
 def _crop_box(labels: np.ndarray, instances: np.ndarray, image: np.ndarray | None) -> tuple[slice, ...]:
