@@ -4,7 +4,6 @@ reference series given or on a derived MR series written beside the export."""
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
 import tempfile
@@ -101,16 +100,14 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 def _tracks(args: argparse.Namespace, measurement):
     """The session's track ids and the follow-up's key (None without --followup); the follow-up must have
     measured this segmentation."""
+    from brainmets.config import read_json
     from brainmets.longitudinal.followup import followup_key, session_tracks
     from brainmets.study.export import Tracks
 
     if not args.followup:
         return None
-    try:
-        document = json.loads(Path(args.followup).read_text())
-    except (OSError, ValueError) as exc:
-        raise InputDataError(args.followup, f"cannot read the follow-up document ({exc})") from None
-    if not isinstance(document, dict) or "lesions" not in document or "sessions" not in document:
+    document = read_json(args.followup, "follow-up document", InputDataError)
+    if "lesions" not in document or "sessions" not in document:
         raise InputDataError(args.followup, "is not a follow-up document (brainmets followup --out-json)")
     track_ids, index = session_tracks(document, args.session, args.followup)
     ids = [row["lesion_id"] for row in measurement.features.lesions]

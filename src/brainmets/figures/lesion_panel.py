@@ -10,6 +10,7 @@ picture is the same whatever the storage order of the voxel axes and lengths can
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -117,18 +118,33 @@ class Caliper:
     colour: str
 
 
+def cell_number(value: Any) -> float | None:
+    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def caliper_ends(lesion: dict[str, Any], name: str) -> np.ndarray | None:
+    """The world ends (RAS mm, shape (2, 3)) of a lesion's ``longest`` or ``perpendicular`` RANO-BM diameter, from
+    the lesion table's columns: in the plane z = ``axial_plane_z_mm``; None when a column is missing or not a
+    number (a lesion without an axial section, a row older than the columns)."""
+    z = cell_number(lesion.get("axial_plane_z_mm"))
+    x1, y1, x2, y2 = (cell_number(lesion.get(f"axial_{name}_{c}{end}_mm")) for end in (1, 2) for c in "xy")
+    if any(v is None for v in (z, x1, y1, x2, y2)):
+        return None
+    return np.array([[x1, y1, z], [x2, y2, z]])
+
+
 def calipers_of(lesion: dict[str, Any]) -> list[Caliper]:
-    """The lesion's RANO-BM longest diameter and its perpendicular, from the lesion table's caliper columns; none
-    when the lesion has no axial section (or the row predates the columns)."""
-    z = lesion.get("axial_plane_z_mm")
+    """The lesion's RANO-BM longest diameter and its perpendicular, as drawn (:func:`caliper_ends`)."""
     out = []
     for name in ("longest", "perpendicular"):
-        ends = [lesion.get(f"axial_{name}_{c}{end}_mm") for end in (1, 2) for c in "xy"]
-        length = lesion.get(f"axial_{name}_diameter_mm")
-        if z is None or length is None or any(v is None for v in ends):
-            continue
-        points = np.array([[ends[0], ends[1], z], [ends[2], ends[3], z]], float)
-        out.append(Caliper(points, f"{length:.1f} mm", COLOURS[name]))
+        ends, length = caliper_ends(lesion, name), cell_number(lesion.get(f"axial_{name}_diameter_mm"))
+        if ends is not None and length is not None:
+            out.append(Caliper(ends, f"{length:.1f} mm", COLOURS[name]))
     return out
 
 

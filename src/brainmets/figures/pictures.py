@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from brainmets.figures.study_picture import cell_number, font
+from brainmets.figures.lesion_panel import cell_number, font
 
 
 def failure_figure(path: str | Path, title: str, message: str) -> None:

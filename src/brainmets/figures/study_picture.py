@@ -25,6 +25,7 @@ from brainmets.figures.lesion_panel import (
     calipers_of,
     canonical,
     canonical_affine,
+    cell_number,
     draw_panel,
     font,
     panel_view,
@@ -382,12 +383,3 @@ def _draw_shift(draw, view: PanelView, midline: Midline) -> None:
     )
     left = max((size[0] - draw.textlength(midline.label, font=face)) / 2, 2)
     draw.text((left, size[1] - 34), midline.label, fill=colour, font=face, stroke_width=2, stroke_fill="black")
-
-
-def cell_number(value: Any) -> float | None:
-    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None

@@ -14,7 +14,6 @@ import functools
 import gzip
 import html
 import json
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainmets.figures.lesion_panel import COLOURS
+from brainmets.figures.lesion_panel import COLOURS, caliper_ends, cell_number
 from brainmets.measurement.geometry import bounding_box, crop_affine
 from brainmets.schemes import LabelScheme, Role, role_mask
 
@@ -41,7 +40,6 @@ CALIPER_COLOURS = {
 }
 MARGIN_VOXELS = 4
 MAX_FACTOR = 8
-_CALIPER_KEYS = ("x1", "y1", "x2", "y2")
 
 
 def overlay_codes(labels: np.ndarray, scheme: LabelScheme) -> np.ndarray:
@@ -131,25 +129,6 @@ def nifti_base64(data: np.ndarray, affine: np.ndarray) -> str:
     return base64.b64encode(gzip.compress(img.to_bytes(), compresslevel=9, mtime=0)).decode("ascii")
 
 
-def _number(row: dict, key: str) -> float | None:
-    """A finite number from a table row, else None (absent, None, NaN or text)."""
-    value = row.get(key)
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _segment(row: dict, which: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """A caliper's world endpoints (RAS mm) on the plane z = axial_plane_z_mm, or None when not all are given."""
-    z = _number(row, "axial_plane_z_mm")
-    xy = [_number(row, f"axial_{which}_{k}_mm") for k in _CALIPER_KEYS]
-    if z is None or any(v is None for v in xy):
-        return None
-    return np.array([xy[0], xy[1], z]), np.array([xy[2], xy[3], z])
-
-
 def draw_caliper(volume: np.ndarray, affine: np.ndarray, start: np.ndarray, end: np.ndarray, value: int) -> None:
     """Rasterise the world segment ``start``-``end`` into ``volume`` (on ``affine``'s grid) on one voxel slice:
     the slice along the grid axis nearest world z that holds the segment's midpoint, as an axial measurement is
@@ -197,9 +176,9 @@ def viewer_volumes(
     for row in lesions:
         k = int(row["lesion_id"])
         for value, which in ((2 * k - 1, "longest"), (2 * k, "perpendicular")):
-            segment = _segment(row, which)
-            if segment is not None:
-                draw_caliper(calipers, cropped_affine, *segment, value)
+            ends = caliper_ends(row, which)
+            if ends is not None:
+                draw_caliper(calipers, cropped_affine, *ends, value)
     background = np.where(labels[box] != 0, 60, 0).astype(np.uint8)
     shown = quantise(image[box]) if image is not None else None
     return ViewerVolumes(origin, cropped_affine, overlay, calipers, shown, background)
@@ -221,22 +200,22 @@ def _lut(entries: list[tuple[int, tuple[int, int, int], str]]) -> dict:
 def _row(row: dict, vox: ViewerVolumes, instances_box: np.ndarray) -> dict:
     """What the page shows of a lesion row (and its centroid in world mm, from the instances when absent)."""
     k = int(row["lesion_id"])
-    centroid = [_number(row, f"centroid_{c}_mm") for c in "xyz"]
+    centroid = [cell_number(row.get(f"centroid_{c}_mm")) for c in "xyz"]
     if any(v is None for v in centroid):
         where = np.argwhere(instances_box == k)
         centroid = [float(v) for v in nib.affines.apply_affine(vox.affine, where.mean(axis=0))] if where.size else None
     where = " ".join(str(row[key]) for key in ("location", "hemisphere") if row.get(key) not in (None, "", "n/a"))
-    segments = {w: _segment(row, w) for w in ("longest", "perpendicular")}
+    segments = {w: caliper_ends(row, w) for w in ("longest", "perpendicular")}
     return {
         "id": k,
-        "volume_ml": _number(row, "volume_ml"),
-        "max3d": _number(row, "max_diameter_3d_mm"),
-        "longest": _number(row, "axial_longest_diameter_mm"),
-        "perpendicular": _number(row, "axial_perpendicular_diameter_mm"),
-        "plane_z": _number(row, "axial_plane_z_mm"),
+        "volume_ml": cell_number(row.get("volume_ml")),
+        "max3d": cell_number(row.get("max_diameter_3d_mm")),
+        "longest": cell_number(row.get("axial_longest_diameter_mm")),
+        "perpendicular": cell_number(row.get("axial_perpendicular_diameter_mm")),
+        "plane_z": cell_number(row.get("axial_plane_z_mm")),
         "centroid": centroid,
         "where": where,
-        "caliper": {w: [list(map(float, s[0])), list(map(float, s[1]))] for w, s in segments.items() if s},
+        "caliper": {w: ends.tolist() for w, ends in segments.items() if ends is not None},
     }
 
 
