@@ -131,6 +131,24 @@ def test_edge_cases_give_the_evaluators_answers():
     assert anisotropic["sq_hd95"] == pytest.approx(1.0)  # the evaluator's reversed spacing: the last axis gets 1 mm
 
 
+@pytest.mark.parametrize("spacing", [None, (1.0, 1.0, 1.0), (0.9375, 0.9375, 3.3), (3.0, 0.7, 1.1)])
+def test_surface_distances_are_the_distance_maps_values_bit_for_bit(spacing):
+    """The k-d tree's surface distances equal what panoptica reads from a distance map of the other border
+    (scipy's distance_transform_edt), exactly, on irregular masks and anisotropic spacings."""
+    from scipy.ndimage import binary_erosion, distance_transform_edt, gaussian_filter, generate_binary_structure
+
+    from brainmets.comparison.brats_metrics import _border_points, _surface_distances
+
+    rng = np.random.default_rng(5)
+    a, b = (gaussian_filter(rng.random((40, 36, 30)), 2) > 0.52 for _ in range(2))
+    footprint = generate_binary_structure(3, 1)
+    a_border, b_border = (m ^ binary_erosion(m, structure=footprint) for m in (a, b))
+    expected = distance_transform_edt(~b_border, sampling=spacing)[a_border]
+    scale = np.ones(3) if spacing is None else np.asarray(spacing)
+    found = _surface_distances(_border_points(a), _border_points(b), scale)
+    assert len(expected) > 500 and np.array_equal(found, expected)
+
+
 def test_compare_reports_missed_and_invented_lesions_and_the_verdicts_they_change(tmp_path, capsys):
     shape = (60, 60, 40)
     reference = _cube(shape, (10, 10, 10), 12)  # one 12 mm lesion

@@ -133,15 +133,25 @@ def verdict_changes(reference: dict[str, Any], prediction: dict[str, Any]) -> li
 
 def add_dice(entries: list[dict[str, Any]], ref_instances: np.ndarray, pred_on_ref: np.ndarray) -> None:
     """Each entry's core Dice: its reference lesions' voxels against its prediction lesions' (on the
-    reference's grid)."""
+    reference's grid), from one pass over both grids (voxel counts per lesion and per overlapping pair)."""
+    ref_counts, pred_counts = _counts(ref_instances), _counts(pred_on_ref)
+    both = (ref_instances > 0) & (pred_on_ref > 0)
+    pairs, shared = np.unique(np.stack([ref_instances[both], pred_on_ref[both]]), axis=1, return_counts=True)
+    overlap = {(int(i), int(j)): int(n) for (i, j), n in zip(pairs.T, shared)}
     for entry in entries:
-        a = np.isin(ref_instances, entry["reference_lesion_ids"]) if entry["reference_lesion_ids"] else None
-        b = np.isin(pred_on_ref, entry["prediction_lesion_ids"]) if entry["prediction_lesion_ids"] else None
-        if a is None or b is None:
+        refs, preds = entry["reference_lesion_ids"], entry["prediction_lesion_ids"]
+        if not refs or not preds:
             entry["dice"] = 0.0
             continue
-        total = int(a.sum()) + int(b.sum())
-        entry["dice"] = 2.0 * int((a & b).sum()) / total if total else None
+        total = sum(ref_counts.get(i, 0) for i in refs) + sum(pred_counts.get(j, 0) for j in preds)
+        common = sum(overlap.get((i, j), 0) for i in refs for j in preds)
+        entry["dice"] = 2.0 * common / total if total else None
+
+
+def _counts(instances: np.ndarray) -> dict[int, int]:
+    """Voxels per lesion id of an instance map."""
+    ids, counts = np.unique(instances[instances > 0], return_counts=True)
+    return dict(zip(ids.tolist(), counts.tolist()))
 
 
 AGREEMENT = {
