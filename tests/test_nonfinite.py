@@ -118,6 +118,29 @@ def test_a_features_document_with_infinity_reads_back_as_inf(tmp_path):
     assert read["lesions"][0]["max_diameter_3d_mm"] == math.inf
 
 
+def test_the_schema_itself_accepts_the_written_infinity_and_nothing_else():
+    """A document as written (the string "Infinity") validates with plain jsonschema against the shipped schema;
+    "-Infinity" (a negative size), other strings and negative numbers do not."""
+    import jsonschema
+    import yaml
+
+    from brainmets.config import schema_path
+
+    schema = yaml.safe_load(schema_path("features_document.schema.yaml").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def errors(value) -> list[str]:
+        document = {"study": {"lesion_count": 1, "cumulative_tumor_volume_ml": 1.0, "largest_max_diameter_3d_mm": value},
+                    "lesions": [{"volume_ml": 1.0, "max_diameter_3d_mm": value, "axial_longest_diameter_mm": 3.0}]}  # fmt: skip
+        return [e.message for e in validator.iter_errors(document)]
+
+    assert (
+        errors("Infinity") == [] and errors(12.5) == [] and errors(None) == ["None is not of type 'number', 'string'"]
+    )
+    for wrong in ("-Infinity", "NaN", "12", -1.0):
+        assert errors(wrong), wrong
+
+
 @pytest.mark.parametrize(("metrics", "penalty"), [("brats2025", 373.0), ("brats2023", 374.0)])
 def test_per_lesion_table_scores_hd95_as_the_summary_does(tmp_path, metrics, penalty):
     reference = _lesion((3, 3, 3), 5) | _lesion((15, 15, 15), 5)  # two 125 mm3 (large) lesions
