@@ -45,10 +45,12 @@ def _surface_distances(points: np.ndarray, border: np.ndarray, scale: np.ndarray
 
 def _box(mask: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
     """The bounding box of a non-empty mask, widened by ``margin`` voxels and clipped to the array."""
-    return tuple(
-        slice(max(s.start - margin, 0), min(s.stop + margin, n))
-        for s, n in zip(find_objects(mask.astype(np.uint8))[0], mask.shape)
-    )
+    return _widen(find_objects(mask.astype(np.uint8))[0], margin, mask.shape)
+
+
+def _widen(box: tuple[slice, ...], margin: int, shape) -> tuple[slice, ...]:
+    """A box widened by ``margin`` voxels on every side, clipped to an array of ``shape``."""
+    return tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n)) for s, n in zip(box, shape))
 
 
 def _crop(*masks: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -291,17 +293,21 @@ def region_metrics_2023(reference: np.ndarray, prediction: np.ndarray, spacing, 
     )
     merged = np.where(ref_cc > 0, grown, 0)
     lesions, pooled = [], set()
-    for number in range(1, int(merged.max()) + 1):
-        lesion = merged == number
-        if not lesion.any():
+    pred_boxes = find_objects(pred_cc)
+    for number, found in enumerate(find_objects(merged), start=1):  # each lesion's work on its own box
+        if found is None:
             continue
-        reach = binary_dilation(lesion, structure=structure, iterations=dilation)
-        touching = sorted(int(c) for c in np.unique(pred_cc[reach]) if c)
+        near = _widen(found, dilation + 1, merged.shape)  # room for the dilation: the same voxels as on the grid
+        reach = binary_dilation(merged[near] == number, structure=structure, iterations=dilation)
+        touching = sorted(int(c) for c in np.unique(pred_cc[near][reach]) if c)
         pooled.update(touching)
-        predicted = np.isin(pred_cc, touching) if touching else np.zeros_like(lesion)
-        cut_lesion, cut_predicted = _crop(lesion, predicted)  # distances and overlaps do not change
+        spans = [found, *(pred_boxes[c - 1] for c in touching)]  # the box _crop would cut: distances unchanged
+        box = _widen(tuple(slice(min(s.start for s in axis), max(s.stop for s in axis)) for axis in zip(*spans)),
+                     2, merged.shape)  # fmt: skip
+        cut_lesion = merged[box] == number
+        cut_predicted = np.isin(pred_cc[box], touching) if touching else np.zeros_like(cut_lesion)
         hd = _hd95_2023(cut_lesion, cut_predicted, spacing)
-        lesions.append({"gt_lesion_number": number, "gt_lesion_vol_mm3": float(lesion.sum()) * voxel,
+        lesions.append({"gt_lesion_number": number, "gt_lesion_vol_mm3": float(cut_lesion.sum()) * voxel,
                         "predicted_lesion_numbers": touching, "dice": dice(cut_predicted, cut_lesion),
                         "hd95_raw": hd, "hd95": HD95_PENALTY_2023_MM if math.isinf(hd) else hd})  # fmt: skip
     false_positives = sorted(set(int(c) for c in np.unique(pred_cc) if c) - pooled)
