@@ -84,7 +84,7 @@ COMPARISON_LESION_TABLE_FIELDS = [
         "the detection-by-size bin of the lesion's evaluator volume (voxels x the product of the voxel sizes, "
         "as metrics.detection_by_size bins it); n/a below the first edge",
     ),
-    Field("voxel_count", None, "voxels of the lesion"),
+    Field("voxel_count", "voxel", "number of the lesion's voxels (on the reference's grid)"),
     Field("volume_mm3", "mm3", "voxel count x the voxel volume (|det| of the affine)"),
     Field("max_diameter_3d_mm", "mm", "largest distance between two points of the lesion's surface"),
     Field("axial_longest_diameter_mm", "mm", "longest diameter in a patient-axial plane (RANO-BM)"),
