@@ -17,7 +17,7 @@ from brainmets.cli import main
 from brainmets.cli.compare import rows as tsv_rows
 from brainmets.comparison.brats_metrics import evaluate
 from brainmets.comparison.detection import bin_label, detection_by_size
-from brainmets.comparison.lesion_table import COLUMNS, lesion_table
+from brainmets.comparison.lesion_table import COLUMNS, lesion_table, match_kind, overlap_groups
 
 from .evaluator_pairs import pairs
 
@@ -119,6 +119,15 @@ def test_known_pairs_get_their_match_dice_and_detection():
         assert weak_ref["size_bin"] == "[100, 1000)"
     et = regions["et"]
     assert (et["tp"], et["fp"], et["fn"]) == (4, 2, 2)  # the evaluator agrees: 4 matches, 2 left on each side
+
+
+def test_overlap_groups_and_their_kinds():
+    groups = overlap_groups(4, 4, [(1, 1), (2, 1), (2, 2), (3, 3)])  # ref 4 and pred 4 alone
+    assert sorted(groups) == [([], [4]), ([1, 2], [1, 2]), ([3], [3]), ([4], [])]
+    assert [match_kind(len(r), len(p)) for r, p in sorted(groups)] == [
+        "invented", "merged and split", "matched", "missed"
+    ]  # fmt: skip
+    assert (match_kind(2, 1), match_kind(1, 3)) == ("merged", "split")
 
 
 def test_sizes_and_centroids_are_physical_on_an_oblique_anisotropic_grid():

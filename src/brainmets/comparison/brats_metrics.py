@@ -72,7 +72,7 @@ def region_metrics(
     reference: np.ndarray, prediction: np.ndarray, spacing, parts: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """One region's lesion-wise result (panoptica's fields) from its binary reference and prediction masks;
-    ``parts``, when given, receives the lesions it labelled (``ref_cc``, ``pred_cc``) and the ``matched`` pairs."""
+    ``parts``, when given, receives the lesions it labelled (``ref_cc``, ``pred_cc``; its matches are the result's)."""
     ref_cc, n_ref = cc3d.connected_components(reference.astype(np.uint8), connectivity=26, return_N=True)
     pred_cc, n_pred = cc3d.connected_components(prediction.astype(np.uint8), connectivity=26, return_N=True)
     both = (ref_cc > 0) & (pred_cc > 0)
@@ -140,7 +140,7 @@ def region_metrics(
         float(pred_counts[j]) * voxel_mm3 for j in out["prediction_instances_unmatched"]
     ]
     if parts is not None:  # the lesion table's components: labelled once
-        parts.update(ref_cc=ref_cc, pred_cc=pred_cc, matched=matched)
+        parts.update(ref_cc=ref_cc, pred_cc=pred_cc)
     return out
 
 
