@@ -29,6 +29,7 @@ import yaml
 import brainmets  # public API: datasets.demo, locate (for the provenance keys)
 from brainmets.cli.features import FEATURE_OPTIONS  # `brainmets features` options that set `features` keys
 from brainmets.cohort_tables import TABLE_FIELDS, table_spec  # cohort tables: names, columns, data dictionaries
+from brainmets.comparison.lesion_table import COMPARISON_LESION_TABLE_FIELDS  # compare --out-lesions-tsv columns
 from brainmets.config import load_config, load_schema  # the config's defaults and its schema's descriptions
 from brainmets.fields import BOOLEAN, data_dictionary  # a table's BIDS data dictionary
 from brainmets.indications.conditions import describe  # a rule condition in words, as the outputs show it
@@ -101,9 +102,10 @@ def output_fields() -> str:
         HEADER,
         "# Output fields",
         "",
-        "Every field of the features document (`brainmets features --out-json`) and every column of the cohort",
+        "Every field of the features document (`brainmets features --out-json`), every column of the cohort",
         "tables (`brainmets cohort`, `results/group/` of the workflow), from the data dictionaries written beside",
-        "the TSV files. How values are written (units, `n/a`, lists, 6 significant digits):",
+        "the TSV files, and the comparison's lesion table (`brainmets compare --out-lesions-tsv`). How values are",
+        "written (units, `n/a`, lists, 6 significant digits):",
         "[outputs](../outputs.md).",
         "",
         "## The features document",
@@ -129,6 +131,16 @@ def output_fields() -> str:
     for name in TABLE_FIELDS:
         _columns, dictionary = table_spec(name)
         out += [f"### `{name}.tsv`", "", *_dictionary_table(dictionary), ""]
+    out += [
+        "## The comparison's lesion table",
+        "",
+        "`brainmets compare --out-lesions-tsv` (the comparison document's `lesion_table`, `Comparison.lesion_table`):",
+        "one row per reference and per predicted lesion of each BraTS region; how the columns relate to the",
+        "metrics: [Comparison](../comparison.md#the-lesion-table).",
+        "",
+        *_dictionary_table(data_dictionary(COMPARISON_LESION_TABLE_FIELDS)),
+        "",
+    ]
     return "\n".join(out).rstrip("\n") + "\n"
 
 

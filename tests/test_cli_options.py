@@ -48,7 +48,7 @@ def test_a_shared_option_is_the_same_in_every_command(option):
 def test_the_commands_list_their_options_in_their_own_order():
     commands = subcommands()
     assert options(commands["compare"]) == [
-        "--help", "--verbose", "--quiet", "--reference", "--prediction", "--out-json", "--out-tsv",
+        "--help", "--verbose", "--quiet", "--reference", "--prediction", "--out-json", "--out-tsv", "--out-lesions-tsv",
         "--metrics", "--detection-bins-mm3", "--scheme", "--clinical", "--subject", "--session", "--parcellation", "--posterior-fossa-mask",
         "--atlas", "--atlas-dir", "--config", "--config-json", "--status-json", "--threads",
     ]  # fmt: skip

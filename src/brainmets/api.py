@@ -329,14 +329,20 @@ def compare(
     are ``features`` keys, as for :func:`measure` (``label_scheme`` applies to both); ``reference_options``
     (``parcellation``, ``posterior_fossa_mask``, ``atlas``, ``atlas_dir``, as for :func:`locate`) locate the
     lesions of both in the study's anatomy. ``detection_bins_mm3``: the lower edges of the ``brats2025``
-    detection-by-size bins (default: the config's ``compare_detection_bins_mm3``, ``[0, 20, 100, 1000]``).
+    detection-by-size bins and of the lesion table's ``size_bin`` (default: the config's
+    ``compare_detection_bins_mm3``, ``[0, 20, 100, 1000]``).
 
     Returns:
         a :class:`Comparison`: ``.lesions`` (one row per lesion group), ``.studies`` (the study's row of
-        metrics and differences), ``.study`` (each study feature of both), ``.metrics`` (per region) and
-        ``.detection_by_size`` (per region and size bin, ``brats2025``) as DataFrames, and ``.document`` (the dict ``brainmets compare --out-json`` writes: ``metrics``,
-        ``lesions``, ``study``, ``indications``, ``warnings``, ``provenance``), which indexing the result reads
-        too (``result["metrics"]``).
+        metrics and differences), ``.study`` (each study feature of both), ``.metrics`` (per region),
+        ``.detection_by_size`` (per region and size bin, ``brats2025``) and ``.lesion_table`` (one row per
+        reference and per predicted lesion of each region, by ``region``, ``side``, ``lesion_id``: volume,
+        diameters and centroid in mm, match ``matched`` / ``missed`` / ``invented`` / ``merged`` / ``split``,
+        panoptica's match and Dice, the parser's detection ``tp`` / ``fn`` / ``fp``, size bin; what
+        ``brainmets compare --out-lesions-tsv`` writes) as DataFrames, and ``.document`` (the dict
+        ``brainmets compare --out-json`` writes: ``metrics``, ``lesions``, ``lesion_table``, ``study``,
+        ``indications``, ``warnings``, ``provenance``), which indexing the result reads too
+        (``result["metrics"]``).
 
     Raises:
         ConfigError: ``metrics`` or a parameter is invalid.

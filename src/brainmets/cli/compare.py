@@ -33,6 +33,12 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     pair.add_argument("--out-json", required=True, metavar="PATH", help="the comparison document")
     pair.add_argument("--out-tsv", metavar="PATH", help="one row per reference lesion and per invented one, per region")
     pair.add_argument(
+        "--out-lesions-tsv",
+        metavar="PATH",
+        help="the lesion table: one row per reference and per predicted lesion, per region (size, match, Dice, "
+        "detection)",
+    )
+    pair.add_argument(
         "--metrics",
         choices=("brats2025", "brats2023"),
         default="brats2025",
@@ -123,6 +129,7 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
     from brainmets.io.writers import check_outputs
 
     outputs = {"json": Path(args.out_json)} | ({"tsv": Path(args.out_tsv)} if args.out_tsv else {})
+    outputs |= {"lesions_tsv": Path(args.out_lesions_tsv)} if args.out_lesions_tsv else {}
     check_outputs(list(outputs.values()), command_inputs(args) + [args.reference, args.prediction])
     return outputs
 
@@ -130,6 +137,7 @@ def planned_outputs(args: argparse.Namespace) -> dict[str, Path]:
 def run(args: argparse.Namespace) -> dict:
     from brainmets.comparison.detection import parse_bins
     from brainmets.comparison.document import compare_segmentations
+    from brainmets.comparison.lesion_table import COLUMNS as LESION_TABLE_COLUMNS
     from brainmets.io.writers import atomic_outputs, write_json, write_tsv
     from brainmets.schemes import scheme_setting
 
@@ -148,6 +156,8 @@ def run(args: argparse.Namespace) -> dict:
         write_json(tmp["json"], document)
         if "tsv" in tmp:
             write_tsv(tmp["tsv"], COLUMNS, rows(document))
+        if "lesions_tsv" in tmp:
+            write_tsv(tmp["lesions_tsv"], LESION_TABLE_COLUMNS, document["lesion_table"])
     regions = document["metrics"]["regions"]
     if "et" in regions:
         dice = regions["et"]["summary"]["lesionwise_dsc_mean"]

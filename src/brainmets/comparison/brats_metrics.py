@@ -78,8 +78,11 @@ def distance_scores(reference: np.ndarray, prediction: np.ndarray, spacing, tole
     return hd, float((tp_a + tp_b) / (tp_a + tp_b + fp + fn + sys.float_info.min))
 
 
-def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> dict[str, Any]:
-    """One region's lesion-wise result (panoptica's fields) from its binary reference and prediction masks."""
+def region_metrics(
+    reference: np.ndarray, prediction: np.ndarray, spacing, parts: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One region's lesion-wise result (panoptica's fields) from its binary reference and prediction masks;
+    ``parts``, when given, receives the lesions it labelled (``ref_cc``, ``pred_cc``; its matches are the result's)."""
     ref_cc, n_ref = cc3d.connected_components(reference.astype(np.uint8), connectivity=26, return_N=True)
     pred_cc, n_pred = cc3d.connected_components(prediction.astype(np.uint8), connectivity=26, return_N=True)
     both = (ref_cc > 0) & (pred_cc > 0)
@@ -146,6 +149,8 @@ def region_metrics(reference: np.ndarray, prediction: np.ndarray, spacing) -> di
     out["prediction_instances_unmatched_volume"] = [
         float(pred_counts[j]) * voxel_mm3 for j in out["prediction_instances_unmatched"]
     ]
+    if parts is not None:  # the lesion table's components: labelled once
+        parts.update(ref_cc=ref_cc, pred_cc=pred_cc)
     return out
 
 
@@ -227,20 +232,27 @@ def mets_summary(result: dict[str, Any], vol_threshold: float = 20.0, overlap_th
     return out
 
 
-def evaluate(reference: np.ndarray, prediction: np.ndarray, zooms) -> dict[str, dict[str, Any]]:
+def evaluate(
+    reference: np.ndarray, prediction: np.ndarray, zooms, components: dict[str, dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """Every region's result and summary for two integer label arrays on one grid; ``zooms``: the voxel sizes
     in the arrays' axis order (the evaluator's reversed spacing is applied here). Both arrays are cut once to
-    their labelled voxels' box plus a margin, as the evaluator does (no distance or border changes)."""
+    their labelled voxels' box plus a margin, as the evaluator does (no distance or border changes).
+    ``components``, when given, receives per region :func:`region_metrics`'s ``parts`` and the cut's first
+    voxel (``origin``)."""
     from brainmets.schemes import value_mask
 
     spacing = tuple(float(z) for z in zooms)[::-1]
     labelled = (reference != 0) | (prediction != 0)
+    origin = (0, 0, 0)
     if labelled.any():
         box = _box(labelled)
         reference, prediction = reference[box], prediction[box]
+        origin = tuple(s.start for s in box)
     out = {}
     for name, values in REGIONS.items():
-        result = region_metrics(value_mask(reference, set(values)), value_mask(prediction, set(values)), spacing)
+        parts = None if components is None else components.setdefault(name, {"origin": origin})
+        result = region_metrics(value_mask(reference, set(values)), value_mask(prediction, set(values)), spacing, parts)
         out[name] = {**result, "summary": mets_summary(result)}
     return out
 

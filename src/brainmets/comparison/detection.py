@@ -102,3 +102,13 @@ def bin_label(entry: Mapping[str, Any]) -> str:
     low, high = entry["min_volume_mm3"], entry["max_volume_mm3"]
     low_text = f"{low:g}"
     return f">= {low_text}" if high is None else f"[{low_text}, {high:g})"
+
+
+def size_bin(volume_mm3: float, edges_mm3: Sequence[float]) -> str | None:
+    """The :func:`bin_label` of the bin ``volume_mm3`` falls in (edges as :func:`check_bins` returns them),
+    None below the first edge: the bin :func:`detection_by_size` counts the lesion in."""
+    k = _bin(volume_mm3, edges_mm3)
+    if k is None:
+        return None
+    high = edges_mm3[k + 1] if k + 1 < len(edges_mm3) else None
+    return bin_label({"min_volume_mm3": edges_mm3[k], "max_volume_mm3": high})

@@ -22,6 +22,8 @@ from brainmets.comparison.agreement import (
 )
 from brainmets.comparison.brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
 from brainmets.comparison.detection import bin_label, check_bins, detection_document
+from brainmets.comparison.lesion_table import COLUMNS as LESION_TABLE_COLUMNS
+from brainmets.comparison.lesion_table import components, lesion_table
 from brainmets.config import load_config, with_features
 from brainmets.display import Document, html_tables, one_line, who
 from brainmets.errors import ConfigError
@@ -52,7 +54,11 @@ class Comparison(Document):
       ``reference``, ``prediction`` and ``difference``;
     - ``metrics``: one row per BraTS region, by ``region``: the evaluator's numbers (lists left out);
     - ``detection_by_size`` (``brats2025``): one row per region and size bin, by (``region``, ``bin``): the
-      bin's edges, reference lesions, detected, missed, recall, false positives and lesion-wise F1.
+      bin's edges, reference lesions, detected, missed, recall, false positives and lesion-wise F1;
+    - ``lesion_table``: one row per reference and per predicted lesion of each region, by (``region``, ``side``,
+      ``lesion_id``): voxels, volume, diameters and centroid (mm, world), the overlap match (matched, missed,
+      invented, merged, split), panoptica's match and its Dice, the overlap group's Dice, the parser's detection
+      (tp / fn / fp) and size bin (``brainmets compare --out-lesions-tsv``).
 
     Indexing it (``result["metrics"]``) reads the document. Its ``repr`` is one line; in a notebook it shows
     its lesion groups."""
@@ -93,6 +99,11 @@ class Comparison(Document):
         table = self.document["metrics"].get("detection_by_size") or {}
         rows = [{"region": r, "bin": bin_label(e), **e} for r, entries in table.items() for e in entries]
         return rounded_frame(rows, columns, ["region", "bin"])
+
+    @property
+    def lesion_table(self) -> pd.DataFrame:
+        rows = self.document.get("lesion_table") or []
+        return rounded_frame(rows, LESION_TABLE_COLUMNS, ["region", "side", "lesion_id"])
 
     def __repr__(self) -> str:
         count = self.document["study"]["lesion_count"]
@@ -169,7 +180,14 @@ def compare_segmentations(
         warnings.append(warning)
     zooms = np.linalg.norm(ref.affine[:3, :3], axis=0)
     evaluator, follows = modes[metrics]
-    regions = evaluator(mets_labels(ref.label_map, ref.parameters.scheme), moved, zooms)
+    ref_labels = mets_labels(ref.label_map, ref.parameters.scheme)
+    if metrics == "brats2025":  # the table reads the evaluator's lesions: each map labelled once
+        parts: dict[str, dict[str, Any]] = {}
+        regions = evaluate(ref_labels, moved, zooms, parts)
+    else:
+        regions, parts = evaluator(ref_labels, moved, zooms), components(ref_labels, moved)
+    table = lesion_table(parts, ref.affine, ref.label_map.shape, zooms, regions if metrics == "brats2025" else None,
+                         bins)  # fmt: skip
     instances = [m.instances for m in measured]  # each built once: a whole-grid array
     data = [SessionLesions.from_measurement(m.features.lesions, i, m.affine, None) for m, i in zip(measured, instances)]
     lesions = lesion_agreement(ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"]))
@@ -180,6 +198,7 @@ def compare_segmentations(
         "session": session,
         "metrics": {"mode": metrics, "follows": follows, "regions": regions},
         "lesions": lesions,
+        "lesion_table": table,
         "study": study_agreement(ref.document, pred.document),
         "indications": None,
         "warnings": warnings,
