@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from brainmets.comparison.brats_metrics import overlap_counts
 from brainmets.fields import Field
 from brainmets.longitudinal.tracking import SessionLesions, TrackingParameters, groups, link
 from brainmets.measurement.geometry import apply_affine
@@ -135,9 +136,7 @@ def add_dice(entries: list[dict[str, Any]], ref_instances: np.ndarray, pred_on_r
     """Each entry's core Dice: its reference lesions' voxels against its prediction lesions' (on the
     reference's grid), from one pass over both grids (voxel counts per lesion and per overlapping pair)."""
     ref_counts, pred_counts = _counts(ref_instances), _counts(pred_on_ref)
-    both = (ref_instances > 0) & (pred_on_ref > 0)
-    pairs, shared = np.unique(np.stack([ref_instances[both], pred_on_ref[both]]), axis=1, return_counts=True)
-    overlap = {(int(i), int(j)): int(n) for (i, j), n in zip(pairs.T, shared)}
+    overlap = overlap_counts(ref_instances, pred_on_ref)
     for entry in entries:
         refs, preds = entry["reference_lesion_ids"], entry["prediction_lesion_ids"]
         if not refs or not preds:

@@ -59,6 +59,16 @@ def _crop(*masks: np.ndarray) -> tuple[np.ndarray, ...]:
     return tuple(m[box] for m in masks)
 
 
+def overlap_counts(ref_ids: np.ndarray, pred_ids: np.ndarray) -> dict[tuple[int, int], int]:
+    """The voxels each (reference id, predicted id) pair of two id maps shares, for the pairs that share any
+    (ids > 0), in ascending order; one sort of 64-bit keys (a sort of id pairs as rows is ~100 times slower)."""
+    both = (ref_ids > 0) & (pred_ids > 0)
+    keys, counts = np.unique(
+        (ref_ids[both].astype(np.int64) << 32) | pred_ids[both].astype(np.int64), return_counts=True
+    )
+    return {(int(k >> 32), int(k & 0xFFFFFFFF)): int(n) for k, n in zip(keys, counts)}
+
+
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     total = int(a.sum()) + int(b.sum())
     return 2.0 * int(np.logical_and(a, b).sum()) / total if total else math.nan
@@ -85,8 +95,7 @@ def region_metrics(
     ``parts``, when given, receives the lesions it labelled (``ref_cc``, ``pred_cc``; its matches are the result's)."""
     ref_cc, n_ref = cc3d.connected_components(reference.astype(np.uint8), connectivity=26, return_N=True)
     pred_cc, n_pred = cc3d.connected_components(prediction.astype(np.uint8), connectivity=26, return_N=True)
-    both = (ref_cc > 0) & (pred_cc > 0)
-    pairs = np.unique(np.stack([ref_cc[both], pred_cc[both]]), axis=1).T if both.any() else np.zeros((0, 2), int)
+    pairs = list(overlap_counts(ref_cc, pred_cc))
     ref_boxes, pred_boxes = find_objects(ref_cc), find_objects(pred_cc)
     ref_counts = np.bincount(ref_cc.ravel(), minlength=n_ref + 1)
 

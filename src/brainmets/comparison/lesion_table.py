@@ -23,7 +23,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from brainmets.comparison.agreement import AGREEMENT
-from brainmets.comparison.brats_metrics import REGIONS
+from brainmets.comparison.brats_metrics import REGIONS, overlap_counts
 from brainmets.comparison.detection import DEFAULT_BINS_MM3, check_bins, size_bin
 from brainmets.fields import Field
 from brainmets.measurement.geometry import (
@@ -114,15 +114,6 @@ def components(reference: np.ndarray, prediction: np.ndarray) -> dict[str, dict[
     return out
 
 
-def overlaps(ref_cc: np.ndarray, pred_cc: np.ndarray) -> dict[tuple[int, int], int]:
-    """The voxels each (reference lesion, predicted lesion) pair shares, for the pairs that share any."""
-    both = (ref_cc > 0) & (pred_cc > 0)
-    if not both.any():
-        return {}
-    keys, counts = np.unique(np.stack([ref_cc[both], pred_cc[both]]), axis=1, return_counts=True)
-    return {(int(i), int(j)): int(c) for (i, j), c in zip(keys.T, counts)}
-
-
 def overlap_groups(n_ref: int, n_pred: int, pairs: Iterable[tuple[int, int]]) -> list[tuple[list[int], list[int]]]:
     """The overlap graph's connected parts as (reference ids, predicted ids), lesions numbered from 1."""
     pairs = list(pairs)
@@ -204,7 +195,7 @@ def region_rows(
         for side, labelled in (("reference", ref_cc), ("prediction", pred_cc))
     }
     n_ref, n_pred = len(geometry["reference"]), len(geometry["prediction"])
-    shared = overlaps(ref_cc, pred_cc)
+    shared = overlap_counts(ref_cc, pred_cc)
     evaluator_voxel_mm3 = float(np.prod(tuple(float(z) for z in zooms)[::-1]))  # the evaluator's volumes
     partners: dict[str, dict[int, list[int]]] = {"reference": {}, "prediction": {}}
     for i, j in sorted(shared):
