@@ -308,7 +308,16 @@ def test_the_front_page_answers_how_the_run_went(tmp_path):
     text = front_page(outcome_of(tmp_path), STATUS, STUDIES, INDICATIONS, results="res", study_figures=True,
                       followed=["10"])  # fmt: skip
     figures = [
-        f"{f}.png" for f in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+        f"{f}.png"
+        for f in (
+            "lesion_size",
+            "volume_vs_count",
+            "location",
+            "indications",
+            "swimmer",
+            "comparison",
+            "detection_by_size",
+        )
     ]
     pictures = ["sub-01_ses-01_desc-lesions_overlay.png", "sub-02_desc-lesions_overlay.png",
                 "sub-03_ses-01_desc-lesions_overlay.png", "sub-10_desc-followup_spider.png"]  # fmt: skip
@@ -334,7 +343,16 @@ def test_the_front_page_links_each_studys_viewer_page_beside_the_results(tmp_pat
     text = front_page(outcome_of(tmp_path), STATUS, STUDIES, INDICATIONS, results="res", study_figures=False,
                       study_viewers=True)  # fmt: skip
     figures = [
-        f"{f}.png" for f in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+        f"{f}.png"
+        for f in (
+            "lesion_size",
+            "volume_vs_count",
+            "location",
+            "indications",
+            "swimmer",
+            "comparison",
+            "detection_by_size",
+        )
     ]
     doctree, problems = render(text, figures)
     assert problems == []
@@ -350,7 +368,16 @@ def test_the_front_page_links_each_studys_viewer_page_beside_the_results(tmp_pat
 def test_the_front_page_without_study_pictures_links_none(tmp_path):
     text = front_page(outcome_of(tmp_path), STATUS, STUDIES, INDICATIONS, results="res", study_figures=False)
     figures = [
-        f"{f}.png" for f in ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+        f"{f}.png"
+        for f in (
+            "lesion_size",
+            "volume_vs_count",
+            "location",
+            "indications",
+            "swimmer",
+            "comparison",
+            "detection_by_size",
+        )
     ]
     doctree, problems = render(text, figures)
     assert problems == [] and "overlay" not in text
@@ -363,7 +390,7 @@ def test_a_large_cohort_lists_the_first_studies_and_says_where_the_rest_are(tmp_
     assert "Studies (the first 500 of 1200)" in text and "res/group/status.tsv" in text
     assert text.count("   * - ") == 501  # the header and 500 rows
     assert render(text, [f"{f}.png" for f in ("lesion_size", "volume_vs_count", "location", "indications",
-                                              "swimmer", "comparison")])[1] == []  # fmt: skip
+                                              "swimmer", "comparison", "detection_by_size")])[1] == []  # fmt: skip
 
 
 def test_the_front_page_is_written_from_the_documents_and_tables(tmp_path):

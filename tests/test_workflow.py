@@ -529,7 +529,15 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         browser.get(report.as_uri())
         time.sleep(2)
         expected = {
-            "Cohort": ["comparison", "indications", "lesion size", "location", "swimmer", "volume vs count"],
+            "Cohort": [
+                "comparison",
+                "detection by size",
+                "indications",
+                "lesion size",
+                "location",
+                "swimmer",
+                "volume vs count",
+            ],
             "Studies": None,
             "Follow-up": [f"sub-{s}" for s in [*FOLLOWED, "13"]],
         }
