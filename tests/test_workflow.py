@@ -273,6 +273,16 @@ def test_predictions_in_the_sheet_are_compared(workflow_run):
     )
     assert document["indications"]["changes"] and document["metrics"]["regions"]["et"]["fp"] == 1
     assert (group / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    detection = _tsv(group / "comparison_detection.tsv")  # per study, region and size bin (brats2025)
+    assert {r["participant_id"] for r in detection} == {"sub-02", "sub-03"}
+    et = {s: [r for r in detection if r["participant_id"] == s and r["region"] == "et"] for s in ("sub-02", "sub-03")}
+    assert [r["bin"] for r in et["sub-03"]] == ["[0, 20)", "[20, 100)", "[100, 1000)", ">= 1000"]
+    assert sum(int(r["reference_lesions"]) for r in et["sub-03"]) == 12  # all twelve, all found, none invented
+    assert sum(int(r["detected"]) for r in et["sub-03"]) == 12
+    assert sum(int(r["false_positives"]) for r in et["sub-03"]) == 0
+    assert sum(int(r["false_positives"]) for r in et["sub-02"]) == document["metrics"]["regions"]["et"]["fp"]
+    assert sum(int(r["missed"]) for r in et["sub-02"]) == document["metrics"]["regions"]["et"]["fn"]
+    assert (group / "detection_by_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):
@@ -519,7 +529,15 @@ def test_report_opens_and_shows_the_figures(workflow_run):
         browser.get(report.as_uri())
         time.sleep(2)
         expected = {
-            "Cohort": ["comparison", "indications", "lesion size", "location", "swimmer", "volume vs count"],
+            "Cohort": [
+                "comparison",
+                "detection by size",
+                "indications",
+                "lesion size",
+                "location",
+                "swimmer",
+                "volume vs count",
+            ],
             "Studies": None,
             "Follow-up": [f"sub-{s}" for s in [*FOLLOWED, "13"]],
         }

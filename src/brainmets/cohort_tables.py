@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from brainmets.comparison.agreement import COMPARISON_LESION_FIELDS, COMPARISON_STUDY_FIELDS
 from brainmets.comparison.agreement import table_rows as comparison_rows
+from brainmets.comparison.detection import COMPARISON_DETECTION_FIELDS, detection_rows
 from brainmets.config import read_features_document, read_json
 from brainmets.display import count, html_tables, one_line
 from brainmets.errors import InputDataError
@@ -57,6 +58,7 @@ class CohortTables:
     responses: list[dict[str, Any]] = field(default_factory=list)
     comparison_lesions: list[dict[str, Any]] = field(default_factory=list)
     comparison_studies: list[dict[str, Any]] = field(default_factory=list)
+    comparison_detection: list[dict[str, Any]] = field(default_factory=list)  # brats2025: study x region x bin
     sources: list[str] = field(default_factory=list)  # every document read (no output may overwrite one)
 
 
@@ -78,12 +80,14 @@ def gather(
         document = read_json(path, "brainmets comparison document", InputDataError)
         try:
             lesions, study = comparison_rows(document)
+            detection = detection_rows(document)
             keys = {"subject": document["subject"], "session": document["session"]}
         except (KeyError, TypeError) as exc:
             raise InputDataError(path, f"not a brainmets comparison document ({type(exc).__name__}: {exc})") from None
         tables.sources.append(str(path))
         tables.comparison_lesions += [{**keys, **row} for row in lesions]
         tables.comparison_studies.append({**keys, **study})
+        tables.comparison_detection += [{**keys, **row} for row in detection]
     followups = list(followups)
     followups += _ok_documents(followup_statuses)
     for path in followups:
@@ -161,6 +165,7 @@ TABLE_FIELDS = {
     "responses": RESPONSE_FIELDS,
     "comparison_lesions": COMPARISON_LESION_FIELDS,
     "comparison_studies": COMPARISON_STUDY_FIELDS,
+    "comparison_detection": COMPARISON_DETECTION_FIELDS,
 }
 
 

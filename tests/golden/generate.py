@@ -99,11 +99,12 @@ def run_cli(work: Path, out: str) -> None:
         "--out-lesion-tracks", f"{out}/tables/lesion_tracks.tsv", "--out-responses", f"{out}/tables/responses.tsv",
         "--out-comparison-lesions", f"{out}/tables/comparison_lesions.tsv",
         "--out-comparison-studies", f"{out}/tables/comparison_studies.tsv",
+        "--out-comparison-detection", f"{out}/tables/comparison_detection.tsv",
     )  # fmt: skip
     _brainmets(
         work, "figures", "--lesions", f"{out}/tables/lesions.tsv", "--studies", f"{out}/tables/studies.tsv",
         "--indications", f"{out}/tables/indications.tsv", "--responses", f"{out}/tables/responses.tsv",
-        "--out-dir", f"{out}/figures",
+        "--comparison-detection", f"{out}/tables/comparison_detection.tsv", "--out-dir", f"{out}/figures",
     )  # fmt: skip
 
 

@@ -27,18 +27,21 @@ rule cohort:
         " --out-lesion-tracks {output.lesion_tracks_tsv:q} --out-responses {output.responses_tsv:q}"
         " --comparison-status-list <(printf '%s\\n' {input.comparison:q})"
         " --out-comparison-lesions {output.comparison_lesions_tsv:q} --out-comparison-studies {output.comparison_studies_tsv:q}"
+        " --out-comparison-detection {output.comparison_detection_tsv:q}"
         " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
         " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
 
 
 rule cohort_figures:
-    """Plots of the cohort: lesion sizes, tumour burden, locations, indications."""
+    """Plots of the cohort: lesion sizes, tumour burden, locations, indications, follow-up, and the predictions'
+    agreement and detection rate by lesion size."""
     input:
         lesions=rules.cohort.output.lesions_tsv,
         studies=rules.cohort.output.studies_tsv,
         indications=rules.cohort.output.indications_tsv,
         responses=rules.cohort.output.responses_tsv,
         comparison=rules.cohort.output.comparison_lesions_tsv,
+        detection=rules.cohort.output.comparison_detection_tsv,
     output:
         **{
             name: report(path, caption=f"../report/{name}.rst", category="Cohort", labels={"figure": name.replace("_", " ")})
@@ -59,7 +62,8 @@ rule cohort_figures:
     shell:
         "{params.brainmets} figures --lesions {input.lesions:q} --studies {input.studies:q}"
         " --indications {input.indications:q} --responses {input.responses:q}"
-        " --comparison-lesions {input.comparison:q} --out-dir {params.out_dir:q} 2> {log:q}"
+        " --comparison-lesions {input.comparison:q} --comparison-detection {input.detection:q}"
+        " --out-dir {params.out_dir:q} 2> {log:q}"
 
 
 rule front_page:

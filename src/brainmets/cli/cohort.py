@@ -51,6 +51,11 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     coh.add_argument("--out-comparison-lesions", metavar="TSV", help="one row per lesion group of each comparison")
     coh.add_argument("--out-comparison-studies", metavar="TSV", help="one row per comparison: metrics and differences")
     coh.add_argument(
+        "--out-comparison-detection",
+        metavar="TSV",
+        help="one row per brats2025 comparison, region and lesion size bin: recall, false positives, F1",
+    )
+    coh.add_argument(
         "--followup-status-list",
         metavar="FILE",
         help="a file naming the followup step's status documents, one per line (failed subjects are left out)",
@@ -94,6 +99,7 @@ def run(args: argparse.Namespace) -> dict:
         ("responses", args.out_responses),
         ("comparison_lesions", args.out_comparison_lesions),
         ("comparison_studies", args.out_comparison_studies),
+        ("comparison_detection", args.out_comparison_detection),
     ):
         if value:
             outputs[name] = value
@@ -104,10 +110,11 @@ def run(args: argparse.Namespace) -> dict:
     files = [path for _, _, path in table_files(outputs, args.parquet)]
     check_outputs(files, command_inputs(args))
     if bool(args.comparison or args.comparison_status_list) != bool(
-        args.out_comparison_lesions or args.out_comparison_studies
+        args.out_comparison_lesions or args.out_comparison_studies or args.out_comparison_detection
     ):
         raise ConfigError(
-            "give comparison documents with --out-comparison-lesions or --out-comparison-studies, and only then"
+            "give comparison documents with --out-comparison-lesions, --out-comparison-studies or "
+            "--out-comparison-detection, and only then"
         )
     tables = gather(
         args.documents, args.status, args.indications, args.followup, followup_statuses, args.comparison,

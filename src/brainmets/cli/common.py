@@ -86,6 +86,7 @@ INPUT_OPTIONS = (
     "comparison",
     "comparison_status_list",
     "comparison_lesions",
+    "comparison_detection",
     "followup_status_list",
 )
 

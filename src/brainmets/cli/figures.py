@@ -22,6 +22,11 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
     fig.add_argument("--responses", metavar="TSV", help="the cohort response table (follow-ups): swimmer.png")
     fig.add_argument("--comparison-lesions", metavar="TSV", help="the cohort comparison_lesions table: comparison.png")
     fig.add_argument(
+        "--comparison-detection",
+        metavar="TSV",
+        help="the cohort comparison_detection table: detection_by_size.png (recall and false positives per size bin)",
+    )
+    fig.add_argument(
         "--sessions",
         choices=("latest", "baseline", "all"),
         default="latest",
@@ -32,7 +37,8 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         "--out-dir",
         required=True,
         metavar="DIR",
-        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png, swimmer.png)",
+        help="writes lesion_size.png, volume_vs_count.png, location.png (and indications.png, swimmer.png, "
+        "comparison.png, detection_by_size.png)",
     )
     fig.set_defaults(func=run)
 
@@ -50,6 +56,7 @@ def _read_tsv(path: str | Path) -> list[dict]:
 
 def run(args: argparse.Namespace) -> dict:
     from brainmets.figures import pictures as figures
+    from brainmets.figures.detection_plot import detection_by_size_plot
     from brainmets.indications import MODALITIES
     from brainmets.io import bids
     from brainmets.io.writers import atomic_outputs, check_outputs
@@ -60,6 +67,7 @@ def run(args: argparse.Namespace) -> dict:
     drawn += ["indications"] if args.indications else []
     drawn += ["swimmer"] if args.responses else []
     drawn += ["comparison"] if args.comparison_lesions else []
+    drawn += ["detection_by_size"] if args.comparison_detection else []
     names = [bids.figure_name(figure) for figure in drawn]
     check_outputs([out / n for n in names], command_inputs(args))
     chosen = figures.chosen_sessions(studies, args.sessions)
@@ -78,4 +86,6 @@ def run(args: argparse.Namespace) -> dict:
             figures.swimmer_plot(made[bids.figure_name("swimmer")], _read_tsv(args.responses))
         if args.comparison_lesions:
             figures.comparison_plot(made[bids.figure_name("comparison")], _read_tsv(args.comparison_lesions))
+        if args.comparison_detection:
+            detection_by_size_plot(made[bids.figure_name("detection_by_size")], _read_tsv(args.comparison_detection))
     return {n: out / n for n in names}

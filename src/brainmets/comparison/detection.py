@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from brainmets.errors import ConfigError
+from brainmets.fields import Field
 
 #: The default bin edges, mm3: [0, 20), [20, 100), [100, 1000), >= 1000.
 DEFAULT_BINS_MM3 = (0.0, 20.0, 100.0, 1000.0)
@@ -112,3 +113,86 @@ def size_bin(volume_mm3: float, edges_mm3: Sequence[float]) -> str | None:
         return None
     high = edges_mm3[k + 1] if k + 1 < len(edges_mm3) else None
     return bin_label({"min_volume_mm3": edges_mm3[k], "max_volume_mm3": high})
+
+
+#: Regions of the cohort's comparison_detection table, as the comparison document names them.
+REGIONS = {"et": "enhancing tumour", "tc": "tumour core", "wt": "whole tumour", "rc": "resection cavity"}
+#: Columns of the cohort's comparison_detection table (one row per compared study, region and size bin; only
+#: brats2025 comparisons have rows). Pooled over studies they add up: sum the counts, then divide (see
+#: :func:`pooled_detection`); averaging the rows' recall or F1 would weigh a study with one lesion as one with 20.
+COMPARISON_DETECTION_FIELDS = [
+    Field("region", None, "the BraTS-METS region", REGIONS),
+    Field(
+        "bin",
+        None,
+        "the size bin: [low, high) or >= low, mm3 (reference volume for recall, predicted for false positives)",
+    ),
+    Field("min_volume_mm3", "mm3", "the bin's lower edge (included)"),
+    Field("max_volume_mm3", "mm3", "the bin's upper edge (excluded); n/a for the open last bin"),
+    Field("reference_lesions", "count", "reference lesions whose volume falls in the bin"),
+    Field("detected", "count", "of them, matched with Dice >= 0.1"),
+    Field("missed", "count", "of them, not detected (reference_lesions - detected)"),
+    Field("recall", None, "detected / reference_lesions; n/a without reference lesions"),
+    Field("false_positives", "count", "unmatched predicted lesions whose volume falls in the bin"),
+    Field("f1", None, "lesion-wise F1 = 2 detected / (2 detected + missed + false_positives); n/a when all are 0"),
+]
+
+
+def detection_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A comparison document's comparison_detection rows (without the study's keys): one per region and bin of
+    its ``metrics.detection_by_size`` (regions in REGIONS' order, bins ascending), none for a ``brats2023`` document (it has no such key)."""
+    table = document["metrics"].get("detection_by_size") or {}
+    regions = sorted(table, key=lambda region: _pooled_order((region, 0.0, None)))  # et, tc, wt, rc
+    return [{"region": region, "bin": bin_label(entry), **entry} for region in regions for entry in table[region]]
+
+
+def pooled_detection(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The cohort's detection per region and bin from comparison_detection rows (numbers, or their TSV text):
+    counts summed over the studies, recall and F1 recomputed from the sums (not averaged), with the 95 % Wilson
+    interval of the recall; ``studies``: how many rows were pooled. Regions in REGIONS' order, bins ascending."""
+    pooled: dict[tuple[str, float, float | None], dict[str, Any]] = {}
+    for row in rows:
+        low, high = _number(row["min_volume_mm3"]), _number(row["max_volume_mm3"])
+        entry = pooled.setdefault(
+            (str(row["region"]), low, high),
+            {"region": str(row["region"]), "bin": bin_label({"min_volume_mm3": low, "max_volume_mm3": high}),
+             "min_volume_mm3": low, "max_volume_mm3": high, "studies": 0, "reference_lesions": 0, "detected": 0,
+             "false_positives": 0},
+        )  # fmt: skip
+        entry["studies"] += 1
+        for name in ("reference_lesions", "detected", "false_positives"):
+            entry[name] += int(_number(row[name]) or 0)
+    out = []
+    for key in sorted(pooled, key=_pooled_order):
+        entry = pooled[key]
+        n, tp, fp = entry["reference_lesions"], entry["detected"], entry["false_positives"]
+        fn = n - tp
+        low_ci, high_ci = wilson_interval(tp, n)
+        out.append({**entry, "missed": fn, "recall": tp / n if n else None, "recall_ci_low": low_ci,
+                    "recall_ci_high": high_ci, "f1": 2 * tp / (2 * tp + fn + fp) if 2 * tp + fn + fp else None})  # fmt: skip
+    return out
+
+
+def _pooled_order(key: tuple[str, float, float | None]) -> tuple[int, str, float, float]:
+    """Regions in REGIONS' order (others after them, by name), then bins by their edges, the open one last."""
+    region, low, high = key
+    rank = list(REGIONS).index(region) if region in REGIONS else len(REGIONS)
+    return rank, region, low, math.inf if high is None else high
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float | None, float | None]:
+    """The Wilson score interval of a proportion (95 % by default): unlike the normal approximation it stays in
+    [0, 1] and is not empty at 0 / n or n / n, which small bins often are. (None, None) without trials."""
+    if trials <= 0:
+        return None, None
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _number(value: Any) -> float | None:
+    """A table cell as a number: None for None, "" or n/a."""
+    if value is None or value in ("", "n/a"):
+        return None
+    return float(value)

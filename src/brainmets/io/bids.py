@@ -68,10 +68,19 @@ GROUP_TABLES = (
     "responses",
     "comparison_lesions",
     "comparison_studies",
+    "comparison_detection",
 )
 GROUP_TABLE_KINDS = ("tsv", "json", "parquet")
 #: The cohort figures (``brainmets figures``), each ``<name>.png``, in the order the report's front page lists them.
-COHORT_FIGURES = ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison")
+COHORT_FIGURES = (
+    "lesion_size",
+    "volume_vs_count",
+    "location",
+    "indications",
+    "swimmer",
+    "comparison",
+    "detection_by_size",
+)
 #: The report's front page (``group/summary.rst``).
 FRONT_PAGE = "summary.rst"
 
