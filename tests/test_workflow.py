@@ -500,7 +500,7 @@ def _front_page_answers_how_the_run_went(work, browser):
     assert len(viewers) == RUN_COUNT and all(h.endswith("_desc-lesions_viewer.html") for h in viewers)
     assert all(Path(unquote(urlparse(h).path)).is_file() for h in viewers)  # each study's page, beside the report
     links = browser.find_elements(By.XPATH, "//a[starts-with(@href, 'javascript:app.showResultInfo')]")
-    assert len(links) == RUN_COUNT + 2 + 4 + 6  # each study (the failed ones twice), follow-ups, figures
+    assert len(links) == RUN_COUNT + 2 + 4 + 7  # each study (the failed ones twice), follow-ups, cohort figures
     browser.find_element(By.XPATH, "//a[normalize-space(.)='sub-02 ses-01']").click()  # the study's result panel
     time.sleep(1)
     panel = browser.execute_script("return document.body.innerText")
