@@ -346,3 +346,21 @@ def test_the_picture_draws_the_largest_lesions_and_counts_the_others(tmp_path, d
     picture, placed = _picture(tmp_path / "a.png", labels, np.eye(4), max_panels=2)
     assert [p.lesion_id for p in placed] == [1, 2]
     assert "+1 more" in drawn_texts
+
+
+@pytest.mark.parametrize("studies", [[], [{"lesion_count": 2, "cumulative_tumor_volume_ml": 1.0}]])
+def test_tumour_burden_figure_keeps_its_15_ml_line_inside_without_a_layout_warning(tmp_path, monkeypatch, studies):
+    """With no study, or only small volumes, the 15 mL line and its label stay inside the axes (matplotlib used
+    to warn "Tight layout not applied": the label lay far above them)."""
+    import warnings
+
+    from brainmets.figures import pictures
+
+    drawn, save = [], pictures._save
+    monkeypatch.setattr(pictures, "_save", lambda figure, path: (drawn.append(figure), save(figure, path)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pictures.volume_against_count(tmp_path / "burden.png", studies)
+    (axis,) = drawn[0].axes
+    low, high = axis.get_ylim()
+    assert low == 0 and high >= 17 and (tmp_path / "burden.png").stat().st_size > 0

@@ -95,8 +95,9 @@ def volume_against_count(path, studies: list[dict[str, Any]], scope: str = "") -
     axis = figure.add_subplot(1, 1, 1)
     if points:
         axis.scatter(*zip(*points), color="#4a7ab5", s=18)
+    axis.set_ylim(0, max(17.0, axis.get_ylim()[1]))  # the 15 mL line and its label always inside the axes
     axis.axhline(15, color="#888888", linestyle=":", linewidth=1)
-    axis.text(0, 15.5, "15 mL", color="#666666", fontsize=8)
+    axis.text(axis.get_xlim()[0], 15.5, " 15 mL", color="#666666", fontsize=8)
     axis.set_xlabel("lesion count")
     axis.set_ylabel("cumulative tumour volume (mL)")
     axis.set_title(f"tumour burden ({len(points)} studies{scope})")
