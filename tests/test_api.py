@@ -112,6 +112,31 @@ def test_cohort_tables_are_dataframes_keyed_by_string_labels(tmp_path):
     assert tables.lesions.groupby("participant_id").size().to_dict() == {"sub-01": 1, "sub-02": 3}
 
 
+def test_cohort_gathers_comparison_documents_as_their_own_tables_show_them(tmp_path):
+    """brainmets.cohort(comparison=...) holds the comparison's rows as the Comparison's own tables do (and as
+    ``brainmets cohort --out-comparison-*`` writes them), keyed by string labels."""
+    from brainmets.io.writers import write_json
+
+    comparison = brainmets.compare(DEMO.segmentation, DEMO.prediction, subject="02", session="01")
+    path = tmp_path / "comparison.json"
+    write_json(path, comparison.document)
+    tables = brainmets.cohort(comparison=path)
+    assert repr(tables) == "<Cohort: 0 studies of 0 subjects, 0 lesions, 1 comparison>"
+    assert tables.comparison_studies["participant_id"].tolist() == ["sub-02"]
+    assert tables.comparison_studies["session_id"].dtype == "string"
+    mine = comparison.studies.reset_index(drop=True)
+    theirs = tables.comparison_studies.drop(columns=["participant_id", "session_id"])
+    assert theirs.loc[0, "et_lesionwise_dice"] == mine.loc[0, "et_lesionwise_dice"]
+    assert len(tables.comparison_lesions) == len(comparison.lesions) == len(comparison.document["lesions"])
+    detection = comparison.detection_by_size.reset_index()
+    assert tables.comparison_detection[["region", "bin", "reference_lesions", "detected", "false_positives"]].equals(
+        detection[["region", "bin", "reference_lesions", "detected", "false_positives"]]
+    )
+    assert tables.comparison_detection["detected"].sum() == sum(
+        e["detected"] for entries in comparison.document["metrics"]["detection_by_size"].values() for e in entries
+    )
+
+
 def test_every_api_name_is_the_function_after_any_import():
     """A submodule named like an API function would replace it on the package once imported."""
     import importlib
@@ -354,10 +379,11 @@ def test_cohort_documentation_names_every_table_it_returns():
     from brainmets.api import Cohort
 
     names = [f.name for f in dataclasses.fields(Cohort)]
-    assert names == ["lesions", "studies", "indications", "status", "lesion_tracks", "responses"]
+    assert names == ["lesions", "studies", "indications", "status", "lesion_tracks", "responses",
+                     "comparison_lesions", "comparison_studies", "comparison_detection"]  # fmt: skip
     for name in names:
         assert f"``{name}``" in brainmets.cohort.__doc__ and f"``{name}``" in Cohort.__doc__, name
-    assert "six" in brainmets.cohort.__doc__ and "four" not in brainmets.cohort.__doc__
+    assert "nine" in brainmets.cohort.__doc__ and "six" not in brainmets.cohort.__doc__
     empty = brainmets.cohort()
     assert all(getattr(empty, n).empty for n in names) and "participant_id" in empty.lesion_tracks.columns
 

@@ -237,14 +237,17 @@ def cohort(
     status: PathLike | Sequence[PathLike] = (),
     indications: PathLike | Sequence[PathLike] = (),
     followup: PathLike | Sequence[PathLike] = (),
+    comparison: PathLike | Sequence[PathLike] = (),
 ) -> Cohort:
     """Gather the documents of many studies into the cohort tables: the features documents (given directly, or
-    through the status documents of the workflow's features step), the indication documents and the follow-up
-    documents; each argument takes one path or a list of paths (JSON files).
+    through the status documents of the workflow's features step), the indication documents, the follow-up
+    documents and the comparison documents (``brainmets compare --out-json``); each argument takes one path or
+    a list of paths (JSON files).
 
     Returns:
-        a :class:`Cohort` of six DataFrames: ``lesions``, ``studies``, ``indications``, ``status``,
-        ``lesion_tracks`` and ``responses`` (empty when no document of their kind is given).
+        a :class:`Cohort` of nine DataFrames: ``lesions``, ``studies``, ``indications``, ``status``,
+        ``lesion_tracks``, ``responses``, ``comparison_lesions``, ``comparison_studies`` and
+        ``comparison_detection`` (empty when no document of their kind is given).
 
     Raises:
         InputDataError: a file is missing, unreadable or not a brainmets document of its kind.
@@ -258,7 +261,7 @@ def cohort(
         >>> brainmets.cohort([path])
         <Cohort: 1 study of 1 subject, 3 lesions>
     """
-    return cohort_frames(features, status=status, indications=indications, followup=followup)
+    return cohort_frames(features, status=status, indications=indications, followup=followup, comparison=comparison)
 
 
 def follow_up(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,7 +212,7 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
 
 @dataclass(repr=False)
 class Cohort:
-    """The six cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
+    """The nine cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
     (``participant_id`` and ``session_id`` first, as strings: "sub-01", "ses-01"), numbers rounded as in the
     files, one row per:
 
@@ -220,7 +221,11 @@ class Cohort:
     - ``indications``: evaluated indication document (each treatment's status);
     - ``status``: status document of the workflow's features step (empty when none is given);
     - ``lesion_tracks``: lesion track and session of every follow-up document;
-    - ``responses``: session of every follow-up document (RANO-BM and volumetric responses).
+    - ``responses``: session of every follow-up document (RANO-BM and volumetric responses);
+    - ``comparison_lesions``: lesion group of every comparison document (``brainmets compare``);
+    - ``comparison_studies``: comparison document (metrics and the features' differences);
+    - ``comparison_detection``: region and size bin of every ``brats2025`` comparison document (recall, false
+      positives, F1; pool them with :func:`brainmets.comparison.detection.pooled_detection`).
 
     A table with no document behind it is empty, with its columns. Its ``repr`` is one line; in a notebook it
     shows its studies and lesions."""
@@ -231,6 +236,9 @@ class Cohort:
     status: pd.DataFrame
     lesion_tracks: pd.DataFrame
     responses: pd.DataFrame
+    comparison_lesions: pd.DataFrame
+    comparison_studies: pd.DataFrame
+    comparison_detection: pd.DataFrame
 
     def __repr__(self) -> str:
         subjects = self.studies["participant_id"].nunique()
@@ -246,6 +254,8 @@ class Cohort:
         if len(self.responses):
             followed = self.responses["participant_id"].nunique()
             parts.append(f"{count(followed, 'subject')} followed up ({count(len(self.responses), 'session')})")
+        if len(self.comparison_studies):
+            parts.append(f"{count(len(self.comparison_studies), 'comparison')}")
         return one_line(f"<Cohort: {', '.join(parts)}>")
 
     def _repr_html_(self) -> str:
@@ -258,15 +268,16 @@ def cohort_frames(
     status: PathLike | Sequence[PathLike] = (),
     indications: PathLike | Sequence[PathLike] = (),
     followup: PathLike | Sequence[PathLike] = (),
+    comparison: PathLike | Sequence[PathLike] = (),
 ) -> Cohort:
     """The cohort tables of these documents as DataFrames (see :func:`brainmets.cohort`)."""
 
     def paths(given: PathLike | Sequence[PathLike]) -> list[str]:
         return [str(given)] if isinstance(given, str | os.PathLike) else [str(p) for p in given]
 
-    tables = gather(paths(features), paths(status), paths(indications), paths(followup))
+    tables = gather(paths(features), paths(status), paths(indications), paths(followup), (), paths(comparison))
     frames = {}
-    for name in ("lesions", "studies", "indications", "status", "lesion_tracks", "responses"):
+    for name in (f.name for f in dataclass_fields(Cohort)):
         rows = getattr(tables, name)
         columns = table_spec(name)[0]
         frames[name] = rounded_frame(rows, columns, None).astype(
