@@ -132,6 +132,9 @@ def test_cohort_gathers_comparison_documents_as_their_own_tables_show_them(tmp_p
     assert tables.comparison_detection[["region", "bin", "reference_lesions", "detected", "false_positives"]].equals(
         detection[["region", "bin", "reference_lesions", "detected", "false_positives"]]
     )
+    both_sides = comparison.lesion_table.reset_index()
+    assert len(tables.comparison_lesion_table) == len(both_sides) == len(comparison.document["lesion_table"]) > 0
+    assert tables.comparison_lesion_table["volume_mm3"].tolist() == both_sides["volume_mm3"].tolist()
     assert tables.comparison_detection["detected"].sum() == sum(
         e["detected"] for entries in comparison.document["metrics"]["detection_by_size"].values() for e in entries
     )
@@ -380,10 +383,10 @@ def test_cohort_documentation_names_every_table_it_returns():
 
     names = [f.name for f in dataclasses.fields(Cohort)]
     assert names == ["lesions", "studies", "indications", "status", "lesion_tracks", "responses",
-                     "comparison_lesions", "comparison_studies", "comparison_detection"]  # fmt: skip
+                     "comparison_lesions", "comparison_studies", "comparison_detection", "comparison_lesion_table"]  # fmt: skip
     for name in names:
         assert f"``{name}``" in brainmets.cohort.__doc__ and f"``{name}``" in Cohort.__doc__, name
-    assert "nine" in brainmets.cohort.__doc__ and "six" not in brainmets.cohort.__doc__
+    assert "ten" in brainmets.cohort.__doc__ and "nine" not in brainmets.cohort.__doc__
     empty = brainmets.cohort()
     assert all(getattr(empty, n).empty for n in names) and "participant_id" in empty.lesion_tracks.columns
 

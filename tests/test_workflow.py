@@ -283,6 +283,11 @@ def test_predictions_in_the_sheet_are_compared(workflow_run):
     assert sum(int(r["false_positives"]) for r in et["sub-02"]) == document["metrics"]["regions"]["et"]["fp"]
     assert sum(int(r["missed"]) for r in et["sub-02"]) == document["metrics"]["regions"]["et"]["fn"]
     assert (group / "detection_by_size.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    both_sides = [r for r in _tsv(group / "comparison_lesion_table.tsv") if r["participant_id"] == "sub-02"]
+    assert len(both_sides) == len(document["lesion_table"]) > 0  # every lesion of both sides, each region
+    et_rows = [r for r in both_sides if r["region"] == "et"]
+    assert sum(r["detection"] == "fp" for r in et_rows) == document["metrics"]["regions"]["et"]["fp"]
+    assert sum(r["detection"] == "fn" for r in et_rows) == document["metrics"]["regions"]["et"]["fn"]
 
 
 def test_the_run_ends_saying_how_many_studies_failed_and_where(workflow_run):

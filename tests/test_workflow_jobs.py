@@ -78,9 +78,10 @@ def test_the_plan_names_every_file_and_log(plan):
     assert plan.rule_log("cohort") == "res/logs/cohort.log"
     assert plan.group_file(bids.FRONT_PAGE) == "res/group/summary.rst"
     tables = plan.group_tables()
-    assert len(tables) == 27 and tables["lesions_tsv"] == "res/group/lesions.tsv"
+    assert len(tables) == 30 and tables["lesions_tsv"] == "res/group/lesions.tsv"
     assert tables["comparison_studies_parquet"] == "res/group/comparison_studies.parquet"
     assert tables["comparison_detection_tsv"] == "res/group/comparison_detection.tsv"
+    assert tables["comparison_lesion_table_tsv"] == "res/group/comparison_lesion_table.tsv"
     assert plan.cohort_figures() == {name: f"res/group/{name}.png" for name in
                                      ("lesion_size", "volume_vs_count", "location", "indications", "swimmer", "comparison",
                                       "detection_by_size")}  # fmt: skip

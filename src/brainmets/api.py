@@ -245,9 +245,10 @@ def cohort(
     a list of paths (JSON files).
 
     Returns:
-        a :class:`Cohort` of nine DataFrames: ``lesions``, ``studies``, ``indications``, ``status``,
-        ``lesion_tracks``, ``responses``, ``comparison_lesions``, ``comparison_studies`` and
-        ``comparison_detection`` (empty when no document of their kind is given).
+        a :class:`Cohort` of ten DataFrames: ``lesions``, ``studies``, ``indications``, ``status``,
+        ``lesion_tracks``, ``responses``, ``comparison_lesions``, ``comparison_studies``,
+        ``comparison_detection`` and ``comparison_lesion_table`` (empty when no document of their kind is
+        given).
 
     Raises:
         InputDataError: a file is missing, unreadable or not a brainmets document of its kind.

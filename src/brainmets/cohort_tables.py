@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from brainmets.comparison.agreement import COMPARISON_LESION_FIELDS, COMPARISON_STUDY_FIELDS
 from brainmets.comparison.agreement import table_rows as comparison_rows
 from brainmets.comparison.detection import COMPARISON_DETECTION_FIELDS, detection_rows
+from brainmets.comparison.lesion_table import COMPARISON_LESION_TABLE_FIELDS
 from brainmets.config import read_features_document, read_json
 from brainmets.display import count, html_tables, one_line
 from brainmets.errors import InputDataError
@@ -60,6 +61,7 @@ class CohortTables:
     comparison_lesions: list[dict[str, Any]] = field(default_factory=list)
     comparison_studies: list[dict[str, Any]] = field(default_factory=list)
     comparison_detection: list[dict[str, Any]] = field(default_factory=list)  # brats2025: study x region x bin
+    comparison_lesion_table: list[dict[str, Any]] = field(default_factory=list)  # every lesion of both sides
     sources: list[str] = field(default_factory=list)  # every document read (no output may overwrite one)
 
 
@@ -89,6 +91,7 @@ def gather(
         tables.comparison_lesions += [{**keys, **row} for row in lesions]
         tables.comparison_studies.append({**keys, **study})
         tables.comparison_detection += [{**keys, **row} for row in detection]
+        tables.comparison_lesion_table += [{**keys, **row} for row in document.get("lesion_table") or []]
     followups = list(followups)
     followups += _ok_documents(followup_statuses)
     for path in followups:
@@ -167,6 +170,7 @@ TABLE_FIELDS = {
     "comparison_lesions": COMPARISON_LESION_FIELDS,
     "comparison_studies": COMPARISON_STUDY_FIELDS,
     "comparison_detection": COMPARISON_DETECTION_FIELDS,
+    "comparison_lesion_table": COMPARISON_LESION_TABLE_FIELDS,
 }
 
 
@@ -212,7 +216,7 @@ def _write_parquet(path: Path, columns: list[str], rows: list[dict[str, Any]]) -
 
 @dataclass(repr=False)
 class Cohort:
-    """The nine cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
+    """The ten cohort tables (what ``brainmets cohort`` writes) as DataFrames, each with the columns of its TSV
     (``participant_id`` and ``session_id`` first, as strings: "sub-01", "ses-01"), numbers rounded as in the
     files, one row per:
 
@@ -225,7 +229,9 @@ class Cohort:
     - ``comparison_lesions``: lesion group of every comparison document (``brainmets compare``);
     - ``comparison_studies``: comparison document (metrics and the features' differences);
     - ``comparison_detection``: region and size bin of every ``brats2025`` comparison document (recall, false
-      positives, F1; pool them with :func:`brainmets.comparison.detection.pooled_detection`).
+      positives, F1; pool them with :func:`brainmets.comparison.detection.pooled_detection`);
+    - ``comparison_lesion_table``: reference and predicted lesion of each region of every comparison document
+      (its ``lesion_table``: size, match, Dice, detection).
 
     A table with no document behind it is empty, with its columns. Its ``repr`` is one line; in a notebook it
     shows its studies and lesions."""
@@ -239,6 +245,7 @@ class Cohort:
     comparison_lesions: pd.DataFrame
     comparison_studies: pd.DataFrame
     comparison_detection: pd.DataFrame
+    comparison_lesion_table: pd.DataFrame
 
     def __repr__(self) -> str:
         subjects = self.studies["participant_id"].nunique()

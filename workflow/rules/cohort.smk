@@ -28,6 +28,7 @@ rule cohort:
         " --comparison-status-list <(printf '%s\\n' {input.comparison:q})"
         " --out-comparison-lesions {output.comparison_lesions_tsv:q} --out-comparison-studies {output.comparison_studies_tsv:q}"
         " --out-comparison-detection {output.comparison_detection_tsv:q}"
+        " --out-comparison-lesion-table {output.comparison_lesion_table_tsv:q}"
         " --out-lesions {output.lesions_tsv:q} --out-studies {output.studies_tsv:q}"
         " --out-indications {output.indications_tsv:q} --out-status {output.status_tsv:q} 2> {log:q}"
 

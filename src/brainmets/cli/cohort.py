@@ -56,6 +56,11 @@ def add_parser(sub, parents: list[argparse.ArgumentParser]) -> None:
         help="one row per brats2025 comparison, region and lesion size bin: recall, false positives, F1",
     )
     coh.add_argument(
+        "--out-comparison-lesion-table",
+        metavar="TSV",
+        help="one row per reference and per predicted lesion of each region of each comparison (its lesion table)",
+    )
+    coh.add_argument(
         "--followup-status-list",
         metavar="FILE",
         help="a file naming the followup step's status documents, one per line (failed subjects are left out)",
@@ -100,6 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         ("comparison_lesions", args.out_comparison_lesions),
         ("comparison_studies", args.out_comparison_studies),
         ("comparison_detection", args.out_comparison_detection),
+        ("comparison_lesion_table", args.out_comparison_lesion_table),
     ):
         if value:
             outputs[name] = value
@@ -110,11 +116,14 @@ def run(args: argparse.Namespace) -> dict:
     files = [path for _, _, path in table_files(outputs, args.parquet)]
     check_outputs(files, command_inputs(args))
     if bool(args.comparison or args.comparison_status_list) != bool(
-        args.out_comparison_lesions or args.out_comparison_studies or args.out_comparison_detection
+        args.out_comparison_lesions
+        or args.out_comparison_studies
+        or args.out_comparison_detection
+        or args.out_comparison_lesion_table
     ):
         raise ConfigError(
-            "give comparison documents with --out-comparison-lesions, --out-comparison-studies or "
-            "--out-comparison-detection, and only then"
+            "give comparison documents with --out-comparison-lesions, --out-comparison-studies, "
+            "--out-comparison-detection or --out-comparison-lesion-table, and only then"
         )
     tables = gather(
         args.documents, args.status, args.indications, args.followup, followup_statuses, args.comparison,

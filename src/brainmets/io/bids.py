@@ -69,6 +69,7 @@ GROUP_TABLES = (
     "comparison_lesions",
     "comparison_studies",
     "comparison_detection",
+    "comparison_lesion_table",
 )
 GROUP_TABLE_KINDS = ("tsv", "json", "parquet")
 #: The cohort figures (``brainmets figures``), each ``<name>.png``, in the order the report's front page lists them.
