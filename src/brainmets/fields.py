@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Levels of a true/false column, as TSV tables write them.
 BOOLEAN = {"true": "yes", "false": "no"}
@@ -84,3 +86,12 @@ def keyed(row: Mapping[str, object]) -> dict[str, object]:
         "session_id": f"ses-{session}" if session else None,
         **{k: v for k, v in row.items() if k not in ("subject", "session")},
     }
+
+
+def cell_number(value: Any) -> float | None:
+    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None

@@ -14,10 +14,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from brainmets.errors import ConfigError
-from brainmets.fields import Field
+from brainmets.fields import Field, cell_number
 
 #: The default bin edges, mm3: [0, 20), [20, 100), [100, 1000), >= 1000.
 DEFAULT_BINS_MM3 = (0.0, 20.0, 100.0, 1000.0)
+#: A bin's keys, in the document's order.
+BIN_KEYS = ("min_volume_mm3", "max_volume_mm3", "reference_lesions", "detected", "missed", "recall",
+            "false_positives", "f1")  # fmt: skip
 
 
 def check_bins(edges_mm3: Iterable[Any], source: str = "detection bins") -> tuple[float, ...]:
@@ -80,14 +83,18 @@ def detection_by_size(
             bins[k]["false_positives"] += 1
     out = []
     for entry in bins:
-        tp, n, fp = entry["detected"], entry["reference_lesions"], entry["false_positives"]
-        fn = n - tp
-        out.append({
-            "min_volume_mm3": entry["min_volume_mm3"], "max_volume_mm3": entry["max_volume_mm3"],
-            "reference_lesions": n, "detected": tp, "missed": fn, "recall": tp / n if n else None,
-            "false_positives": fp, "f1": 2 * tp / (2 * tp + fn + fp) if 2 * tp + fn + fp else None,
-        })  # fmt: skip
+        entry |= _rates(entry["detected"], entry["reference_lesions"], entry["false_positives"])
+        out.append({name: entry[name] for name in BIN_KEYS})
     return out
+
+
+def _rates(detected: int, reference_lesions: int, false_positives: int) -> dict[str, int | float | None]:
+    """A bin's missed count, recall and lesion-wise F1 = 2 TP / (2 TP + FN + FP) from its counts (None when
+    undefined)."""
+    missed = reference_lesions - detected
+    denominator = 2 * detected + missed + false_positives
+    return {"missed": missed, "recall": detected / reference_lesions if reference_lesions else None,
+            "f1": 2 * detected / denominator if denominator else None}  # fmt: skip
 
 
 def detection_document(
@@ -152,7 +159,7 @@ def pooled_detection(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     interval of the recall; ``studies``: how many rows were pooled. Regions in REGIONS' order, bins ascending."""
     pooled: dict[tuple[str, float, float | None], dict[str, Any]] = {}
     for row in rows:
-        low, high = _number(row["min_volume_mm3"]), _number(row["max_volume_mm3"])
+        low, high = cell_number(row["min_volume_mm3"]), cell_number(row["max_volume_mm3"])
         entry = pooled.setdefault(
             (str(row["region"]), low, high),
             {"region": str(row["region"]), "bin": bin_label({"min_volume_mm3": low, "max_volume_mm3": high}),
@@ -161,15 +168,13 @@ def pooled_detection(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         )  # fmt: skip
         entry["studies"] += 1
         for name in ("reference_lesions", "detected", "false_positives"):
-            entry[name] += int(_number(row[name]) or 0)
+            entry[name] += int(cell_number(row[name]) or 0)
     out = []
     for key in sorted(pooled, key=_pooled_order):
         entry = pooled[key]
-        n, tp, fp = entry["reference_lesions"], entry["detected"], entry["false_positives"]
-        fn = n - tp
-        low_ci, high_ci = wilson_interval(tp, n)
-        out.append({**entry, "missed": fn, "recall": tp / n if n else None, "recall_ci_low": low_ci,
-                    "recall_ci_high": high_ci, "f1": 2 * tp / (2 * tp + fn + fp) if 2 * tp + fn + fp else None})  # fmt: skip
+        low_ci, high_ci = wilson_interval(entry["detected"], entry["reference_lesions"])
+        rates = _rates(entry["detected"], entry["reference_lesions"], entry["false_positives"])
+        out.append({**entry, **rates, "recall_ci_low": low_ci, "recall_ci_high": high_ci})
     return out
 
 
@@ -180,19 +185,12 @@ def _pooled_order(key: tuple[str, float, float | None]) -> tuple[int, str, float
     return rank, region, low, math.inf if high is None else high
 
 
-def wilson_interval(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[float | None, float | None]:
-    """The Wilson score interval of a proportion (95 % by default): unlike the normal approximation it stays in
+def wilson_interval(successes: int, trials: int) -> tuple[float | None, float | None]:
+    """The 95 % Wilson score interval of a proportion (scipy's): unlike the normal approximation it stays in
     [0, 1] and is not empty at 0 / n or n / n, which small bins often are. (None, None) without trials."""
+    from scipy.stats import binomtest
+
     if trials <= 0:
         return None, None
-    p = successes / trials
-    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
-    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def _number(value: Any) -> float | None:
-    """A table cell as a number: None for None, "" or n/a."""
-    if value is None or value in ("", "n/a"):
-        return None
-    return float(value)
+    interval = binomtest(successes, trials).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(interval.low), float(interval.high)

@@ -21,7 +21,7 @@ from brainmets.comparison.agreement import (
     verdict_changes,
 )
 from brainmets.comparison.brats_metrics import VERSION, VERSION_2023, evaluate, evaluate_2023
-from brainmets.comparison.detection import bin_label, check_bins, detection_document
+from brainmets.comparison.detection import BIN_KEYS, bin_label, check_bins, detection_document
 from brainmets.comparison.lesion_table import COLUMNS as LESION_TABLE_COLUMNS
 from brainmets.comparison.lesion_table import components, lesion_table
 from brainmets.config import load_config, with_features
@@ -94,8 +94,7 @@ class Comparison(Document):
 
     @property
     def detection_by_size(self) -> pd.DataFrame:
-        columns = ["region", "bin", "min_volume_mm3", "max_volume_mm3", "reference_lesions", "detected", "missed",
-                   "recall", "false_positives", "f1"]  # fmt: skip
+        columns = ["region", "bin", *BIN_KEYS]
         table = self.document["metrics"].get("detection_by_size") or {}
         rows = [{"region": r, "bin": bin_label(e), **e} for r, entries in table.items() for e in entries]
         return rounded_frame(rows, columns, ["region", "bin"])
@@ -156,7 +155,7 @@ def compare_segmentations(
     **parameters: Any,
 ) -> Comparison:
     """Two segmentations of one study compared (see :func:`brainmets.compare`)."""
-    modes = {"brats2025": (evaluate, VERSION), "brats2023": (evaluate_2023, VERSION_2023)}
+    modes = {"brats2025": VERSION, "brats2023": VERSION_2023}
     if metrics not in modes:
         raise ConfigError(f"metrics: {metrics!r} is not one of {', '.join(modes)}")
     settings = with_features(load_config(config), parameters)
@@ -179,15 +178,15 @@ def compare_segmentations(
     if warning:
         warnings.append(warning)
     zooms = np.linalg.norm(ref.affine[:3, :3], axis=0)
-    evaluator, follows = modes[metrics]
+    follows = modes[metrics]
     ref_labels = mets_labels(ref.label_map, ref.parameters.scheme)
-    if metrics == "brats2025":  # the table reads the evaluator's lesions: each map labelled once
+    if metrics == "brats2025":  # the table reads the evaluator's lesions and matches: each map labelled once
         parts: dict[str, dict[str, Any]] = {}
         regions = evaluate(ref_labels, moved, zooms, parts)
-    else:
-        regions, parts = evaluator(ref_labels, moved, zooms), components(ref_labels, moved)
-    table = lesion_table(parts, ref.affine, ref.label_map.shape, zooms, regions if metrics == "brats2025" else None,
-                         bins)  # fmt: skip
+        table = lesion_table(parts, ref.affine, ref.label_map.shape, zooms, regions, bins)
+    else:  # no panoptica matching: the table's own components, its panoptica columns n/a
+        regions = evaluate_2023(ref_labels, moved, zooms)
+        table = lesion_table(components(ref_labels, moved), ref.affine, ref.label_map.shape, zooms, None, bins)
     instances = [m.instances for m in measured]  # each built once: a whole-grid array
     data = [SessionLesions.from_measurement(m.features.lesions, i, m.affine, None) for m, i in zip(measured, instances)]
     lesions = lesion_agreement(ref.document, pred.document, *data, TrackingParameters.from_config(settings["followup"]))

@@ -10,13 +10,13 @@ picture is the same whatever the storage order of the voxel axes and lengths can
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from brainmets.fields import cell_number
 from brainmets.schemes import CORE_ROLES, LabelScheme, Role, role_mask
 
 #: Whole tumour (core + edema) outlined in blue, enhancing tumour filled in red, core outlined in yellow; the
@@ -116,15 +116,6 @@ class Caliper:
     ends: np.ndarray  # (2, 3)
     label: str
     colour: str
-
-
-def cell_number(value: Any) -> float | None:
-    """A table cell's number; None for n/a, text and non-finite values (which cannot be plotted)."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
 
 
 def caliper_ends(lesion: dict[str, Any], name: str) -> np.ndarray | None:

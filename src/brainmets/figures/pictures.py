@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from brainmets.figures.lesion_panel import cell_number, font
+from brainmets.fields import cell_number
+from brainmets.figures.lesion_panel import font
 
 
 def failure_figure(path: str | Path, title: str, message: str) -> None:

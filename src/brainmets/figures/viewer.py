@@ -21,7 +21,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainmets.figures.lesion_panel import COLOURS, caliper_ends, cell_number
+from brainmets.fields import cell_number
+from brainmets.figures.lesion_panel import COLOURS, caliper_ends
 from brainmets.measurement.geometry import bounding_box, crop_affine
 from brainmets.schemes import LabelScheme, Role, role_mask
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from brainmets.display import amount, count
-from brainmets.figures.pictures import cell_number
+from brainmets.fields import cell_number
 from brainmets.io import bids
 from brainmets.workflow.progress import RunOutcome, read_outcome
 
